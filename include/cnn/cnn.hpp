@@ -1,0 +1,19 @@
+// The whole library in one include.
+#pragma once
+
+#include "cnn/error.hpp"
+#include "cnn/gradient_check.hpp"
+#include "cnn/layer.hpp"
+#include "cnn/layers/conv2d.hpp"
+#include "cnn/layers/dense.hpp"
+#include "cnn/layers/flatten.hpp"
+#include "cnn/layers/pooling.hpp"
+#include "cnn/layers/relu.hpp"
+#include "cnn/reference.hpp"
+#include "cnn/tensor.hpp"
+
+namespace cnn {
+static_assert(Layer<Conv2D<float>> && Layer<Conv2D<double>>);
+static_assert(Layer<ReLU<float>> && Layer<MaxPool<float>> && Layer<MeanPool<float>>);
+static_assert(Layer<Dense<float>> && Layer<Flatten<float>>);
+}  // namespace cnn

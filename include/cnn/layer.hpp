@@ -1,0 +1,99 @@
+// The layer contract, written once as a concept.
+//
+// A layer works on batches N x C x H x W and holds its parameters only; per-call
+// buffers come from a Scratch the caller owns, so a const layer may be used by
+// many threads at once.
+//
+//   output_shape(in)   the shape forward writes for input shape `in`, or throws
+//                      cnn::shape_error naming the layer, its parameters and both shapes.
+//   forward(x, y, s)   requires y.shape() == output_shape(x.shape()); writes y. const.
+//   backward(x, y, dy, dx, s)
+//                      x, y: the input and output of the forward call; dy = dE/dy.
+//                      Writes dx = dE/dx (same shape as x) and ADDS dE/d(parameters)
+//                      into gradients(), so gradients accumulate until zeroed.
+//   parameters(), gradients()
+//                      every learnable value as one flat span, and its gradient in the same
+//                      order (empty for layers without parameters), so optimizers and
+//                      serializers need no special cases.
+//   describe()         a short text naming the layer and its hyper-parameters,
+//                      e.g. "Conv2D(1->6, 5x5, stride 1, padding 2)".
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <limits>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cnn/error.hpp"
+#include "cnn/tensor.hpp"
+
+namespace cnn {
+
+/// A growable scratch buffer reused between calls; it allocates only when a
+/// request is larger than anything asked for before.
+template <Scalar T>
+class Scratch {
+public:
+    /// `count` elements of uninitialised scratch memory, valid until the next call.
+    std::span<T> get(std::size_t count) {
+        if (count > buffer_.size()) buffer_ = Tensor<T, 1>({count});
+        return {buffer_.data(), count};
+    }
+
+private:
+    Tensor<T, 1> buffer_;
+};
+
+template <class L>
+concept Layer = requires(L& layer, const L& const_layer, const Shape<4>& shape,
+                         TensorView<const typename L::value_type, 4> in,
+                         TensorView<typename L::value_type, 4> out,
+                         Scratch<typename L::value_type>& scratch) {
+    requires Scalar<typename L::value_type>;
+    { const_layer.output_shape(shape) } -> std::same_as<Shape<4>>;
+    const_layer.forward(in, out, scratch);
+    layer.backward(in, in, in, out, scratch);
+    { layer.parameters() } -> std::same_as<std::span<typename L::value_type>>;
+    { layer.gradients() } -> std::same_as<std::span<typename L::value_type>>;
+    { const_layer.describe() } -> std::convertible_to<std::string>;
+};
+
+/// A filter, kernel or pool window size: one number for a square, or height and width.
+struct Extent2D {
+    std::ptrdiff_t height;
+    std::ptrdiff_t width;
+    template <std::integral I>
+    constexpr Extent2D(I size) noexcept  // NOLINT(google-explicit-constructor)
+        : height(static_cast<std::ptrdiff_t>(size)), width(static_cast<std::ptrdiff_t>(size)) {}
+    template <std::integral H, std::integral W>
+    constexpr Extent2D(H h, W w) noexcept : height(static_cast<std::ptrdiff_t>(h)), width(static_cast<std::ptrdiff_t>(w)) {}
+};
+
+namespace detail {
+
+/// Converts a user-given hyper-parameter to a size, rejecting values below `minimum`.
+template <std::integral I>
+std::size_t checked_parameter(I value, std::ptrdiff_t minimum, const std::string& layer, const char* what) {
+    if (std::cmp_less(value, minimum)) {
+        throw parameter_error(layer + ": " + what + " must be at least " + std::to_string(minimum) + ", got " +
+                              std::to_string(value));
+    }
+    if (std::cmp_greater(value, std::numeric_limits<std::ptrdiff_t>::max() / 2)) {
+        throw parameter_error(layer + ": " + what + " " + std::to_string(value) + " is unreasonably large");
+    }
+    return static_cast<std::size_t>(value);
+}
+
+/// Checks that a view has the shape the layer expects (a programming error in the caller otherwise).
+template <class View, std::size_t Rank>
+void expect_shape(const View& view, const Shape<Rank>& expected, const std::string& layer, const char* what) {
+    if (view.shape() != expected)
+        throw shape_error(layer + ": " + what + " has shape " + to_string(view.shape()) + ", expected " +
+                          to_string(expected));
+}
+
+}  // namespace detail
+}  // namespace cnn

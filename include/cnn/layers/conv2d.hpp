@@ -1,0 +1,102 @@
+// Conv2D: C input channels, K filters of Fh x Fw, stride S, zero padding P, bias.
+//
+// Forward (FORMULAS.md 4.3), per sample:
+//   net[k][i][j] = sum_c sum_m sum_n w[k][c][m][n] * x~[c][iS+m][jS+n] + b[k]
+// Backward (FORMULAS.md 8.2 to 8.6), per sample:
+//   dE/dx_c  = crop_P( sum_k dilate_S(delta_k) * W_{k,c} )      (full convolution, rotated filters)
+//   dE/dw    += x~_c (cross-correlated with) dilate_S(delta_k)
+//   dE/db_k  += sum_{i,j} delta[k][i][j]
+// The activation is a layer of its own (ReLU), which applies f'(net).
+#pragma once
+
+#include <span>
+#include <string>
+
+#include "cnn/kernels/conv2d.hpp"
+#include "cnn/layer.hpp"
+#include "cnn/reference/convolution.hpp"
+#include "cnn/tensor.hpp"
+
+namespace cnn {
+
+struct Conv2DOptions {
+    std::ptrdiff_t stride = 1;
+    std::ptrdiff_t padding = 0;
+};
+
+template <Scalar T>
+class Conv2D {
+public:
+    using value_type = T;
+
+    Conv2D(std::integral auto in_channels, std::integral auto filters, Extent2D kernel, Conv2DOptions options = {})
+        : channels_(detail::checked_parameter(in_channels, 1, "Conv2D", "in_channels")),
+          filters_(detail::checked_parameter(filters, 1, "Conv2D", "filters")),
+          kernel_h_(detail::checked_parameter(kernel.height, 1, "Conv2D", "kernel height")),
+          kernel_w_(detail::checked_parameter(kernel.width, 1, "Conv2D", "kernel width")),
+          stride_(detail::checked_parameter(options.stride, 1, "Conv2D", "stride")),
+          padding_(detail::checked_parameter(options.padding, 0, "Conv2D", "padding")),
+          parameters_({weight_count() + filters_}),
+          gradients_({weight_count() + filters_}) {}
+
+    [[nodiscard]] std::size_t in_channels() const noexcept { return channels_; }
+    [[nodiscard]] std::size_t filters() const noexcept { return filters_; }
+    [[nodiscard]] std::size_t kernel_height() const noexcept { return kernel_h_; }
+    [[nodiscard]] std::size_t kernel_width() const noexcept { return kernel_w_; }
+    [[nodiscard]] std::size_t stride() const noexcept { return stride_; }
+    [[nodiscard]] std::size_t padding() const noexcept { return padding_; }
+
+    [[nodiscard]] std::string describe() const {
+        return "Conv2D(" + std::to_string(channels_) + "->" + std::to_string(filters_) + ", " +
+               std::to_string(kernel_h_) + "x" + std::to_string(kernel_w_) + ", stride " + std::to_string(stride_) +
+               ", padding " + std::to_string(padding_) + ")";
+    }
+
+    [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const {
+        if (in[1] != channels_)
+            throw shape_error(describe() + " expects " + std::to_string(channels_) + " input channels, got input " +
+                              to_string(in));
+        if (kernel_h_ > in[2] + 2 * padding_ || kernel_w_ > in[3] + 2 * padding_)
+            throw shape_error(describe() + ": the " + std::to_string(kernel_h_) + "x" + std::to_string(kernel_w_) +
+                              " kernel is larger than the padded input of input " + to_string(in) + " (padded " +
+                              std::to_string(in[2] + 2 * padding_) + "x" + std::to_string(in[3] + 2 * padding_) + ")");
+        return {in[0], filters_, reference::output_extent(in[2], kernel_h_, padding_, stride_).extent,
+                reference::output_extent(in[3], kernel_w_, padding_, stride_).extent};
+    }
+
+    /// Weights, K x C x Fh x Fw, and biases, K.
+    [[nodiscard]] TensorView<T, 4> weights() noexcept { return {parameters_.data(), weight_shape()}; }
+    [[nodiscard]] TensorView<const T, 4> weights() const noexcept { return {parameters_.data(), weight_shape()}; }
+    [[nodiscard]] std::span<T> bias() noexcept { return parameters().subspan(weight_count()); }
+    [[nodiscard]] std::span<const T> bias() const noexcept { return parameters_.span().subspan(weight_count()); }
+    [[nodiscard]] TensorView<T, 4> weight_gradients() noexcept { return {gradients_.data(), weight_shape()}; }
+    [[nodiscard]] std::span<T> bias_gradients() noexcept { return gradients().subspan(weight_count()); }
+
+    [[nodiscard]] std::span<T> parameters() noexcept { return parameters_.span(); }
+    [[nodiscard]] std::span<T> gradients() noexcept { return gradients_.span(); }
+    [[nodiscard]] std::span<const T> parameters() const noexcept { return parameters_.span(); }
+
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& scratch) const {
+        detail::expect_shape(y, output_shape(x.shape()), describe(), "forward output");
+        kernels::conv2d_forward<T>(x, weights(), bias(), stride_, padding_, y, scratch);
+    }
+
+    void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
+                  TensorView<T, 4> dx, Scratch<T>& scratch) {
+        // A null dx (the first layer of a network) skips the input gradient.
+        detail::expect_shape(dy, y.shape(), describe(), "output gradient");
+        if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), describe(), "input gradient");
+        kernels::conv2d_backward<T>(x, dy, weights(), stride_, padding_, dx, weight_gradients(), bias_gradients(),
+                                    scratch);
+    }
+
+private:
+    [[nodiscard]] Shape<4> weight_shape() const noexcept { return {filters_, channels_, kernel_h_, kernel_w_}; }
+    [[nodiscard]] std::size_t weight_count() const noexcept { return element_count(weight_shape()); }
+
+    std::size_t channels_, filters_, kernel_h_, kernel_w_, stride_, padding_;
+    Tensor<T, 1> parameters_;
+    Tensor<T, 1> gradients_;
+};
+
+}  // namespace cnn

@@ -1,0 +1,37 @@
+// Flatten: N x C x H x W -> N x (C*H*W) x 1 x 1, in [channel][row][col] order
+// (FORMULAS.md section 6). Backward restores the shape.
+#pragma once
+
+#include <algorithm>
+#include <span>
+#include <string>
+
+#include "cnn/layer.hpp"
+
+namespace cnn {
+
+template <Scalar T>
+class Flatten {
+public:
+    using value_type = T;
+
+    [[nodiscard]] std::string describe() const { return "Flatten"; }
+    [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return {in[0], in[1] * in[2] * in[3], 1, 1}; }
+    [[nodiscard]] std::span<T> parameters() noexcept { return {}; }
+    [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
+
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
+        detail::expect_shape(y, output_shape(x.shape()), describe(), "forward output");
+        std::copy(x.begin(), x.end(), y.begin());
+    }
+
+    void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
+                  TensorView<T, 4> dx, Scratch<T>& /*scratch*/) {
+        if (dx.data() == nullptr) return;
+        detail::expect_shape(dy, y.shape(), describe(), "output gradient");
+        detail::expect_shape(dx, x.shape(), describe(), "input gradient");
+        std::copy(dy.begin(), dy.end(), dx.begin());
+    }
+};
+
+}  // namespace cnn

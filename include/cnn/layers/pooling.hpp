@@ -1,0 +1,93 @@
+// MaxPool and MeanPool: window nh x nw, stride S (default: the window height),
+// no padding, each channel on its own (FORMULAS.md sections 5 and 9).
+//   H2 = floor((H - nh) / S) + 1
+//   max:  y = max over the window; backward routes each delta to the window's
+//         first maximum (row-major), adding up where windows overlap.
+//   mean: y = window average; backward spreads delta / (nh nw) over the window
+//         (the Kronecker product delta (x) (1/n^2) when windows tile the input).
+#pragma once
+
+#include <span>
+#include <string>
+
+#include "cnn/layer.hpp"
+#include "cnn/reference/pooling.hpp"
+
+namespace cnn {
+
+namespace detail {
+
+enum class PoolKind { max, mean };
+
+template <Scalar T, PoolKind Kind>
+class Pool2D {
+public:
+    using value_type = T;
+
+    explicit Pool2D(Extent2D window) : Pool2D(window, window.height) {}
+    Pool2D(Extent2D window, std::integral auto stride)
+        : window_{checked_parameter(window.height, 1, name(), "window height"),
+                  checked_parameter(window.width, 1, name(), "window width")},
+          stride_(checked_parameter(stride, 1, name(), "stride")) {}
+
+    [[nodiscard]] static constexpr const char* name() noexcept { return Kind == PoolKind::max ? "MaxPool" : "MeanPool"; }
+    [[nodiscard]] reference::Window window() const noexcept { return window_; }
+    [[nodiscard]] std::size_t stride() const noexcept { return stride_; }
+
+    [[nodiscard]] std::string describe() const {
+        return std::string(name()) + "(" + std::to_string(window_.height) + "x" + std::to_string(window_.width) +
+               ", stride " + std::to_string(stride_) + ")";
+    }
+
+    [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const {
+        if (window_.height > in[2] || window_.width > in[3])
+            throw shape_error(describe() + ": the window is larger than the input " + to_string(in));
+        return {in[0], in[1], (in[2] - window_.height) / stride_ + 1, (in[3] - window_.width) / stride_ + 1};
+    }
+
+    [[nodiscard]] std::span<T> parameters() noexcept { return {}; }
+    [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
+
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
+        expect_shape(y, output_shape(x.shape()), describe(), "forward output");
+        for (std::size_t n = 0; n < x.extent(0); ++n) {
+            if constexpr (Kind == PoolKind::max)
+                reference::maxpool_forward<T>(x[n], window_, stride_, y[n]);
+            else
+                reference::meanpool_forward<T>(x[n], window_, stride_, y[n]);
+        }
+    }
+
+    void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
+                  TensorView<T, 4> dx, Scratch<T>& /*scratch*/) {
+        if (dx.data() == nullptr) return;
+        expect_shape(dy, y.shape(), describe(), "output gradient");
+        expect_shape(dx, x.shape(), describe(), "input gradient");
+        for (std::size_t n = 0; n < x.extent(0); ++n) {
+            if constexpr (Kind == PoolKind::max)
+                reference::maxpool_backward<T>(x[n], dy[n], window_, stride_, dx[n]);
+            else
+                reference::meanpool_backward<T>(dy[n], window_, stride_, dx[n]);
+        }
+    }
+
+private:
+    reference::Window window_;
+    std::size_t stride_;
+};
+
+}  // namespace detail
+
+template <Scalar T>
+class MaxPool : public detail::Pool2D<T, detail::PoolKind::max> {
+public:
+    using detail::Pool2D<T, detail::PoolKind::max>::Pool2D;
+};
+
+template <Scalar T>
+class MeanPool : public detail::Pool2D<T, detail::PoolKind::mean> {
+public:
+    using detail::Pool2D<T, detail::PoolKind::mean>::Pool2D;
+};
+
+}  // namespace cnn

@@ -1,0 +1,40 @@
+// Helpers shared by the test files.
+#pragma once
+
+#include <cnn/tensor.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+#include <sstream>
+#include <string>
+
+namespace cnn::test {
+
+/// Fills a tensor with uniform values in [low, high) from a seeded generator.
+template <Scalar T, std::size_t Rank>
+void fill_uniform(TensorView<T, Rank> tensor, std::mt19937_64& rng, double low = -1.0, double high = 1.0) {
+    std::uniform_real_distribution<double> dist(low, high);
+    for (T& value : tensor) value = static_cast<T>(dist(rng));
+}
+
+template <Scalar T, std::size_t Rank>
+Tensor<T, Rank> random_tensor(const Shape<Rank>& shape, std::mt19937_64& rng) {
+    Tensor<T, Rank> tensor(shape);
+    fill_uniform<T, Rank>(tensor, rng);
+    return tensor;
+}
+
+/// The largest |a_i - b_i| over two equally shaped tensors (infinity when shapes differ).
+template <class A, class B>
+double max_abs_difference(const A& a, const B& b) {
+    if (a.shape() != b.shape()) return INFINITY;
+    double worst = 0;
+    auto bi = b.begin();
+    for (auto ai = a.begin(); ai != a.end(); ++ai, ++bi)
+        worst = std::max(worst, std::abs(static_cast<double>(*ai) - static_cast<double>(*bi)));
+    return worst;
+}
+
+}  // namespace cnn::test
