@@ -14,11 +14,6 @@ using cnn::Tensor;
 namespace {
 
 template <class T>
-constexpr double tolerance_for() {
-    return std::is_same_v<T, float> ? 1e-5 : 1e-12;
-}
-
-template <class T>
 Tensor<T, 4> convert(const Tensor<double, 4>& source) {
     Tensor<T, 4> out(source.shape());
     std::transform(source.begin(), source.end(), out.begin(), [](double v) { return static_cast<T>(v); });
@@ -27,34 +22,70 @@ Tensor<T, 4> convert(const Tensor<double, 4>& source) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("Conv2D on a batch equals the reference on each sample", "[layers]", float, double) {
+TEMPLATE_TEST_CASE("Conv2D's fast kernels match the reference on random shapes", "[layers][kernels]", float, double) {
     std::mt19937_64 rng(5);
-    cnn::Conv2D<TestType> conv{3, 4, {3, 2}, {.stride = 2, .padding = 1}};
-    cnn::test::fill_uniform<TestType, 1>(cnn::TensorView<TestType, 1>(conv.parameters().data(), {conv.parameters().size()}), rng);
-    const auto x = cnn::test::random_tensor<TestType>(Shape<4>{3, 3, 7, 6}, rng);
-    Tensor<TestType, 4> y(conv.output_shape(x.shape()));
-    REQUIRE(y.shape() == Shape<4>{3, 4, 4, 4});
-    cnn::Scratch<TestType> scratch;
-    conv.forward(x, y, scratch);
-    for (std::size_t n = 0; n < 3; ++n) {
-        Tensor<TestType, 3> alone({4, 4, 4});
-        cnn::reference::conv2d_forward<TestType>(x[n], conv.weights(), conv.bias(), 2, 1, alone);
-        CHECK(cnn::test::max_abs_difference(y[n], alone) == 0);
-    }
+    const auto pick = [&](std::size_t low, std::size_t high) {
+        return std::uniform_int_distribution<std::size_t>(low, high)(rng);
+    };
+    for (int trial = 0; trial < 25; ++trial) {
+        const std::size_t channels = pick(1, 5), filters = pick(1, 7), fh = pick(1, 5), fw = pick(1, 5),
+                          stride = pick(1, 3), padding = pick(0, 3), batch = pick(1, 19);
+        const std::size_t height = pick(std::max<std::size_t>(1, fh), 13), width = pick(std::max<std::size_t>(1, fw), 13);
+        cnn::Conv2D<TestType> conv{channels, filters, {fh, fw},
+                                   {.stride = static_cast<std::ptrdiff_t>(stride), .padding = static_cast<std::ptrdiff_t>(padding)}};
+        INFO(conv.describe() << " on a batch of " << batch << " x " << height << "x" << width);
+        cnn::test::fill_uniform<TestType, 1>(cnn::TensorView<TestType, 1>(conv.parameters().data(), {conv.parameters().size()}), rng);
+        const auto x = cnn::test::random_tensor<TestType>(Shape<4>{batch, channels, height, width}, rng);
+        Tensor<TestType, 4> y(conv.output_shape(x.shape()));
+        cnn::Scratch<TestType> scratch;
+        conv.forward(x, y, scratch);
 
-    const auto dy = cnn::test::random_tensor<TestType>(y.shape(), rng);
-    Tensor<TestType, 4> dx(x.shape());
-    std::fill(conv.gradients().begin(), conv.gradients().end(), TestType{0});
-    conv.backward(x, y, dy, dx, scratch);
-    Tensor<TestType, 4> grad_w({4, 3, 3, 2});
-    std::vector<TestType> grad_b(4, TestType{0});
-    for (std::size_t n = 0; n < 3; ++n) {
-        Tensor<TestType, 3> alone({3, 7, 6});
-        cnn::reference::conv2d_backward_input<TestType>(dy[n], conv.weights(), 2, 1, alone);
-        CHECK(cnn::test::max_abs_difference(dx[n], alone) == 0);
-        cnn::reference::conv2d_weight_grad<TestType>(x[n], dy[n], 2, 1, grad_w, grad_b);
+        const auto dy = cnn::test::random_tensor<TestType>(y.shape(), rng);
+        Tensor<TestType, 4> dx(x.shape());
+        std::fill(conv.gradients().begin(), conv.gradients().end(), TestType{0});
+        conv.backward(x, y, dy, dx, scratch);
+
+        Tensor<TestType, 4> grad_w(conv.weights().shape());
+        std::vector<TestType> grad_b(filters, TestType{0});
+        for (std::size_t n = 0; n < batch; ++n) {
+            Tensor<TestType, 3> alone(y[n].shape());
+            cnn::reference::conv2d_forward<TestType>(x[n], conv.weights(), conv.bias(), stride, padding, alone);
+            CHECK(cnn::test::max_relative_difference(y[n], alone) <= cnn::test::kernel_tolerance<TestType>());
+            Tensor<TestType, 3> grad_x(x[n].shape());
+            cnn::reference::conv2d_backward_input<TestType>(dy[n], conv.weights(), stride, padding, grad_x);
+            CHECK(cnn::test::max_relative_difference(dx[n], grad_x) <= cnn::test::kernel_tolerance<TestType>());
+            cnn::reference::conv2d_weight_grad<TestType>(x[n], dy[n], stride, padding, grad_w, grad_b);
+        }
+        CHECK(cnn::test::max_relative_difference(conv.weight_gradients(), grad_w) <= cnn::test::kernel_tolerance<TestType>());
+        const Tensor<TestType, 1> bias_grad({filters}, std::span<const TestType>(grad_b));
+        const Tensor<TestType, 1> fast_bias_grad({filters}, std::span<const TestType>(conv.bias_gradients()));
+        CHECK(cnn::test::max_relative_difference(fast_bias_grad, bias_grad) <= cnn::test::kernel_tolerance<TestType>());
     }
-    CHECK(cnn::test::max_abs_difference(conv.weight_gradients(), grad_w) <= tolerance_for<TestType>());
+}
+
+TEMPLATE_TEST_CASE("Dense's batched kernels match the reference", "[layers][kernels]", float, double) {
+    std::mt19937_64 rng(8);
+    for (const auto [batch, in, out] : {std::array<std::size_t, 3>{1, 1, 1}, {5, 7, 3}, {33, 40, 17}, {64, 100, 10}}) {
+        cnn::Dense<TestType> dense{in, out};
+        cnn::test::fill_uniform<TestType, 1>(cnn::TensorView<TestType, 1>(dense.parameters().data(), {dense.parameters().size()}), rng);
+        const auto x = cnn::test::random_tensor<TestType>(Shape<4>{batch, in, 1, 1}, rng);
+        const auto dy = cnn::test::random_tensor<TestType>(Shape<4>{batch, out, 1, 1}, rng);
+        Tensor<TestType, 4> y({batch, out, 1, 1}), dx(x.shape());
+        cnn::Scratch<TestType> scratch;
+        dense.forward(x, y, scratch);
+        std::fill(dense.gradients().begin(), dense.gradients().end(), TestType{0});
+        dense.backward(x, y, dy, dx, scratch);
+        Tensor<TestType, 2> grad_w({out, in});
+        std::vector<TestType> grad_b(out, TestType{0});
+        for (std::size_t n = 0; n < batch; ++n) {
+            Tensor<TestType, 1> net({out}), grad_x({in});
+            cnn::reference::dense_forward<TestType>(dense.weights(), dense.bias(), x[n].span(), net.span());
+            CHECK(cnn::test::max_relative_difference(y[n].reshape(Shape<1>{out}), net) <= cnn::test::kernel_tolerance<TestType>());
+            cnn::reference::dense_backward<TestType>(dense.weights(), x[n].span(), dy[n].span(), grad_w, grad_b, grad_x.span());
+            CHECK(cnn::test::max_relative_difference(dx[n].reshape(Shape<1>{in}), grad_x) <= cnn::test::kernel_tolerance<TestType>());
+        }
+        CHECK(cnn::test::max_relative_difference(dense.weight_gradients(), grad_w) <= cnn::test::kernel_tolerance<TestType>());
+    }
 }
 
 TEMPLATE_TEST_CASE("Parameter gradients accumulate until zeroed", "[layers]", float, double) {
@@ -93,4 +124,37 @@ TEST_CASE("A float network of layers agrees with the same layers in double", "[l
     cnn::MaxPool<double>{2}.forward(r_d, p_d, sd);
     cnn::MaxPool<float>{2}.forward(r_f, p_f, sf);
     CHECK(cnn::test::max_abs_difference(p_f, p_d) <= 1e-5);
+}
+
+TEST_CASE("Results are bit-identical for any thread count", "[layers][threads]") {
+    std::mt19937_64 rng(23);
+    cnn::Conv2D<float> conv{3, 8, 3, {.stride = 2, .padding = 1}};
+    cnn::Dense<float> dense{8 * 6 * 5, 10};
+    cnn::test::fill_uniform<float, 1>(cnn::TensorView<float, 1>(conv.parameters().data(), {conv.parameters().size()}), rng);
+    cnn::test::fill_uniform<float, 1>(cnn::TensorView<float, 1>(dense.parameters().data(), {dense.parameters().size()}), rng);
+    const auto x = cnn::test::random_tensor<float>(Shape<4>{37, 3, 11, 9}, rng);
+    const auto dz = cnn::test::random_tensor<float>(Shape<4>{37, 10, 1, 1}, rng);
+
+    const auto run = [&](std::size_t threads) {
+        cnn::set_threads(threads);
+        cnn::Scratch<float> scratch;
+        Tensor<float, 4> y(conv.output_shape(x.shape())), z({37, 10, 1, 1}), dy(y.shape()), dx(x.shape());
+        std::fill(conv.gradients().begin(), conv.gradients().end(), 0.0f);
+        std::fill(dense.gradients().begin(), dense.gradients().end(), 0.0f);
+        conv.forward(x, y, scratch);
+        dense.forward(y, z, scratch);
+        dense.backward(y, z, dz, dy, scratch);
+        conv.backward(x, y, dy, dx, scratch);
+        std::vector<float> all(z.begin(), z.end());
+        all.insert(all.end(), dx.begin(), dx.end());
+        all.insert(all.end(), conv.gradients().begin(), conv.gradients().end());
+        all.insert(all.end(), dense.gradients().begin(), dense.gradients().end());
+        return all;
+    };
+    const auto one = run(1);
+    const auto three = run(3);
+    const auto two = run(2);
+    cnn::set_threads(1);
+    CHECK(one == two);
+    CHECK(one == three);
 }

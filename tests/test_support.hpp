@@ -37,4 +37,19 @@ double max_abs_difference(const A& a, const B& b) {
     return worst;
 }
 
+/// max |a_i - b_i| / max |b_i|: the difference relative to the size of the reference b.
+template <class A, class B>
+double max_relative_difference(const A& a, const B& b) {
+    double scale = 0;
+    for (auto v : b) scale = std::max(scale, std::abs(static_cast<double>(v)));
+    const double difference = max_abs_difference(a, b);
+    return scale > 0 ? difference / scale : difference;
+}
+
+/// How closely a fast kernel must match its reference twin: 1e-5 relative in float, 1e-12 in double.
+template <class T>
+constexpr double kernel_tolerance() {
+    return std::is_same_v<T, float> ? 1e-5 : 1e-12;
+}
+
 }  // namespace cnn::test

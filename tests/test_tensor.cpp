@@ -31,7 +31,7 @@ TEMPLATE_TEST_CASE("Tensor copies deeply and moves cheaply", "[tensor]", float, 
     CHECK(a.data() != c.data());
 }
 
-TEMPLATE_TEST_CASE("Views share storage; mutable views convert to const views", "[tensor]", float, double) {
+TEMPLATE_TEST_CASE("Views share storage and mutable views convert to const views", "[tensor]", float, double) {
     cnn::Tensor<TestType, 3> t({2, 2, 3}, TestType{1});
     cnn::TensorView<TestType, 3> view = t;
     view(1, 1, 2) = 5;

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "cnn/layer.hpp"
-#include "cnn/reference/dense.hpp"
+#include "cnn/kernels/dense.hpp"
 
 namespace cnn {
 
@@ -50,22 +50,18 @@ public:
     [[nodiscard]] std::span<T> gradients() noexcept { return gradients_.span(); }
     [[nodiscard]] std::span<const T> parameters() const noexcept { return parameters_.span(); }
 
-    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& scratch) const {
         detail::expect_shape(y, output_shape(x.shape()), describe(), "forward output");
-        for (std::size_t n = 0; n < x.extent(0); ++n)
-            reference::dense_forward<T>(weights(), bias(), x[n].span(), y[n].span());
+        kernels::dense_forward<T>(x.data(), x.extent(0), in_, weights(), bias(), y.data(), scratch);
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
-                  TensorView<T, 4> dx, Scratch<T>& scratch) {
+                  TensorView<T, 4> dx, Scratch<T>& /*scratch*/) {
+        // A null dx (the first layer of a network) skips the input gradient.
         detail::expect_shape(dy, y.shape(), describe(), "output gradient");
-        const bool want_dx = dx.data() != nullptr;
-        if (want_dx) detail::expect_shape(dx, x.shape(), describe(), "input gradient");
-        const std::span<T> unused_dx = want_dx ? std::span<T>{} : scratch.get(in_);
-        for (std::size_t n = 0; n < x.extent(0); ++n) {
-            reference::dense_backward<T>(weights(), x[n].span(), dy[n].span(), weight_gradients(), bias_gradients(),
-                                         want_dx ? dx[n].span() : unused_dx);
-        }
+        if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), describe(), "input gradient");
+        kernels::dense_backward<T>(x.data(), dy.data(), x.extent(0), in_, weights(), dx.data(), weight_gradients(),
+                                   bias_gradients());
     }
 
 private:
