@@ -1,16 +1,25 @@
 // The whole library in one include.
 #pragma once
 
+#include "cnn/data/dataset.hpp"
+#include "cnn/data/idx.hpp"
 #include "cnn/error.hpp"
 #include "cnn/gradient_check.hpp"
+#include "cnn/io/model.hpp"
+#include "cnn/kernels/threads.hpp"
 #include "cnn/layer.hpp"
 #include "cnn/layers/conv2d.hpp"
 #include "cnn/layers/dense.hpp"
 #include "cnn/layers/flatten.hpp"
 #include "cnn/layers/pooling.hpp"
 #include "cnn/layers/relu.hpp"
+#include "cnn/loss.hpp"
+#include "cnn/network.hpp"
+#include "cnn/optimizer.hpp"
+#include "cnn/random.hpp"
 #include "cnn/reference.hpp"
 #include "cnn/tensor.hpp"
+#include "cnn/train.hpp"
 
 namespace cnn {
 static_assert(Layer<Conv2D<float>> && Layer<Conv2D<double>>);

@@ -29,16 +29,23 @@ struct GradientCheckResult {
 };
 
 /// `loss()` evaluates E at the current values of `point`; `analytic` holds dE/d(point).
-/// Every element of `point` is perturbed in turn and restored afterwards.
+/// The elements `indices` of `point` (all of them when `indices` is empty) are perturbed
+/// in turn and restored afterwards.
 template <Scalar T, class Loss>
     requires std::invocable<Loss&> && std::convertible_to<std::invoke_result_t<Loss&>, double>
-GradientCheckResult gradient_check(Loss&& loss, std::span<T> point, std::span<const T> analytic, T epsilon = T(1e-6)) {
+GradientCheckResult gradient_check(Loss&& loss, std::span<T> point, std::span<const T> analytic, T epsilon = T(1e-6),
+                                   std::span<const std::size_t> indices = {}) {
     if (point.size() != analytic.size())
         throw shape_error("gradient_check: " + std::to_string(point.size()) + " values but " +
                           std::to_string(analytic.size()) + " analytic gradients");
     GradientCheckResult result;
     double scale = 0;
-    for (std::size_t i = 0; i < point.size(); ++i) {
+    const std::size_t checks = indices.empty() ? point.size() : indices.size();
+    for (std::size_t check = 0; check < checks; ++check) {
+        const std::size_t i = indices.empty() ? check : indices[check];
+        if (i >= point.size())
+            throw shape_error("gradient_check: index " + std::to_string(i) + " is outside the " +
+                              std::to_string(point.size()) + " values");
         const T saved = point[i];
         point[i] = saved + epsilon;
         const double plus = static_cast<double>(loss());
@@ -49,7 +56,7 @@ GradientCheckResult gradient_check(Loss&& loss, std::span<T> point, std::span<co
         const double exact = static_cast<double>(analytic[i]);
         const double difference = std::abs(exact - numeric);
         scale = std::max({scale, std::abs(exact), std::abs(numeric)});
-        if (difference > result.max_abs_error || i == 0) {
+        if (difference > result.max_abs_error || check == 0) {
             result.max_abs_error = difference;
             result.worst_index = i;
             result.worst_analytic = exact;

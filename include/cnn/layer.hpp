@@ -57,6 +57,7 @@ concept Layer = requires(L& layer, const L& const_layer, const Shape<4>& shape,
     const_layer.forward(in, out, scratch);
     layer.backward(in, in, in, out, scratch);
     { layer.parameters() } -> std::same_as<std::span<typename L::value_type>>;
+    { const_layer.parameters() } -> std::same_as<std::span<const typename L::value_type>>;
     { layer.gradients() } -> std::same_as<std::span<typename L::value_type>>;
     { const_layer.describe() } -> std::convertible_to<std::string>;
 };

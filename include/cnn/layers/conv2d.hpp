@@ -45,6 +45,9 @@ public:
     [[nodiscard]] std::size_t kernel_width() const noexcept { return kernel_w_; }
     [[nodiscard]] std::size_t stride() const noexcept { return stride_; }
     [[nodiscard]] std::size_t padding() const noexcept { return padding_; }
+    /// Inputs and outputs each weight connects, for weight initialisation.
+    [[nodiscard]] std::size_t fan_in() const noexcept { return channels_ * kernel_h_ * kernel_w_; }
+    [[nodiscard]] std::size_t fan_out() const noexcept { return filters_ * kernel_h_ * kernel_w_; }
 
     [[nodiscard]] std::string describe() const {
         return "Conv2D(" + std::to_string(channels_) + "->" + std::to_string(filters_) + ", " +

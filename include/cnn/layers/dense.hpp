@@ -25,6 +25,9 @@ public:
 
     [[nodiscard]] std::size_t in_features() const noexcept { return in_; }
     [[nodiscard]] std::size_t out_features() const noexcept { return out_; }
+    /// Inputs and outputs each weight connects, for weight initialisation.
+    [[nodiscard]] std::size_t fan_in() const noexcept { return in_; }
+    [[nodiscard]] std::size_t fan_out() const noexcept { return out_; }
 
     [[nodiscard]] std::string describe() const {
         return "Dense(" + std::to_string(in_) + "->" + std::to_string(out_) + ")";

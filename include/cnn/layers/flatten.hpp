@@ -18,6 +18,7 @@ public:
     [[nodiscard]] std::string describe() const { return "Flatten"; }
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return {in[0], in[1] * in[2] * in[3], 1, 1}; }
     [[nodiscard]] std::span<T> parameters() noexcept { return {}; }
+    [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
     [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {

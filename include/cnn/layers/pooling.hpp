@@ -46,6 +46,7 @@ public:
     }
 
     [[nodiscard]] std::span<T> parameters() noexcept { return {}; }
+    [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
     [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {

@@ -17,6 +17,7 @@ public:
     [[nodiscard]] std::string describe() const { return "ReLU"; }
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return in; }
     [[nodiscard]] std::span<T> parameters() noexcept { return {}; }
+    [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
     [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {

@@ -1,0 +1,142 @@
+// Helpers shared by the example programs: command-line flags, the data-set
+// location, class names and the model metadata.
+#pragma once
+
+#include <cnn/cnn.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace examples {
+
+inline const char* default_data_directory = "/usr/share/datasets/fashion-mnist";
+
+/// "--name value" flags and positional arguments.
+class Arguments {
+public:
+    Arguments(int argc, char** argv, const std::vector<std::string>& switches = {}) {
+        for (int i = 1; i < argc; ++i) {
+            const std::string arg = argv[i];
+            if (arg.rfind("--", 0) == 0) {
+                const std::string name = arg.substr(2);
+                const auto equals = name.find('=');
+                if (equals != std::string::npos) {
+                    values_[name.substr(0, equals)] = name.substr(equals + 1);
+                } else if (std::find(switches.begin(), switches.end(), name) != switches.end()) {
+                    values_[name] = "1";
+                } else {
+                    if (i + 1 >= argc) throw std::invalid_argument("--" + name + " needs a value");
+                    values_[name] = argv[++i];
+                }
+            } else {
+                positional_.push_back(arg);
+            }
+        }
+    }
+
+    [[nodiscard]] bool has(const std::string& name) const { return values_.count(name) != 0; }
+    [[nodiscard]] std::string text(const std::string& name, const std::string& fallback) {
+        used_.push_back(name);
+        return has(name) ? values_.at(name) : fallback;
+    }
+    [[nodiscard]] double number(const std::string& name, double fallback) {
+        const std::string value = text(name, "");
+        if (value.empty()) return fallback;
+        std::size_t end = 0;
+        double result = 0;
+        try {
+            result = std::stod(value, &end);
+        } catch (const std::exception&) {
+            end = 0;
+        }
+        if (end != value.size()) throw std::invalid_argument("--" + name + " takes a number, got '" + value + "'");
+        return result;
+    }
+    [[nodiscard]] std::size_t count(const std::string& name, std::size_t fallback) {
+        const double value = number(name, static_cast<double>(fallback));
+        if (value < 0 || value != static_cast<double>(static_cast<std::size_t>(value)))
+            throw std::invalid_argument("--" + name + " takes a whole number >= 0, got " + text(name, ""));
+        return static_cast<std::size_t>(value);
+    }
+    [[nodiscard]] bool flag(const std::string& name) {
+        used_.push_back(name);
+        return has(name);
+    }
+    [[nodiscard]] const std::vector<std::string>& positional() const { return positional_; }
+
+    /// Throws for a flag no one asked about (a typo should not be silently ignored).
+    void reject_unknown() const {
+        for (const auto& [name, value] : values_)
+            if (std::find(used_.begin(), used_.end(), name) == used_.end())
+                throw std::invalid_argument("unknown flag --" + name + " (see --help)");
+    }
+
+private:
+    std::map<std::string, std::string> values_;
+    std::vector<std::string> positional_;
+    std::vector<std::string> used_;
+};
+
+inline std::vector<std::string> class_names_for(const std::filesystem::path& data_directory) {
+    if (data_directory.string().find("fashion") != std::string::npos)
+        return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+    return {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+}
+
+/// Loads `prefix` ("train" or "t10k") from the directory, or explains how to get the data.
+inline cnn::Dataset load_split(const std::filesystem::path& directory, const std::string& prefix) {
+    if (!std::filesystem::is_directory(directory)) {
+        std::ostringstream message;
+        message << "no data set in " << directory.string() << ".\n";
+        if (directory == default_data_directory)
+            message << "Install Fashion-MNIST with:  sudo apt-get install dataset-fashion-mnist\n";
+        message << "or pass --data DIR with the four MNIST-style IDX files (train-images-idx3-ubyte[.gz], ...)";
+        throw std::runtime_error(message.str());
+    }
+    return cnn::load_mnist(directory, prefix);
+}
+
+/// key=value lines, as stored in the model file's metadata.
+inline std::map<std::string, std::string> parse_metadata(const std::string& text) {
+    std::map<std::string, std::string> entries;
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        const auto equals = line.find('=');
+        if (equals != std::string::npos) entries[line.substr(0, equals)] = line.substr(equals + 1);
+    }
+    return entries;
+}
+
+inline std::vector<std::string> split(const std::string& text, char separator) {
+    std::vector<std::string> parts;
+    std::string part;
+    std::istringstream in(text);
+    while (std::getline(in, part, separator)) parts.push_back(part);
+    return parts;
+}
+
+inline void print_confusion(std::ostream& out, const cnn::Evaluation& result, const std::vector<std::string>& names) {
+    out << "confusion matrix (rows: true class, columns: predicted)\n";
+    out << std::string(14, ' ');
+    for (std::size_t j = 0; j < result.classes; ++j) out << std::setw(6) << j;
+    out << "   recall\n";
+    for (std::size_t i = 0; i < result.classes; ++i) {
+        std::size_t row_total = 0;
+        for (std::size_t j = 0; j < result.classes; ++j) row_total += result.count(i, j);
+        const std::string name = i < names.size() ? names[i] : std::to_string(i);
+        out << std::setw(2) << i << " " << std::left << std::setw(11) << name.substr(0, 11) << std::right;
+        for (std::size_t j = 0; j < result.classes; ++j) out << std::setw(6) << result.count(i, j);
+        out << std::setw(9) << std::fixed << std::setprecision(3)
+            << (row_total ? static_cast<double>(result.count(i, i)) / static_cast<double>(row_total) : 0.0) << "\n";
+    }
+    out.unsetf(std::ios::fixed);
+}
+
+}  // namespace examples

@@ -1,0 +1,199 @@
+// mnist_train: trains LeNet-5 or a wider CNN on an MNIST-style data set (by
+// default Debian's Fashion-MNIST), then reports the test accuracy, prints the
+// confusion matrix, writes the training curves as SVG and saves the model.
+#include <cnn/cnn.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "common.hpp"
+#include "networks.hpp"
+#include "svg_plot.hpp"
+
+namespace {
+
+const char* usage = R"(usage: mnist_train [flags]
+
+  --data DIR          the four IDX files, raw or .gz (default /usr/share/datasets/fashion-mnist)
+  --net NAME          lenet (LeNet-5, ReLU, max pooling; default) or wide (conv32-pool-conv64-pool-dense128)
+  --epochs N          passes over the training set (default 15)
+  --batch N           mini-batch size (default 64)
+  --optimizer NAME    sgd, nesterov (default) or adam
+  --lr X              base learning rate (default 0.05 for sgd/nesterov, 0.001 for adam)
+  --momentum X        momentum of sgd/nesterov (default 0.9)
+  --weight-decay X    L2 weight decay (default 0.0005)
+  --schedule NAME     cosine (default), step (x0.1 every third of the epochs) or constant
+  --validation F      hold out this fraction of the training set to validate on (default 0)
+  --patience N        with --validation: stop after N epochs without improvement (default 0: never)
+  --seed N            seed of the weights and the shuffling (default 1)
+  --threads N         threads for the kernels (default: all cores)
+  --limit N           use only the first N training images (quick runs)
+  --output PATH       the model file (default model-NET.cnn); the curves go next to it as .svg
+)";
+
+std::string format_duration(double seconds) {
+    std::ostringstream out;
+    const auto total = static_cast<long>(seconds + 0.5);
+    if (total >= 3600) out << total / 3600 << "h";
+    out << std::setw(total >= 3600 ? 2 : 1) << std::setfill('0') << (total / 60) % 60 << ":" << std::setw(2)
+        << total % 60;
+    return out.str();
+}
+
+struct Settings {
+    std::filesystem::path data;
+    std::string net_name, optimizer, schedule;
+    std::size_t epochs, batch, seed, threads, limit, patience;
+    double lr, momentum, weight_decay, validation;
+    std::filesystem::path output;
+};
+
+template <class Net, class Optimizer>
+int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dataset& train_set,
+          const cnn::Dataset& test_set) {
+    const bool terminal = ::isatty(STDOUT_FILENO) != 0;
+    const auto names = examples::class_names_for(settings.data);
+    const cnn::Normalization normalization = train_set.pixel_statistics();
+
+    cnn::Random rng{settings.seed};
+    net.initialize(rng);
+    std::cout << net.summary(train_set.batch_shape(settings.batch));
+    std::cout << "training on " << train_set.size() << " images of " << settings.data.string() << " with "
+              << settings.optimizer << " (lr " << settings.lr << "), batch " << settings.batch << ", "
+              << settings.epochs << " epochs, " << cnn::threads() << " thread(s)\n";
+
+    cnn::FitOptions options;
+    options.epochs = settings.epochs;
+    options.batch_size = settings.batch;
+    options.normalization = normalization;
+    options.validation_fraction = settings.validation;
+    options.early_stopping_patience = settings.patience;
+    options.monitor_data = &test_set;
+    if (settings.schedule == "cosine")
+        options.schedule = cnn::Schedule::cosine();
+    else if (settings.schedule == "step")
+        options.schedule = cnn::Schedule::step(std::max<std::size_t>(1, (settings.epochs + 2) / 3), 0.1);
+    else if (settings.schedule != "constant")
+        throw std::invalid_argument("--schedule takes cosine, step or constant, got " + settings.schedule);
+
+    auto last_draw = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+    options.on_batch = [&](const cnn::BatchReport& r) {
+        if (!terminal) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (r.step != r.steps && now - last_draw < std::chrono::milliseconds(100)) return;
+        last_draw = now;
+        const double fraction = static_cast<double>(r.step) / static_cast<double>(r.steps);
+        const int filled = static_cast<int>(fraction * 30);
+        const double rate = static_cast<double>(r.images) / std::max(r.seconds, 1e-9);
+        std::printf("\repoch %zu/%zu [%s%s] %3.0f%%  %6.0f img/s  loss %.4f  acc %.4f  ETA %s   ", r.epoch, r.epochs,
+                    std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                    std::string(static_cast<std::size_t>(30 - filled), '.').c_str(), fraction * 100, rate,
+                    r.running_loss, r.running_accuracy, format_duration(r.seconds / fraction - r.seconds).c_str());
+        std::fflush(stdout);
+    };
+    options.on_epoch = [&](const cnn::EpochReport& r) {
+        if (terminal) std::printf("\r%s\r", std::string(110, ' ').c_str());
+        std::printf("epoch %zu/%zu  lr %.5f  train loss %.4f acc %.4f", r.epoch, r.epochs, r.learning_rate,
+                    r.train_loss, r.train_accuracy);
+        if (r.validation) std::printf("  val loss %.4f acc %.4f", r.validation->loss, r.validation->accuracy);
+        if (r.monitor) std::printf("  test loss %.4f acc %.4f", r.monitor->loss, r.monitor->accuracy);
+        std::printf("  %.1fs (%.0f img/s)\n", r.seconds,
+                    static_cast<double>(train_set.size()) * (1 - settings.validation) / r.train_seconds);
+        std::fflush(stdout);
+    };
+
+    const auto started = std::chrono::steady_clock::now();
+    const cnn::History history = cnn::fit(net, optimizer, train_set, rng, options);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (history.stopped_early)
+        std::cout << "stopped early; restored the weights of epoch " << history.best_epoch << "\n";
+    std::cout << "trained in " << format_duration(seconds) << " (" << std::fixed << std::setprecision(1) << seconds
+              << " s)\n";
+    std::cout.unsetf(std::ios::fixed);
+
+    const cnn::Evaluation result = cnn::evaluate(net, test_set, normalization);
+    examples::print_confusion(std::cout, result, names);
+
+    std::ostringstream metadata;
+    metadata << std::setprecision(17) << "net=" << settings.net_name << "\nnormalization_mean=" << normalization.mean
+             << "\nnormalization_deviation=" << normalization.deviation << "\nclasses=";
+    for (std::size_t i = 0; i < names.size(); ++i) metadata << (i ? "," : "") << names[i];
+    metadata << "\ntest_accuracy=" << result.accuracy << "\n";
+    cnn::save_model(net, settings.output, metadata.str());
+
+    std::vector<examples::Series> loss{{"train", "#1f77b4", {}}, {"test", "#d62728", {}}};
+    std::vector<examples::Series> accuracy{{"train", "#1f77b4", {}}, {"test", "#d62728", {}}};
+    for (const cnn::EpochReport& r : history.epochs) {
+        loss[0].values.push_back(r.train_loss);
+        accuracy[0].values.push_back(r.train_accuracy);
+        loss[1].values.push_back(r.monitor->loss);
+        accuracy[1].values.push_back(r.monitor->accuracy);
+    }
+    std::filesystem::path curves = settings.output;
+    curves.replace_extension(".svg");
+    examples::write_training_curves(curves, settings.net_name + " on " + settings.data.filename().string(), loss,
+                                    accuracy);
+    std::cout << "model saved to " << settings.output.string() << ", training curves to " << curves.string() << "\n";
+    std::printf("test accuracy: %.4f\n", result.accuracy);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    examples::Arguments args(argc, argv, {"help"});
+    if (args.flag("help")) {
+        std::cout << usage;
+        return 0;
+    }
+    Settings s;
+    s.data = args.text("data", examples::default_data_directory);
+    s.net_name = args.text("net", "lenet");
+    s.epochs = args.count("epochs", 15);
+    s.batch = args.count("batch", 64);
+    s.optimizer = args.text("optimizer", "nesterov");
+    s.lr = args.number("lr", s.optimizer == "adam" ? 0.001 : 0.05);
+    s.momentum = args.number("momentum", 0.9);
+    s.weight_decay = args.number("weight-decay", 0.0005);
+    s.schedule = args.text("schedule", "cosine");
+    s.validation = args.number("validation", 0.0);
+    s.patience = args.count("patience", 0);
+    s.seed = args.count("seed", 1);
+    s.threads = args.count("threads", std::max(1u, std::thread::hardware_concurrency()));
+    s.limit = args.count("limit", 0);
+    s.output = args.text("output", "model-" + s.net_name + ".cnn");
+    args.reject_unknown();
+    if (!args.positional().empty()) throw std::invalid_argument("unexpected argument '" + args.positional()[0] + "'");
+    if (s.batch == 0 || s.epochs == 0) throw std::invalid_argument("--batch and --epochs must be at least 1");
+    cnn::set_threads(std::max<std::size_t>(1, s.threads));
+
+    const cnn::Dataset train_set = examples::load_split(s.data, "train").head(s.limit);
+    const cnn::Dataset test_set = examples::load_split(s.data, "t10k");
+
+    int status = 0;
+    const auto run = [&](auto net) {
+        using T = typename decltype(net)::value_type;
+        if (s.optimizer == "adam")
+            status = train(std::move(net), cnn::Adam<T>{{.learning_rate = s.lr, .weight_decay = s.weight_decay}}, s,
+                           train_set, test_set);
+        else if (s.optimizer == "sgd" || s.optimizer == "nesterov")
+            status = train(std::move(net),
+                           cnn::SGD<T>{{.learning_rate = s.lr, .momentum = s.momentum,
+                                        .nesterov = s.optimizer == "nesterov", .weight_decay = s.weight_decay}},
+                           s, train_set, test_set);
+        else
+            throw std::invalid_argument("--optimizer takes sgd, nesterov or adam, got " + s.optimizer);
+    };
+    if (!examples::with_network(s.net_name, run))
+        throw std::invalid_argument("--net takes lenet or wide, got " + s.net_name);
+    return status;
+} catch (const std::exception& e) {
+    std::cerr << "mnist_train: " << e.what() << "\n";
+    return 1;
+}

@@ -1,0 +1,56 @@
+// The networks of the MNIST-style examples, for 1 x 28 x 28 inputs and 10 classes.
+#pragma once
+
+#include <cnn/cnn.hpp>
+
+#include <string>
+
+namespace examples {
+
+/// LeNet-5 (LeCun et al. 1998) with ReLU and max pooling.
+inline auto make_lenet() {
+    using T = float;
+    return cnn::Sequential{cnn::Conv2D<T>{1, 6, 5, {.padding = 2}},  // 6 x 28 x 28
+                           cnn::ReLU<T>{},
+                           cnn::MaxPool<T>{2},                        // 6 x 14 x 14
+                           cnn::Conv2D<T>{6, 16, 5},                  // 16 x 10 x 10
+                           cnn::ReLU<T>{},
+                           cnn::MaxPool<T>{2},                        // 16 x 5 x 5
+                           cnn::Flatten<T>{},
+                           cnn::Dense<T>{400, 120},
+                           cnn::ReLU<T>{},
+                           cnn::Dense<T>{120, 84},
+                           cnn::ReLU<T>{},
+                           cnn::Dense<T>{84, 10}};
+}
+
+/// A wider CNN: conv 32 3x3 -> pool -> conv 64 3x3 -> pool -> dense 128 -> 10.
+inline auto make_wide() {
+    using T = float;
+    return cnn::Sequential{cnn::Conv2D<T>{1, 32, 3, {.padding = 1}},  // 32 x 28 x 28
+                           cnn::ReLU<T>{},
+                           cnn::MaxPool<T>{2},                         // 32 x 14 x 14
+                           cnn::Conv2D<T>{32, 64, 3, {.padding = 1}},  // 64 x 14 x 14
+                           cnn::ReLU<T>{},
+                           cnn::MaxPool<T>{2},                         // 64 x 7 x 7
+                           cnn::Flatten<T>{},
+                           cnn::Dense<T>{64 * 7 * 7, 128},
+                           cnn::ReLU<T>{},
+                           cnn::Dense<T>{128, 10}};
+}
+
+/// Calls f(net) with a freshly built network named `name` ("lenet" or "wide"); false if unknown.
+template <class F>
+bool with_network(const std::string& name, F&& f) {
+    if (name == "lenet") {
+        f(make_lenet());
+        return true;
+    }
+    if (name == "wide") {
+        f(make_wide());
+        return true;
+    }
+    return false;
+}
+
+}  // namespace examples

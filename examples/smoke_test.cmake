@@ -1,0 +1,33 @@
+# mnist_train on 2,000 Fashion-MNIST images for one epoch, then mnist_predict on
+# the saved model: the model, the curves and the same accuracy must come out.
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+execute_process(COMMAND "${TRAIN}" --limit 2000 --epochs 1 --threads 2 --output "${WORK_DIR}/model.cnn"
+                OUTPUT_VARIABLE train_output RESULT_VARIABLE result)
+if(result)
+    message(FATAL_ERROR "mnist_train failed (${result}):\n${train_output}")
+endif()
+foreach(file model.cnn model.svg)
+    if(NOT EXISTS "${WORK_DIR}/${file}")
+        message(FATAL_ERROR "mnist_train wrote no ${file}")
+    endif()
+endforeach()
+string(REGEX MATCH "test accuracy: ([0-9.]+)\n$" last_line "${train_output}")
+if(NOT last_line)
+    message(FATAL_ERROR "the last line of mnist_train is not 'test accuracy: X':\n${train_output}")
+endif()
+set(trained_accuracy "${CMAKE_MATCH_1}")
+if(trained_accuracy LESS 0.6)
+    message(FATAL_ERROR "one epoch on 2,000 images reached only ${trained_accuracy}")
+endif()
+
+execute_process(COMMAND "${PREDICT}" "${WORK_DIR}/model.cnn" --threads 1
+                OUTPUT_VARIABLE predict_output RESULT_VARIABLE result)
+if(result)
+    message(FATAL_ERROR "mnist_predict failed (${result}):\n${predict_output}")
+endif()
+string(REGEX MATCH "test accuracy: ([0-9.]+)\n$" last_line "${predict_output}")
+if(NOT CMAKE_MATCH_1 STREQUAL trained_accuracy)
+    message(FATAL_ERROR "mnist_predict reports ${CMAKE_MATCH_1}, mnist_train reported ${trained_accuracy}")
+endif()
+message(STATUS "trained and reloaded: test accuracy ${trained_accuracy} both times")

@@ -1,0 +1,140 @@
+// Image classification data sets in the MNIST style. Images stay as bytes
+// (60,000 28x28 images cost 47 MB, not 188 MB as float) and are converted per
+// batch: scaled to [0, 1], or standardised with a mean and deviation.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <numeric>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cnn/data/idx.hpp"
+#include "cnn/random.hpp"
+#include "cnn/tensor.hpp"
+
+namespace cnn {
+
+/// How bytes become network inputs: x = (byte / 255 - mean) / deviation.
+/// The default (0, 1) scales to [0, 1].
+struct Normalization {
+    double mean = 0.0;
+    double deviation = 1.0;
+};
+
+struct Dataset {
+    std::vector<std::uint8_t> images;  ///< count x rows x cols, row-major
+    std::vector<std::uint8_t> labels;  ///< count, each below classes
+    std::size_t count = 0, rows = 0, cols = 0, classes = 0;
+
+    [[nodiscard]] std::size_t size() const noexcept { return count; }
+    [[nodiscard]] Shape<4> batch_shape(std::size_t batch) const noexcept { return {batch, 1, rows, cols}; }
+
+    /// The mean and standard deviation of all pixels (as byte / 255): the standardisation
+    /// to use for this set and everything evaluated with a model trained on it.
+    [[nodiscard]] Normalization pixel_statistics() const {
+        double sum = 0, squares = 0;
+        for (std::uint8_t byte : images) {
+            const double value = byte / 255.0;
+            sum += value;
+            squares += value * value;
+        }
+        const double n = static_cast<double>(images.size());
+        const double mean = sum / n;
+        return {mean, std::sqrt(std::max(squares / n - mean * mean, 1e-12))};
+    }
+
+    /// Writes the images `indices` into x (batch x 1 x rows x cols) and their labels.
+    template <Scalar T>
+    void fill_batch(std::span<const std::size_t> indices, TensorView<T, 4> x, std::span<std::uint32_t> batch_labels,
+                    Normalization normalization = {}) const {
+        const std::size_t pixels = rows * cols;
+        const T scale = static_cast<T>(1.0 / (255.0 * normalization.deviation));
+        const T shift = static_cast<T>(normalization.mean / normalization.deviation);
+        for (std::size_t b = 0; b < indices.size(); ++b) {
+            const std::uint8_t* image = images.data() + indices[b] * pixels;
+            T* out = x.data() + b * pixels;
+            for (std::size_t p = 0; p < pixels; ++p) out[p] = static_cast<T>(image[p]) * scale - shift;
+            batch_labels[b] = labels[indices[b]];
+        }
+    }
+
+    /// The samples `indices`, copied into a data set of their own.
+    [[nodiscard]] Dataset subset(std::span<const std::size_t> indices) const {
+        Dataset part{{}, {}, indices.size(), rows, cols, classes};
+        const std::size_t pixels = rows * cols;
+        part.images.reserve(indices.size() * pixels);
+        for (std::size_t index : indices) {
+            part.images.insert(part.images.end(), images.begin() + static_cast<std::ptrdiff_t>(index * pixels),
+                               images.begin() + static_cast<std::ptrdiff_t>((index + 1) * pixels));
+            part.labels.push_back(labels[index]);
+        }
+        return part;
+    }
+
+    /// The first `limit` samples (all of them when limit is 0 or larger than the set).
+    [[nodiscard]] Dataset head(std::size_t limit) const {
+        if (limit == 0 || limit >= count) return *this;
+        std::vector<std::size_t> indices(limit);
+        std::iota(indices.begin(), indices.end(), std::size_t{0});
+        return subset(indices);
+    }
+};
+
+/// Loads an image file (rank 3: count x rows x cols) and a label file (rank 1: count).
+/// Checks that the counts agree and every label is below `classes`.
+inline Dataset load_idx_dataset(const std::filesystem::path& image_path, const std::filesystem::path& label_path,
+                                std::size_t classes = 10) {
+    IdxArray image_file = read_idx(image_path, 3);
+    IdxArray label_file = read_idx(label_path, 1);
+    Dataset data;
+    data.count = image_file.dimensions[0];
+    data.rows = image_file.dimensions[1];
+    data.cols = image_file.dimensions[2];
+    data.classes = classes;
+    if (label_file.dimensions[0] != data.count)
+        throw data_error(label_path.string() + ": holds " + std::to_string(label_file.dimensions[0]) + " labels, but " +
+                         image_path.string() + " holds " + std::to_string(data.count) + " images");
+    for (std::size_t i = 0; i < label_file.values.size(); ++i)
+        if (label_file.values[i] >= classes)
+            throw data_error(label_path.string() + ": label " + std::to_string(label_file.values[i]) + " of sample " +
+                             std::to_string(i) + " (offset " + std::to_string(8 + i) + ") is not below the " +
+                             std::to_string(classes) + " classes");
+    data.images = std::move(image_file.values);
+    data.labels = std::move(label_file.values);
+    return data;
+}
+
+/// The file `stem` in `directory`, raw or with ".gz" (the raw one first).
+inline std::filesystem::path find_idx_file(const std::filesystem::path& directory, const std::string& stem) {
+    for (const std::string& name : {stem, stem + ".gz"})
+        if (std::filesystem::exists(directory / name)) return directory / name;
+    throw data_error((directory / stem).string() + "(.gz): no such file");
+}
+
+/// Loads the MNIST layout of `directory`: `prefix`-images-idx3-ubyte and `prefix`-labels-idx1-ubyte,
+/// raw or gzip, with prefix "train" or "t10k".
+inline Dataset load_mnist(const std::filesystem::path& directory, const std::string& prefix, std::size_t classes = 10) {
+    return load_idx_dataset(find_idx_file(directory, prefix + "-images-idx3-ubyte"),
+                            find_idx_file(directory, prefix + "-labels-idx1-ubyte"), classes);
+}
+
+/// Writes an IDX file of unsigned bytes (used by tests and tools to make data sets).
+inline void write_idx(const std::filesystem::path& path, const std::vector<std::size_t>& dimensions,
+                      std::span<const std::uint8_t> values) {
+    std::ofstream file(path, std::ios::binary | std::ios::trunc);
+    if (!file) throw data_error(path.string() + ": cannot create: " + std::strerror(errno));
+    const std::uint8_t magic[4] = {0, 0, 0x08, static_cast<std::uint8_t>(dimensions.size())};
+    file.write(reinterpret_cast<const char*>(magic), 4);
+    for (std::size_t extent : dimensions) {
+        const std::uint8_t bytes[4] = {static_cast<std::uint8_t>(extent >> 24), static_cast<std::uint8_t>(extent >> 16),
+                                       static_cast<std::uint8_t>(extent >> 8), static_cast<std::uint8_t>(extent)};
+        file.write(reinterpret_cast<const char*>(bytes), 4);
+    }
+    file.write(reinterpret_cast<const char*>(values.data()), static_cast<std::streamsize>(values.size()));
+    if (!file) throw data_error(path.string() + ": write failed");
+}
+
+}  // namespace cnn

@@ -1,0 +1,222 @@
+// Reading IDX files, the format of MNIST and Fashion-MNIST, raw or gzip-compressed.
+//
+//   bytes 0-1   0x00 0x00
+//   byte  2     element type: 0x08 unsigned byte (the only type this reader takes)
+//   byte  3     rank r
+//   then        r dimensions, 32-bit big-endian, then the elements, row-major.
+//
+// The header is checked against the file before anything large is allocated:
+// a truncated or corrupt file, or a header that claims more data than the file
+// can hold, gives a cnn::data_error naming the file and what was expected.
+// Gzip needs zlib: define CNN_WITH_ZLIB and link zlib (CMake: link cnn::gzip).
+// Without it raw files still load and a .gz file gets an error saying so.
+#pragma once
+
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cnn/error.hpp"
+
+#if defined(CNN_WITH_ZLIB)
+#include <zlib.h>
+#endif
+
+namespace cnn {
+
+/// A data file that cannot be read: the message names the file and what was wrong.
+struct data_error : error {
+    using error::error;
+};
+
+struct IdxArray {
+    std::vector<std::size_t> dimensions;
+    std::vector<std::uint8_t> values;  ///< row-major
+};
+
+/// True when this build can read gzip-compressed files.
+constexpr bool idx_gzip_supported() noexcept {
+#if defined(CNN_WITH_ZLIB)
+    return true;
+#else
+    return false;
+#endif
+}
+
+namespace detail {
+
+/// Deflate cannot compress better than about 1032:1, so a gzip file of n bytes
+/// holds at most this many bytes; a header claiming more is corrupt.
+inline std::uint64_t gzip_capacity(std::uint64_t compressed_size) { return compressed_size * 1032 + 4096; }
+
+class ByteSource {
+public:
+    virtual ~ByteSource() = default;
+    /// Reads up to `count` bytes; returns how many were read (fewer only at the end).
+    virtual std::size_t read(std::uint8_t* out, std::size_t count) = 0;
+};
+
+class RawSource final : public ByteSource {
+public:
+    explicit RawSource(const std::filesystem::path& path) : file_(path, std::ios::binary) {}
+    [[nodiscard]] bool is_open() const { return file_.is_open(); }
+    std::size_t read(std::uint8_t* out, std::size_t count) override {
+        file_.read(reinterpret_cast<char*>(out), static_cast<std::streamsize>(count));
+        return static_cast<std::size_t>(file_.gcount());
+    }
+
+private:
+    std::ifstream file_;
+};
+
+#if defined(CNN_WITH_ZLIB)
+class GzipSource final : public ByteSource {
+public:
+    explicit GzipSource(const std::filesystem::path& path) : path_(path), file_(gzopen(path.c_str(), "rb")) {
+        if (file_ == nullptr) throw data_error(path_.string() + ": cannot open: " + std::strerror(errno));
+        gzbuffer(file_, 1 << 17);
+    }
+    ~GzipSource() override { gzclose(file_); }
+    GzipSource(const GzipSource&) = delete;
+    GzipSource& operator=(const GzipSource&) = delete;
+
+    std::size_t read(std::uint8_t* out, std::size_t count) override {
+        std::size_t done = 0;
+        while (done < count) {
+            const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(count - done, 1u << 30));
+            const int got = gzread(file_, out + done, chunk);
+            if (got < 0) {
+                int code = 0;
+                const char* message = gzerror(file_, &code);
+                throw data_error(path_.string() + ": corrupt gzip stream after " + std::to_string(offset_ + done) +
+                                 " uncompressed bytes (" + message + ")");
+            }
+            if (got == 0) break;
+            done += static_cast<std::size_t>(got);
+        }
+        offset_ += done;
+        return done;
+    }
+
+private:
+    std::filesystem::path path_;
+    gzFile file_;
+    std::uint64_t offset_ = 0;
+};
+#endif
+
+inline std::string hex_byte(std::uint8_t byte) {
+    char text[5];
+    std::snprintf(text, sizeof text, "0x%02x", byte);
+    return text;
+}
+
+inline std::string element_type_name(std::uint8_t code) {
+    switch (code) {
+        case 0x08: return "unsigned byte";
+        case 0x09: return "signed byte";
+        case 0x0B: return "16-bit integer";
+        case 0x0C: return "32-bit integer";
+        case 0x0D: return "float";
+        case 0x0E: return "double";
+        default: return "unknown";
+    }
+}
+
+}  // namespace detail
+
+/// Reads an IDX file of unsigned bytes whose rank must be `expected_rank`.
+inline IdxArray read_idx(const std::filesystem::path& path, std::size_t expected_rank) {
+    const std::string name = path.string();
+    std::error_code status_error;
+    const auto status = std::filesystem::status(path, status_error);
+    if (!std::filesystem::exists(status)) throw data_error(name + ": no such file");
+    if (std::filesystem::is_directory(status)) throw data_error(name + ": is a directory, not an IDX file");
+    const std::uint64_t file_size = std::filesystem::file_size(path, status_error);
+    if (status_error) throw data_error(name + ": cannot read its size: " + status_error.message());
+
+    std::array<std::uint8_t, 2> signature{};
+    {
+        detail::RawSource probe(path);
+        if (!probe.is_open()) throw data_error(name + ": cannot open: " + std::strerror(errno));
+        if (probe.read(signature.data(), 2) < 2 && file_size >= 2)
+            throw data_error(name + ": cannot read: " + std::strerror(errno));
+    }
+    const bool gzip = file_size >= 2 && signature[0] == 0x1f && signature[1] == 0x8b;
+
+    std::unique_ptr<detail::ByteSource> source;
+    if (gzip) {
+#if defined(CNN_WITH_ZLIB)
+        source = std::make_unique<detail::GzipSource>(path);
+#else
+        throw data_error(name + ": is gzip-compressed, and this program was built without zlib; "
+                                "decompress it (gunzip) or build with zlib (CMake target cnn::gzip)");
+#endif
+    } else {
+        auto raw = std::make_unique<detail::RawSource>(path);
+        if (!raw->is_open()) throw data_error(name + ": cannot open: " + std::strerror(errno));
+        source = std::move(raw);
+    }
+    const std::string what = gzip ? " (after decompression)" : "";
+
+    std::array<std::uint8_t, 4> magic{};
+    const std::size_t got = source->read(magic.data(), 4);
+    if (got == 0) throw data_error(name + ": is empty; expected an IDX header");
+    if (got < 4) throw data_error(name + ": ends after " + std::to_string(got) + " bytes; an IDX header has at least 4");
+    if (magic[0] != 0 || magic[1] != 0)
+        throw data_error(name + ": not an IDX file: the first two bytes" + what + " are " + std::to_string(magic[0]) +
+                         " " + std::to_string(magic[1]) + ", expected 0 0");
+    if (magic[2] != 0x08)
+        throw data_error(name + ": element type " + detail::hex_byte(magic[2]) + " (" +
+                         detail::element_type_name(magic[2]) + ") at offset 2; expected 0x08 (unsigned byte)");
+    if (magic[3] != expected_rank)
+        throw data_error(name + ": rank " + std::to_string(magic[3]) + " at offset 3; expected " +
+                         std::to_string(expected_rank));
+
+    IdxArray array;
+    std::uint64_t count = 1;
+    for (std::size_t axis = 0; axis < expected_rank; ++axis) {
+        std::array<std::uint8_t, 4> bytes{};
+        if (source->read(bytes.data(), 4) < 4)
+            throw data_error(name + ": ends inside the header, in dimension " + std::to_string(axis) + " at offset " +
+                             std::to_string(4 + 4 * axis) + what);
+        const std::uint64_t extent = (std::uint64_t{bytes[0]} << 24) | (std::uint64_t{bytes[1]} << 16) |
+                                     (std::uint64_t{bytes[2]} << 8) | std::uint64_t{bytes[3]};
+        if (extent == 0)
+            throw data_error(name + ": dimension " + std::to_string(axis) + " (offset " + std::to_string(4 + 4 * axis) +
+                             ") is 0");
+        if (count > std::numeric_limits<std::uint64_t>::max() / extent)
+            throw data_error(name + ": the dimensions overflow when multiplied");
+        count *= extent;
+        array.dimensions.push_back(static_cast<std::size_t>(extent));
+    }
+    const std::uint64_t header = 4 + 4 * expected_rank;
+    if (!gzip && file_size - header != count)
+        throw data_error(name + ": the header claims " + std::to_string(count) + " bytes of data, the file holds " +
+                         std::to_string(file_size - header) + (file_size - header < count ? " (truncated)" : ""));
+    if (gzip && count > detail::gzip_capacity(file_size))
+        throw data_error(name + ": the header claims " + std::to_string(count) + " bytes of data, more than a " +
+                         std::to_string(file_size) + "-byte gzip file can hold");
+    if (count > std::numeric_limits<std::size_t>::max() / 2)
+        throw data_error(name + ": the header claims " + std::to_string(count) + " bytes, too many to hold");
+
+    array.values.resize(static_cast<std::size_t>(count));
+    const std::size_t read = source->read(array.values.data(), array.values.size());
+    if (read < count)
+        throw data_error(name + ": ends after " + std::to_string(read) + " of the " + std::to_string(count) +
+                         " data bytes the header claims" + what + " (truncated)");
+    std::uint8_t extra = 0;
+    if (source->read(&extra, 1) != 0)
+        throw data_error(name + ": has data after the " + std::to_string(count) + " bytes the header claims" + what);
+    return array;
+}
+
+}  // namespace cnn

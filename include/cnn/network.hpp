@@ -1,0 +1,246 @@
+// Sequential<Layers...>: the layer graph. It holds its layers by value, in data
+// order, and runs forward over them and backward in reverse, with no virtual
+// calls. Shapes are inferred from the input shape; per-call buffers live in a
+// Workspace the caller owns, so forward on a const network is thread-safe (one
+// workspace per thread) and the batch size may change between calls.
+//
+//   cnn::Sequential net{cnn::Conv2D<float>{1, 6, 5, {.padding = 2}}, cnn::ReLU<float>{}, ...};
+//   cnn::Random rng{42};
+//   net.initialize(rng);                         // He (default) or Xavier/Glorot
+//   decltype(net)::Workspace ws;
+//   auto logits = net.forward(x, ws);            // x: N x C x H x W
+//   net.backward(d_logits, ws);                  // adds into every layer's gradients
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <iomanip>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "cnn/error.hpp"
+#include "cnn/layer.hpp"
+#include "cnn/random.hpp"
+#include "cnn/tensor.hpp"
+
+namespace cnn {
+
+enum class Init {
+    he,      ///< weights ~ N(0, 2 / fan_in): for layers followed by ReLU
+    xavier,  ///< weights ~ U(+-sqrt(6 / (fan_in + fan_out))): Glorot and Bengio
+};
+
+/// One layer's learnable values and their gradients, in the same order.
+template <Scalar T>
+struct ParameterGroup {
+    std::span<T> values;
+    std::span<T> gradients;
+};
+
+namespace detail {
+/// The value type of the first layer, or void when it is no layer (the static_assert in
+/// Sequential then reports the mistake once, without a cascade of follow-up errors).
+template <class... Layers>
+struct SequentialValueType {
+    using type = void;
+};
+template <Layer First, class... Rest>
+struct SequentialValueType<First, Rest...> {
+    using type = typename First::value_type;
+};
+}  // namespace detail
+
+template <class... Layers>
+class Sequential {
+    static_assert(sizeof...(Layers) > 0, "cnn::Sequential needs at least one layer");
+    static_assert((Layer<Layers> && ...),
+                  "cnn::Sequential: every argument must be a layer, a type that satisfies the cnn::Layer concept "
+                  "(output_shape, forward, backward, parameters, gradients, describe; see cnn/layer.hpp)");
+
+public:
+    using value_type = typename detail::SequentialValueType<Layers...>::type;
+    static_assert((std::is_same_v<typename Layers::value_type, value_type> && ...),
+                  "cnn::Sequential: every layer must use the same number type (all float or all double)");
+    static constexpr std::size_t layer_count = sizeof...(Layers);
+
+    /// Buffers of one forward/backward pass. Reused across calls: they grow to the
+    /// largest batch seen and are never reallocated for smaller or equal ones.
+    class Workspace {
+    public:
+        Workspace() = default;
+
+    private:
+        friend class Sequential;
+        std::array<Tensor<value_type, 4>, layer_count> outputs_;
+        std::array<Tensor<value_type, 4>, layer_count> gradients_;  // dE/d(input) of layer i, i >= 1
+        Scratch<value_type> scratch_;
+        TensorView<const value_type, 4> input_;
+        std::array<Shape<4>, layer_count + 1> shapes_{};
+        bool has_shapes_ = false;
+    };
+
+    explicit Sequential(Layers... layers) : layers_(std::move(layers)...) {}
+
+    template <std::size_t I>
+    [[nodiscard]] auto& layer() noexcept {
+        return std::get<I>(layers_);
+    }
+    template <std::size_t I>
+    [[nodiscard]] const auto& layer() const noexcept {
+        return std::get<I>(layers_);
+    }
+
+    /// Calls f(index, layer) for every layer in data order.
+    template <class F>
+    void for_each_layer(F&& f) {
+        for_each_impl(layers_, f);
+    }
+    template <class F>
+    void for_each_layer(F&& f) const {
+        for_each_impl(layers_, f);
+    }
+
+    /// The input shape followed by every layer's output shape. Throws cnn::shape_error
+    /// naming the first layer (index and description) that cannot take its input.
+    [[nodiscard]] std::array<Shape<4>, layer_count + 1> shapes(const Shape<4>& input) const {
+        std::array<Shape<4>, layer_count + 1> result{};
+        result[0] = input;
+        for_each_layer([&](std::size_t index, const auto& layer) {
+            try {
+                result[index + 1] = layer.output_shape(result[index]);
+            } catch (const shape_error& e) {
+                throw shape_error("layer " + std::to_string(index) + ": " + e.what());
+            }
+        });
+        return result;
+    }
+
+    [[nodiscard]] Shape<4> output_shape(const Shape<4>& input) const { return shapes(input)[layer_count]; }
+
+    /// Runs every layer on x; the result stays valid until the next call with `workspace`.
+    /// x must stay alive and unchanged until backward() is done with it.
+    TensorView<const value_type, 4> forward(TensorView<const value_type, 4> x, Workspace& workspace) const {
+        prepare(x.shape(), workspace);
+        workspace.input_ = x;
+        for_each_layer([&](std::size_t index, const auto& layer) {
+            layer.forward(index == 0 ? x : workspace.outputs_[index - 1].view(), workspace.outputs_[index].view(),
+                          workspace.scratch_);
+        });
+        return workspace.outputs_[layer_count - 1].view();
+    }
+
+    /// Back-propagates d_output = dE/d(network output) through the pass that `workspace`
+    /// holds, adding every layer's parameter gradients. The first layer's input gradient
+    /// is not computed.
+    void backward(TensorView<const value_type, 4> d_output, Workspace& workspace) {
+        if (!workspace.has_shapes_)
+            throw shape_error("Sequential::backward: the workspace holds no forward pass");
+        if (d_output.shape() != workspace.shapes_[layer_count])
+            throw shape_error("Sequential::backward: the output gradient has shape " + to_string(d_output.shape()) +
+                              ", the network's output has shape " + to_string(workspace.shapes_[layer_count]));
+        backward_impl<layer_count - 1>(d_output, workspace);
+    }
+
+    /// Sets every gradient to zero.
+    void zero_gradients() {
+        for_each_layer([](std::size_t, auto& layer) {
+            std::fill(layer.gradients().begin(), layer.gradients().end(), value_type{0});
+        });
+    }
+
+    /// Every layer that has parameters, in data order.
+    [[nodiscard]] std::vector<ParameterGroup<value_type>> parameter_groups() {
+        std::vector<ParameterGroup<value_type>> groups;
+        for_each_layer([&](std::size_t, auto& layer) {
+            if (!layer.parameters().empty()) groups.push_back({layer.parameters(), layer.gradients()});
+        });
+        return groups;
+    }
+
+    [[nodiscard]] std::size_t parameter_count() const {
+        std::size_t count = 0;
+        for_each_layer([&](std::size_t, const auto& layer) { count += layer.parameters().size(); });
+        return count;
+    }
+
+    /// Draws every weight from `rng` (biases start at 0).
+    void initialize(Random& rng, Init scheme = Init::he) {
+        for_each_layer([&](std::size_t, auto& layer) {
+            if constexpr (requires { layer.fan_in(); layer.fan_out(); layer.bias(); }) {
+                const auto fan_in = static_cast<double>(layer.fan_in());
+                const auto fan_out = static_cast<double>(layer.fan_out());
+                const std::span<value_type> all = layer.parameters();
+                const std::size_t weight_count = all.size() - layer.bias().size();
+                const double he_std = std::sqrt(2.0 / fan_in), limit = std::sqrt(6.0 / (fan_in + fan_out));
+                for (std::size_t i = 0; i < weight_count; ++i)
+                    all[i] = static_cast<value_type>(scheme == Init::he ? he_std * rng.normal()
+                                                                        : rng.uniform(-limit, limit));
+                std::fill(all.begin() + static_cast<std::ptrdiff_t>(weight_count), all.end(), value_type{0});
+            }
+        });
+    }
+
+    /// A table of the layers, their output shapes and parameter counts, for input shape `input`.
+    [[nodiscard]] std::string summary(const Shape<4>& input) const {
+        const auto all = shapes(input);
+        std::ostringstream out;
+        out << std::left << std::setw(4) << "#" << std::setw(44) << "layer" << std::setw(20) << "output shape"
+            << std::right << std::setw(12) << "parameters" << "\n";
+        out << std::string(80, '-') << "\n";
+        for_each_layer([&](std::size_t index, const auto& layer) {
+            out << std::left << std::setw(4) << index << std::setw(44) << layer.describe() << std::setw(20)
+                << to_string(all[index + 1]) << std::right << std::setw(12) << layer.parameters().size() << "\n";
+        });
+        out << std::string(80, '-') << "\n";
+        out << "input " << to_string(input) << ", " << parameter_count() << " parameters\n";
+        return out.str();
+    }
+
+    /// One line per layer: the architecture as the model file records it.
+    [[nodiscard]] std::string architecture() const {
+        std::string text;
+        for_each_layer([&](std::size_t, const auto& layer) { text += layer.describe() + "\n"; });
+        return text;
+    }
+
+private:
+    template <class Tuple, class F, std::size_t... I>
+    static void for_each_impl(Tuple& layers, F& f, std::index_sequence<I...>) {
+        (f(I, std::get<I>(layers)), ...);
+    }
+    template <class Tuple, class F>
+    static void for_each_impl(Tuple& layers, F& f) {
+        for_each_impl(layers, f, std::make_index_sequence<layer_count>{});
+    }
+
+    void prepare(const Shape<4>& input, Workspace& workspace) const {
+        if (workspace.has_shapes_ && workspace.shapes_[0] == input) return;
+        workspace.shapes_ = shapes(input);
+        workspace.has_shapes_ = true;
+        for (std::size_t i = 0; i < layer_count; ++i) {
+            workspace.outputs_[i].resize(workspace.shapes_[i + 1]);
+            if (i > 0) workspace.gradients_[i].resize(workspace.shapes_[i]);
+        }
+    }
+
+    template <std::size_t I>
+    void backward_impl(TensorView<const value_type, 4> d_output, Workspace& workspace) {
+        auto& layer = std::get<I>(layers_);
+        const TensorView<const value_type, 4> input = I == 0 ? workspace.input_ : workspace.outputs_[I - 1].view();
+        const TensorView<value_type, 4> d_input = I == 0 ? TensorView<value_type, 4>{} : workspace.gradients_[I].view();
+        layer.backward(input, workspace.outputs_[I].view(), d_output, d_input, workspace.scratch_);
+        if constexpr (I > 0) backward_impl<I - 1>(workspace.gradients_[I].view(), workspace);
+    }
+
+    std::tuple<Layers...> layers_;
+};
+
+template <class... Layers>
+Sequential(Layers...) -> Sequential<Layers...>;
+
+}  // namespace cnn

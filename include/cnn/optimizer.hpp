@@ -1,0 +1,184 @@
+// Optimizers and learning-rate schedules. An optimizer updates every
+// ParameterGroup from its gradients; its state (velocities, moments) is sized on
+// the first step and reused after that.
+//
+// SGD (PyTorch's convention), with g = dE/dw + weight_decay * w:
+//   plain:     w <- w - lr g                       (FORMULAS.md section 7)
+//   momentum:  v <- mu v + g;   w <- w - lr v
+//   Nesterov:  v <- mu v + g;   w <- w - lr (g + mu v)
+// Adam (Kingma and Ba), with t the step count:
+//   m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+//   w <- w - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <numbers>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cnn/error.hpp"
+#include "cnn/network.hpp"
+
+namespace cnn {
+
+struct SGDOptions {
+    double learning_rate = 0.01;
+    double momentum = 0.0;
+    bool nesterov = false;
+    double weight_decay = 0.0;
+};
+
+struct AdamOptions {
+    double learning_rate = 0.001;
+    double beta1 = 0.9;
+    double beta2 = 0.999;
+    double epsilon = 1e-8;
+    double weight_decay = 0.0;
+};
+
+namespace detail {
+inline void check_rate(double value, const char* optimizer, const char* what) {
+    if (!(value >= 0.0) || !std::isfinite(value))
+        throw parameter_error(std::string(optimizer) + ": " + what + " must be a finite number >= 0, got " +
+                              std::to_string(value));
+}
+
+template <Scalar T>
+void size_state(std::vector<std::vector<T>>& state, std::span<const ParameterGroup<T>> groups) {
+    if (state.size() == groups.size()) return;
+    state.clear();
+    for (const auto& group : groups) state.emplace_back(group.values.size(), T{0});
+}
+}  // namespace detail
+
+template <Scalar T>
+class SGD {
+public:
+    explicit SGD(SGDOptions options = {}) : options_(options) {
+        detail::check_rate(options.learning_rate, "SGD", "learning_rate");
+        detail::check_rate(options.momentum, "SGD", "momentum");
+        detail::check_rate(options.weight_decay, "SGD", "weight_decay");
+        if (options.nesterov && options.momentum == 0.0)
+            throw parameter_error("SGD: Nesterov momentum needs a momentum above 0");
+    }
+
+    [[nodiscard]] double learning_rate() const noexcept { return options_.learning_rate; }
+    void set_learning_rate(double rate) {
+        detail::check_rate(rate, "SGD", "learning_rate");
+        options_.learning_rate = rate;
+    }
+    [[nodiscard]] const SGDOptions& options() const noexcept { return options_; }
+
+    void step(std::span<const ParameterGroup<T>> groups) {
+        const T lr = static_cast<T>(options_.learning_rate), mu = static_cast<T>(options_.momentum),
+                decay = static_cast<T>(options_.weight_decay);
+        if (options_.momentum != 0.0) detail::size_state(velocity_, groups);
+        for (std::size_t g = 0; g < groups.size(); ++g) {
+            const std::span<T> w = groups[g].values;
+            const std::span<const T> grad = groups[g].gradients;
+            if (options_.momentum == 0.0) {
+                for (std::size_t i = 0; i < w.size(); ++i) w[i] -= lr * (grad[i] + decay * w[i]);
+                continue;
+            }
+            T* v = velocity_[g].data();
+            for (std::size_t i = 0; i < w.size(); ++i) {
+                const T gi = grad[i] + decay * w[i];
+                v[i] = mu * v[i] + gi;
+                w[i] -= lr * (options_.nesterov ? gi + mu * v[i] : v[i]);
+            }
+        }
+    }
+
+    /// The velocities, for checkpoints.
+    [[nodiscard]] std::vector<std::vector<T>>& state() noexcept { return velocity_; }
+
+private:
+    SGDOptions options_;
+    std::vector<std::vector<T>> velocity_;
+};
+
+template <Scalar T>
+class Adam {
+public:
+    explicit Adam(AdamOptions options = {}) : options_(options) {
+        detail::check_rate(options.learning_rate, "Adam", "learning_rate");
+        detail::check_rate(options.weight_decay, "Adam", "weight_decay");
+        if (!(options.beta1 >= 0 && options.beta1 < 1) || !(options.beta2 >= 0 && options.beta2 < 1))
+            throw parameter_error("Adam: beta1 and beta2 must lie in [0, 1)");
+        if (!(options.epsilon > 0)) throw parameter_error("Adam: epsilon must be above 0");
+    }
+
+    [[nodiscard]] double learning_rate() const noexcept { return options_.learning_rate; }
+    void set_learning_rate(double rate) {
+        detail::check_rate(rate, "Adam", "learning_rate");
+        options_.learning_rate = rate;
+    }
+    [[nodiscard]] const AdamOptions& options() const noexcept { return options_; }
+
+    void step(std::span<const ParameterGroup<T>> groups) {
+        detail::size_state(first_, groups);
+        detail::size_state(second_, groups);
+        ++steps_;
+        const double correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
+        const double correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
+        const T step_size = static_cast<T>(options_.learning_rate / correction1);
+        const T root_correction2 = static_cast<T>(std::sqrt(correction2));
+        const T b1 = static_cast<T>(options_.beta1), b2 = static_cast<T>(options_.beta2),
+                eps = static_cast<T>(options_.epsilon), decay = static_cast<T>(options_.weight_decay);
+        for (std::size_t g = 0; g < groups.size(); ++g) {
+            const std::span<T> w = groups[g].values;
+            const std::span<const T> grad = groups[g].gradients;
+            T* m = first_[g].data();
+            T* v = second_[g].data();
+            for (std::size_t i = 0; i < w.size(); ++i) {
+                const T gi = grad[i] + decay * w[i];
+                m[i] = b1 * m[i] + (T{1} - b1) * gi;
+                v[i] = b2 * v[i] + (T{1} - b2) * gi * gi;
+                w[i] -= step_size * m[i] / (std::sqrt(v[i]) / root_correction2 + eps);
+            }
+        }
+    }
+
+    [[nodiscard]] std::vector<std::vector<T>>& first_moments() noexcept { return first_; }
+    [[nodiscard]] std::vector<std::vector<T>>& second_moments() noexcept { return second_; }
+    [[nodiscard]] std::size_t& step_count() noexcept { return steps_; }
+
+private:
+    AdamOptions options_;
+    std::vector<std::vector<T>> first_, second_;
+    std::size_t steps_ = 0;
+};
+
+/// The learning rate for each epoch, from the optimizer's base rate.
+struct Schedule {
+    enum class Kind { constant, step, cosine };
+    Kind kind = Kind::constant;
+    std::size_t step_every = 10;  ///< step decay: epochs between drops
+    double step_factor = 0.1;     ///< step decay: multiplier at each drop
+    double minimum = 0.0;         ///< cosine: the rate reached at the last epoch
+
+    static Schedule constant() { return {}; }
+    /// lr(e) = base * factor^floor(e / every)
+    static Schedule step(std::size_t every, double factor) { return {Kind::step, every, factor, 0.0}; }
+    /// lr(e) = minimum + (base - minimum) (1 + cos(pi e / epochs)) / 2
+    static Schedule cosine(double minimum = 0.0) { return {Kind::cosine, 10, 0.1, minimum}; }
+
+    /// The rate for epoch `epoch` (0-based) of `epochs`.
+    [[nodiscard]] double rate(double base, std::size_t epoch, std::size_t epochs) const {
+        switch (kind) {
+            case Kind::constant:
+                return base;
+            case Kind::step:
+                return base * std::pow(step_factor, static_cast<double>(epoch / std::max<std::size_t>(step_every, 1)));
+            case Kind::cosine: {
+                const double progress = static_cast<double>(epoch) / static_cast<double>(std::max<std::size_t>(epochs, 1));
+                return minimum + (base - minimum) * (1.0 + std::cos(std::numbers::pi * progress)) / 2.0;
+            }
+        }
+        return base;
+    }
+};
+
+}  // namespace cnn

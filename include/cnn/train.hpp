@@ -1,0 +1,245 @@
+// The training loop and evaluation for image classification.
+//
+//   cnn::Random rng{42};
+//   net.initialize(rng);
+//   cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9}};
+//   auto history = cnn::fit(net, sgd, train, rng, {.epochs = 10, .batch_size = 64});
+//   auto result = cnn::evaluate(net, test);      // loss, accuracy, confusion matrix
+//
+// Each epoch shuffles the training samples with `rng`, runs forward, softmax
+// cross-entropy, backward and an optimizer step per mini-batch, and reports
+// through the callbacks. Buffers are sized on the first batch and reused. If the
+// loss stops being a finite number, fit throws cnn::training_error naming the
+// epoch and step instead of training on garbage.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cnn/data/dataset.hpp"
+#include "cnn/error.hpp"
+#include "cnn/loss.hpp"
+#include "cnn/network.hpp"
+#include "cnn/optimizer.hpp"
+#include "cnn/random.hpp"
+
+namespace cnn {
+
+/// Training went wrong (the loss became NaN or infinite).
+struct training_error : error {
+    using error::error;
+};
+
+struct Evaluation {
+    double loss = 0;
+    double accuracy = 0;
+    std::size_t classes = 0;
+    std::vector<std::size_t> confusion;  ///< classes x classes: row = true class, column = predicted
+
+    [[nodiscard]] std::size_t count(std::size_t actual, std::size_t predicted) const {
+        return confusion[actual * classes + predicted];
+    }
+};
+
+/// Loss, accuracy and confusion matrix of `net` on `data`.
+template <class Net>
+Evaluation evaluate(const Net& net, const Dataset& data, Normalization normalization = {},
+                    std::size_t batch_size = 256) {
+    using T = typename Net::value_type;
+    Evaluation result;
+    result.classes = data.classes;
+    result.confusion.assign(data.classes * data.classes, 0);
+    if (data.size() == 0) return result;
+    typename Net::Workspace workspace;
+    batch_size = std::min(batch_size, data.size());
+    Tensor<T, 4> x(data.batch_shape(batch_size));
+    Tensor<T, 4> delta;
+    std::vector<std::uint32_t> labels(batch_size);
+    std::vector<std::size_t> indices(batch_size);
+    double total_loss = 0;
+    std::size_t correct = 0;
+    for (std::size_t first = 0; first < data.size(); first += batch_size) {
+        const std::size_t n = std::min(batch_size, data.size() - first);
+        for (std::size_t i = 0; i < n; ++i) indices[i] = first + i;
+        x.resize(data.batch_shape(n));
+        data.fill_batch<T>({indices.data(), n}, x.view(), {labels.data(), n}, normalization);
+        const auto output = net.forward(x.view(), workspace);
+        delta.resize(output.shape());
+        total_loss += softmax_cross_entropy<T>(output, {labels.data(), n}, delta.view()) * static_cast<double>(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::uint32_t predicted = predicted_class<T>(output, i);
+            correct += predicted == labels[i];
+            ++result.confusion[labels[i] * data.classes + predicted];
+        }
+    }
+    result.loss = total_loss / static_cast<double>(data.size());
+    result.accuracy = static_cast<double>(correct) / static_cast<double>(data.size());
+    return result;
+}
+
+struct BatchReport {
+    std::size_t epoch, epochs;  ///< 1-based
+    std::size_t step, steps;    ///< 1-based step within the epoch
+    double loss;                ///< of this batch
+    double running_loss;        ///< mean over the epoch so far
+    double running_accuracy;
+    std::size_t images;  ///< images seen this epoch
+    double learning_rate;
+    double seconds;  ///< since the epoch started
+};
+
+struct EpochReport {
+    std::size_t epoch = 0, epochs = 0;  ///< 1-based
+    double train_loss = 0, train_accuracy = 0;
+    std::optional<Evaluation> validation;  ///< on the validation split, when there is one
+    std::optional<Evaluation> monitor;     ///< on FitOptions::monitor_data, when given
+    double learning_rate = 0;
+    double train_seconds = 0;  ///< the training steps alone
+    double seconds = 0;        ///< with the evaluations
+};
+
+struct FitOptions {
+    std::size_t epochs = 10;
+    std::size_t batch_size = 64;
+    Schedule schedule = {};
+    Normalization normalization = {};
+    /// Fraction of the training samples held out (after one shuffle) to validate on.
+    double validation_fraction = 0.0;
+    /// With a validation split: stop after this many epochs without a lower validation
+    /// loss, and restore the best weights (0: never stop early).
+    std::size_t early_stopping_patience = 0;
+    /// A data set evaluated after every epoch for the record only (e.g. the test set
+    /// for training curves); it never influences training.
+    const Dataset* monitor_data = nullptr;
+    std::function<void(const BatchReport&)> on_batch;
+    std::function<void(const EpochReport&)> on_epoch;
+    /// Polled after every batch; returning true ends training after that batch.
+    std::function<bool()> should_stop;
+};
+
+struct History {
+    std::vector<EpochReport> epochs;
+    bool stopped_early = false;  ///< by early stopping (the best weights were restored)
+    bool interrupted = false;    ///< by should_stop
+    std::size_t best_epoch = 0;  ///< 1-based, with early stopping
+};
+
+/// Trains `net` on `train` with `optimizer`; `rng` shuffles the samples.
+template <class Net, class Optimizer>
+History fit(Net& net, Optimizer& optimizer, const Dataset& train, Random& rng, const FitOptions& options) {
+    using T = typename Net::value_type;
+    using Clock = std::chrono::steady_clock;
+    if (options.batch_size == 0) throw parameter_error("fit: batch_size must be at least 1");
+    if (!(options.validation_fraction >= 0.0 && options.validation_fraction < 1.0))
+        throw parameter_error("fit: validation_fraction must lie in [0, 1)");
+
+    std::vector<std::size_t> order(train.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::optional<Dataset> validation;
+    if (options.validation_fraction > 0) {
+        for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+        const auto held_out = static_cast<std::size_t>(options.validation_fraction * static_cast<double>(order.size()));
+        validation = train.subset({order.data() + order.size() - held_out, held_out});
+        order.resize(order.size() - held_out);
+    }
+    if (order.empty()) throw parameter_error("fit: no training samples");
+
+    const std::size_t batch_size = std::min(options.batch_size, order.size());
+    const std::size_t steps = (order.size() + batch_size - 1) / batch_size;
+    const auto groups = net.parameter_groups();
+    typename Net::Workspace workspace;
+    Tensor<T, 4> x(train.batch_shape(batch_size));
+    Tensor<T, 4> delta;
+    std::vector<std::uint32_t> labels(batch_size);
+    const double base_rate = optimizer.learning_rate();
+
+    History history;
+    double best_loss = INFINITY;
+    std::vector<T> best_parameters;
+    std::size_t epochs_without_improvement = 0;
+
+    for (std::size_t epoch = 0; epoch < options.epochs; ++epoch) {
+        const auto started = Clock::now();
+        const double rate = options.schedule.rate(base_rate, epoch, options.epochs);
+        optimizer.set_learning_rate(rate);
+        for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+
+        double loss_sum = 0;
+        std::size_t correct = 0, seen = 0;
+        for (std::size_t step = 0; step < steps; ++step) {
+            const std::size_t first = step * batch_size, n = std::min(batch_size, order.size() - first);
+            x.resize(train.batch_shape(n));
+            train.fill_batch<T>({order.data() + first, n}, x.view(), {labels.data(), n}, options.normalization);
+
+            const auto output = net.forward(x.view(), workspace);
+            delta.resize(output.shape());
+            const double loss = softmax_cross_entropy<T>(output, {labels.data(), n}, delta.view());
+            if (!std::isfinite(loss)) {
+                std::ostringstream message;
+                message << "training diverged: the loss became " << loss << " at epoch " << epoch + 1 << ", step "
+                        << step + 1 << " (learning rate " << rate << "); try a lower learning rate";
+                throw training_error(message.str());
+            }
+            for (std::size_t i = 0; i < n; ++i) correct += predicted_class<T>(output, i) == labels[i];
+            net.zero_gradients();
+            net.backward(delta.view(), workspace);
+            optimizer.step(groups);
+
+            loss_sum += loss * static_cast<double>(n);
+            seen += n;
+            if (options.on_batch) {
+                options.on_batch({epoch + 1, options.epochs, step + 1, steps, loss, loss_sum / static_cast<double>(seen),
+                                  static_cast<double>(correct) / static_cast<double>(seen), seen, rate,
+                                  std::chrono::duration<double>(Clock::now() - started).count()});
+            }
+            if (options.should_stop && options.should_stop()) {
+                history.interrupted = true;
+                break;
+            }
+        }
+
+        EpochReport report;
+        report.epoch = epoch + 1;
+        report.epochs = options.epochs;
+        report.train_loss = loss_sum / static_cast<double>(std::max<std::size_t>(seen, 1));
+        report.train_accuracy = static_cast<double>(correct) / static_cast<double>(std::max<std::size_t>(seen, 1));
+        report.learning_rate = rate;
+        report.train_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+        if (validation) report.validation = evaluate(net, *validation, options.normalization);
+        if (options.monitor_data) report.monitor = evaluate(net, *options.monitor_data, options.normalization);
+        report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+        history.epochs.push_back(report);
+        if (options.on_epoch) options.on_epoch(report);
+        if (history.interrupted) break;
+
+        if (validation && options.early_stopping_patience > 0) {
+            if (report.validation->loss < best_loss) {
+                best_loss = report.validation->loss;
+                history.best_epoch = epoch + 1;
+                epochs_without_improvement = 0;
+                best_parameters.clear();
+                for (const auto& group : groups) best_parameters.insert(best_parameters.end(), group.values.begin(), group.values.end());
+            } else if (++epochs_without_improvement >= options.early_stopping_patience) {
+                std::size_t offset = 0;
+                for (const auto& group : groups) {
+                    std::copy_n(best_parameters.begin() + static_cast<std::ptrdiff_t>(offset), group.values.size(),
+                                group.values.begin());
+                    offset += group.values.size();
+                }
+                history.stopped_early = true;
+                break;
+            }
+        }
+    }
+    optimizer.set_learning_rate(base_rate);
+    return history;
+}
+
+}  // namespace cnn

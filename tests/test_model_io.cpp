@@ -1,0 +1,155 @@
+// Saving and loading models: bit-identical round trips, and a clear error (with
+// the network left unchanged) for every kind of bad file.
+#include <cnn/cnn.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+using cnn::Shape;
+using cnn::Tensor;
+
+namespace {
+
+template <class T>
+auto make_small(std::size_t filters = 3) {
+    return cnn::Sequential{cnn::Conv2D<T>{1, filters, 3, {.padding = 1}}, cnn::ReLU<T>{}, cnn::MaxPool<T>{2},
+                           cnn::Flatten<T>{}, cnn::Dense<T>{filters * 16, 4}};
+}
+
+fs::path scratch_directory(const std::string& name) {
+    const fs::path dir = fs::temp_directory_path() / ("cnn-tests-" + std::to_string(::getpid())) / name;
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    return dir;
+}
+
+std::vector<std::uint8_t> read_all(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_all(const fs::path& path, const std::vector<std::uint8_t>& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+template <class Net>
+std::vector<typename Net::value_type> all_parameters(Net& net) {
+    std::vector<typename Net::value_type> values;
+    for (const auto& group : net.parameter_groups()) values.insert(values.end(), group.values.begin(), group.values.end());
+    return values;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("save -> load -> predict is bit-identical", "[io]", float, double) {
+    const fs::path dir = scratch_directory("roundtrip");
+    auto net = make_small<TestType>();
+    cnn::Random rng{9};
+    net.initialize(rng);
+    cnn::save_model(net, dir / "model.cnn", "note=hello\n");
+
+    auto loaded = make_small<TestType>();
+    CHECK(cnn::load_model(loaded, dir / "model.cnn") == "note=hello\n");
+    CHECK(all_parameters(loaded) == all_parameters(net));
+
+    std::mt19937_64 values(1);
+    const auto x = cnn::test::random_tensor<TestType>(Shape<4>{5, 1, 8, 8}, values);
+    typename decltype(net)::Workspace a, b;
+    const Tensor<TestType, 4> expected(net.forward(x, a));
+    const Tensor<TestType, 4> actual(loaded.forward(x, b));
+    CHECK(std::equal(expected.begin(), expected.end(), actual.begin()));
+    // Saving again gives the same bytes, and leaves no temporary file behind.
+    cnn::save_model(loaded, dir / "again.cnn", "note=hello\n");
+    CHECK(read_all(dir / "again.cnn") == read_all(dir / "model.cnn"));
+    CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}) == 2);
+}
+
+TEST_CASE("Saving replaces the old model whole", "[io]") {
+    const fs::path dir = scratch_directory("replace");
+    auto net = make_small<float>();
+    cnn::Random rng{1};
+    net.initialize(rng);
+    cnn::save_model(net, dir / "model.cnn");
+    net.initialize(rng);
+    cnn::save_model(net, dir / "model.cnn");
+    auto loaded = make_small<float>();
+    (void)cnn::load_model(loaded, dir / "model.cnn");
+    CHECK(all_parameters(loaded) == all_parameters(net));
+    CHECK_THROWS_WITH(cnn::save_model(net, dir / "no-such-directory" / "model.cnn"),
+                      Catch::Contains("cannot create") && Catch::Contains("No such file or directory"));
+}
+
+TEST_CASE("Bad model files give clear errors and leave the network unchanged", "[io][errors]") {
+    const fs::path dir = scratch_directory("bad-models");
+    auto net = make_small<float>();
+    cnn::Random rng{2};
+    net.initialize(rng);
+    cnn::save_model(net, dir / "model.cnn");
+    const auto good = read_all(dir / "model.cnn");
+
+    auto target = make_small<float>();
+    cnn::Random other{3};
+    target.initialize(other);
+    const auto before = all_parameters(target);
+    const fs::path bad = dir / "bad.cnn";
+    const auto expect_error = [&](const std::string& message) {
+        CHECK_THROWS_WITH(cnn::load_model(target, bad), Catch::StartsWith(bad.string() + ": ") && Catch::Contains(message));
+        CHECK(all_parameters(target) == before);
+    };
+
+    SECTION("another architecture") {
+        auto wider = make_small<float>(5);
+        CHECK_THROWS_WITH(cnn::load_model(wider, dir / "model.cnn"),
+                          Catch::Contains("saved from another architecture: layer 0 is Conv2D(1->3, 3x3, stride 1, "
+                                          "padding 1) in the file and Conv2D(1->5, 3x3, stride 1, padding 1) in this network"));
+    }
+    SECTION("another number type") {
+        auto in_double = make_small<double>();
+        CHECK_THROWS_WITH(cnn::load_model(in_double, dir / "model.cnn"),
+                          Catch::Contains("holds 32-bit parameters, this network uses 64-bit ones"));
+    }
+    SECTION("a future format version") {
+        auto bytes = good;
+        bytes[8] = 2;
+        write_all(bad, bytes);
+        expect_error("model format version 2 is newer than this library reads (1)");
+    }
+    SECTION("not a model file") {
+        write_all(bad, {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'});
+        expect_error("not a model file");
+    }
+    SECTION("an empty file") {
+        write_all(bad, {});
+        expect_error("is empty");
+    }
+    SECTION("a directory") {
+        CHECK_THROWS_WITH(cnn::load_model(target, dir), dir.string() + ": is a directory, not a model file");
+    }
+    SECTION("a missing file") {
+        CHECK_THROWS_WITH(cnn::load_model(target, dir / "missing.cnn"), Catch::Contains("cannot open"));
+    }
+    SECTION("every truncation") {
+        for (std::size_t length = 0; length < good.size(); ++length) {
+            write_all(bad, std::vector<std::uint8_t>(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(length)));
+            CHECK_THROWS_AS(cnn::load_model(target, bad), cnn::model_error);
+        }
+        CHECK(all_parameters(target) == before);
+    }
+    SECTION("a flipped bit in every byte") {
+        for (std::size_t i = 0; i < good.size(); ++i) {
+            auto bytes = good;
+            bytes[i] ^= 0x10;
+            write_all(bad, bytes);
+            INFO("byte " << i << " of " << good.size());
+            CHECK_THROWS_AS(cnn::load_model(target, bad), cnn::model_error);
+        }
+        CHECK(all_parameters(target) == before);
+    }
+}

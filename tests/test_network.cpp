@@ -1,0 +1,175 @@
+// Sequential: shape inference and its errors, workspaces, initialisation,
+// the summary, and the whole LeNet-5 against finite differences in double.
+#include <cnn/cnn.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <thread>
+
+#include "test_support.hpp"
+
+using cnn::Shape;
+using cnn::Tensor;
+
+namespace {
+
+template <class T>
+auto make_lenet() {
+    return cnn::Sequential{cnn::Conv2D<T>{1, 6, 5, {.padding = 2}}, cnn::ReLU<T>{}, cnn::MaxPool<T>{2},
+                           cnn::Conv2D<T>{6, 16, 5},                 cnn::ReLU<T>{}, cnn::MaxPool<T>{2},
+                           cnn::Flatten<T>{},                        cnn::Dense<T>{400, 120}, cnn::ReLU<T>{},
+                           cnn::Dense<T>{120, 84},                   cnn::ReLU<T>{},     cnn::Dense<T>{84, 10}};
+}
+
+}  // namespace
+
+TEST_CASE("Sequential infers every shape from the input shape", "[network]") {
+    const auto net = make_lenet<float>();
+    const auto shapes = net.shapes({64, 1, 28, 28});
+    CHECK(shapes[1] == Shape<4>{64, 6, 28, 28});
+    CHECK(shapes[3] == Shape<4>{64, 6, 14, 14});
+    CHECK(shapes[6] == Shape<4>{64, 16, 5, 5});
+    CHECK(shapes[7] == Shape<4>{64, 400, 1, 1});
+    CHECK(net.output_shape({3, 1, 28, 28}) == Shape<4>{3, 10, 1, 1});
+    CHECK(net.parameter_count() == 156 + 2416 + 48120 + 10164 + 850);
+}
+
+TEST_CASE("A shape mismatch names the layer's index, its type and both shapes", "[network][errors]") {
+    const auto net = make_lenet<float>();
+    CHECK_THROWS_WITH(net.shapes({64, 1, 32, 32}),
+                      "layer 7: Dense(400->120) expects 400 inputs, gets 576 (input [64, 576, 1, 1])");
+    CHECK_THROWS_WITH(net.shapes({1, 3, 28, 28}),
+                      "layer 0: Conv2D(1->6, 5x5, stride 1, padding 2) expects 1 input channels, got input [1, 3, 28, 28]");
+    CHECK_THROWS_WITH(net.shapes({1, 1, 8, 8}),
+                      "layer 3: Conv2D(6->16, 5x5, stride 1, padding 0): the 5x5 kernel is larger than the padded input "
+                      "of input [1, 6, 4, 4] (padded 4x4)");
+}
+
+TEST_CASE("The summary lists layers, output shapes and parameter counts", "[network]") {
+    const auto text = make_lenet<float>().summary({64, 1, 28, 28});
+    CHECK_THAT(text, Catch::Contains("Conv2D(1->6, 5x5, stride 1, padding 2)"));
+    CHECK_THAT(text, Catch::Contains("[64, 16, 10, 10]"));
+    CHECK_THAT(text, Catch::Contains("48120"));
+    CHECK_THAT(text, Catch::Contains("61706 parameters"));
+}
+
+TEST_CASE("Same seed, same weights; another seed, other weights", "[network]") {
+    auto a = make_lenet<float>(), b = make_lenet<float>(), c = make_lenet<float>();
+    cnn::Random ra{7}, rb{7}, rc{8};
+    a.initialize(ra);
+    b.initialize(rb);
+    c.initialize(rc);
+    const auto values = [](auto& net) {
+        std::vector<float> all;
+        for (const auto& group : net.parameter_groups()) all.insert(all.end(), group.values.begin(), group.values.end());
+        return all;
+    };
+    CHECK(values(a) == values(b));
+    CHECK(values(a) != values(c));
+    // The generator is defined by the library, not the standard library: fixed values.
+    cnn::Random r{42};
+    const auto first = r();
+    cnn::Random again{42};
+    CHECK(again() == first);
+}
+
+TEST_CASE("He and Xavier initialisation have the documented spread", "[network]") {
+    auto net = cnn::Sequential{cnn::Dense<double>{400, 300}};
+    cnn::Random rng{3};
+    const auto spread = [&] {
+        double sum = 0, squares = 0, largest = 0;
+        const auto w = net.layer<0>().weights();
+        for (double v : w) {
+            sum += v;
+            squares += v * v;
+            largest = std::max(largest, std::abs(v));
+        }
+        const double n = static_cast<double>(w.size());
+        return std::array<double, 3>{sum / n, std::sqrt(squares / n), largest};
+    };
+    net.initialize(rng, cnn::Init::he);
+    const auto he = spread();
+    CHECK(std::abs(he[0]) < 0.002);
+    CHECK(he[1] == Approx(std::sqrt(2.0 / 400)).epsilon(0.02));
+    for (double b : net.layer<0>().bias()) CHECK(b == 0);
+    net.initialize(rng, cnn::Init::xavier);
+    const auto xavier = spread();
+    const double limit = std::sqrt(6.0 / 700);
+    CHECK(xavier[2] <= limit);
+    CHECK(xavier[1] == Approx(limit / std::sqrt(3.0)).epsilon(0.02));
+}
+
+TEST_CASE("The batch size may change between calls with one workspace", "[network]") {
+    auto net = make_lenet<float>();
+    cnn::Random rng{1};
+    net.initialize(rng);
+    std::mt19937_64 values(2);
+    const auto big = cnn::test::random_tensor<float>(Shape<4>{9, 1, 28, 28}, values);
+    const Tensor<float, 4> small({2, 1, 28, 28}, std::span<const float>(big.data(), 2 * 28 * 28));
+    decltype(net)::Workspace shared, fresh;
+    const Tensor<float, 4> from_big(net.forward(big, shared));
+    const Tensor<float, 4> from_small(net.forward(small, shared));
+    const Tensor<float, 4> alone(net.forward(small, fresh));
+    CHECK(from_small.shape() == Shape<4>{2, 10, 1, 1});
+    CHECK(cnn::test::max_abs_difference(from_small, alone) == 0);
+    for (std::size_t i = 0; i < from_small.size(); ++i) CHECK(from_small.data()[i] == from_big.data()[i]);
+}
+
+TEST_CASE("8 threads predicting on one const network give the serial results", "[network][threads]") {
+    auto net = make_lenet<float>();
+    cnn::Random rng{5};
+    net.initialize(rng);
+    const auto& shared = net;
+    std::mt19937_64 values(3);
+    std::vector<Tensor<float, 4>> inputs;
+    for (int i = 0; i < 8; ++i) inputs.push_back(cnn::test::random_tensor<float>(Shape<4>{5, 1, 28, 28}, values));
+    std::vector<Tensor<float, 4>> serial;
+    for (const auto& x : inputs) {
+        decltype(net)::Workspace ws;
+        serial.emplace_back(shared.forward(x, ws));
+    }
+    cnn::set_threads(2);
+    std::vector<Tensor<float, 4>> parallel(8);
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < 8; ++t)
+        threads.emplace_back([&, t] {
+            decltype(net)::Workspace ws;
+            for (int repeat = 0; repeat < 3; ++repeat) parallel[t] = Tensor<float, 4>(shared.forward(inputs[t], ws));
+        });
+    for (auto& thread : threads) thread.join();
+    cnn::set_threads(1);
+    for (std::size_t t = 0; t < 8; ++t) CHECK(cnn::test::max_abs_difference(parallel[t], serial[t]) == 0);
+}
+
+TEST_CASE("The whole LeNet-5 in double agrees with finite differences", "[network][gradients]") {
+    auto net = make_lenet<double>();
+    cnn::Random rng{11};
+    net.initialize(rng);
+    std::mt19937_64 values(4);
+    const auto x = cnn::test::random_tensor<double>(Shape<4>{2, 1, 28, 28}, values);
+    const std::vector<std::uint32_t> labels{3, 7};
+    decltype(net)::Workspace ws;
+    Tensor<double, 4> delta({2, 10, 1, 1});
+    const auto loss = [&] { return cnn::softmax_cross_entropy<double>(net.forward(x, ws), labels, delta.view()); };
+    loss();
+    net.zero_gradients();
+    net.backward(delta, ws);
+
+    std::size_t index = 0;
+    for (auto group : net.parameter_groups()) {
+        INFO("parameter group " << index++ << " of " << group.values.size() << " values");
+        // Every parameter of the small layers, a seeded sample of 400 from the large ones.
+        std::vector<std::size_t> sample;
+        if (group.values.size() <= 1000) {
+            for (std::size_t i = 0; i < group.values.size(); ++i) sample.push_back(i);
+        } else {
+            for (int i = 0; i < 400; ++i) sample.push_back(values() % group.values.size());
+        }
+        const std::vector<double> analytic(group.gradients.begin(), group.gradients.end());
+        const auto result = cnn::gradient_check<double>(loss, group.values, analytic, 1e-6, sample);
+        INFO("worst index " << result.worst_index << ": analytic " << result.worst_analytic << ", numeric "
+                            << result.worst_numeric);
+        CHECK(result.relative_error <= 1e-6);
+    }
+}

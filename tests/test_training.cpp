@@ -1,0 +1,206 @@
+// Training: losses, optimizers, schedules, and fit() on a small synthetic data
+// set written as IDX files by the test itself.
+#include <cnn/cnn.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "test_support.hpp"
+
+namespace fs = std::filesystem;
+using cnn::Shape;
+using cnn::Tensor;
+
+namespace {
+
+/// 8x8 images of four classes, a bright horizontal bar in one of four bands,
+/// on faint noise: separable, but only by looking at where the bar is.
+cnn::Dataset make_bars(std::size_t count, std::uint64_t seed, const fs::path& dir) {
+    cnn::Random rng{seed};
+    std::vector<std::uint8_t> images(count * 64), labels(count);
+    for (std::size_t n = 0; n < count; ++n) {
+        const auto label = static_cast<std::uint8_t>(rng.below(4));
+        labels[n] = label;
+        for (std::size_t p = 0; p < 64; ++p) images[n * 64 + p] = static_cast<std::uint8_t>(rng.below(60));
+        const std::size_t row = 2 * label + rng.below(2);
+        for (std::size_t col = rng.below(3); col < 8; ++col) images[n * 64 + row * 8 + col] = 200;
+    }
+    fs::create_directories(dir);
+    cnn::write_idx(dir / "images", {count, 8, 8}, images);
+    cnn::write_idx(dir / "labels", {count}, labels);
+    return cnn::load_idx_dataset(dir / "images", dir / "labels", 4);
+}
+
+fs::path scratch_directory(const std::string& name) {
+    const fs::path dir = fs::temp_directory_path() / ("cnn-tests-" + std::to_string(::getpid())) / name;
+    fs::remove_all(dir);
+    return dir;
+}
+
+auto make_net() {
+    return cnn::Sequential{cnn::Conv2D<float>{1, 4, 3, {.padding = 1}}, cnn::ReLU<float>{}, cnn::MaxPool<float>{2},
+                           cnn::Flatten<float>{}, cnn::Dense<float>{64, 16}, cnn::ReLU<float>{},
+                           cnn::Dense<float>{16, 4}};
+}
+
+}  // namespace
+
+TEST_CASE("Softmax cross-entropy is stable for huge logits and averages over the batch", "[training]") {
+    const Tensor<double, 4> logits({2, 3, 1, 1}, {1000, 0, -1000, 1, 2, 3});
+    Tensor<double, 4> delta(logits.shape());
+    const std::vector<std::uint32_t> labels{0, 2};
+    const double loss = cnn::softmax_cross_entropy<double>(logits, labels, delta.view());
+    // sample 0: E = 0 (certain and right); sample 1: E = log(e^1 + e^2 + e^3) - 3
+    const double expected = (0.0 + std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 3.0) / 2;
+    CHECK(loss == Approx(expected).epsilon(1e-12));
+    CHECK(std::isfinite(delta(0, 1, 0, 0)));
+    CHECK(delta(0, 0, 0, 0) == Approx(0.0).margin(1e-15));
+    double row_sum = 0;
+    for (int j = 0; j < 3; ++j) row_sum += delta(1, j, 0, 0);
+    CHECK(row_sum == Approx(0.0).margin(1e-15));
+    CHECK(delta(1, 2, 0, 0) == Approx((std::exp(3.0) / (std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 1) / 2));
+    const std::vector<std::uint32_t> bad{0, 3};
+    CHECK_THROWS_WITH(cnn::softmax_cross_entropy<double>(logits, bad, delta.view()),
+                      "softmax_cross_entropy: label 3 of sample 1 is not below the 3 classes");
+}
+
+TEST_CASE("Mean squared error and its delta", "[training]") {
+    const Tensor<double, 4> y({2, 2, 1, 1}, {1, 2, 3, 4});
+    const Tensor<double, 4> t({2, 2, 1, 1}, {1, 0, 0, 4});
+    Tensor<double, 4> delta(y.shape());
+    CHECK(cnn::mean_squared_error<double>(y, t, delta.view()) == Approx((0.5 * 4 + 0.5 * 9) / 2));
+    CHECK(delta(0, 1, 0, 0) == Approx(1.0));  // (2 - 0) / 2
+    CHECK(delta(1, 0, 0, 0) == Approx(1.5));
+}
+
+TEST_CASE("SGD, momentum, Nesterov and Adam follow their update rules", "[training]") {
+    std::vector<double> w{1.0}, g{0.5};
+    const std::vector<cnn::ParameterGroup<double>> groups{{w, g}};
+    SECTION("plain SGD with weight decay: w <- w - lr (g + wd w)") {
+        cnn::SGD<double> sgd{{.learning_rate = 0.1, .weight_decay = 0.01}};
+        sgd.step(groups);
+        CHECK(w[0] == Approx(1.0 - 0.1 * (0.5 + 0.01)));
+    }
+    SECTION("momentum: v <- mu v + g, w <- w - lr v") {
+        cnn::SGD<double> sgd{{.learning_rate = 0.1, .momentum = 0.9}};
+        sgd.step(groups);
+        CHECK(w[0] == Approx(1.0 - 0.1 * 0.5));
+        sgd.step(groups);
+        CHECK(w[0] == Approx(1.0 - 0.05 - 0.1 * (0.9 * 0.5 + 0.5)));
+    }
+    SECTION("Nesterov: w <- w - lr (g + mu v)") {
+        cnn::SGD<double> sgd{{.learning_rate = 0.1, .momentum = 0.9, .nesterov = true}};
+        sgd.step(groups);
+        CHECK(w[0] == Approx(1.0 - 0.1 * (0.5 + 0.9 * 0.5)));
+    }
+    SECTION("Adam's first step moves by lr against the gradient's sign") {
+        cnn::Adam<double> adam{{.learning_rate = 0.01}};
+        adam.step(groups);
+        CHECK(w[0] == Approx(1.0 - 0.01).epsilon(1e-6));
+    }
+    CHECK_THROWS_WITH((cnn::SGD<double>{{.learning_rate = -1}}),
+                      "SGD: learning_rate must be a finite number >= 0, got -1.000000");
+    CHECK_THROWS_AS((cnn::SGD<double>{{.nesterov = true}}), cnn::parameter_error);
+}
+
+TEST_CASE("Learning-rate schedules", "[training]") {
+    const auto step = cnn::Schedule::step(3, 0.5);
+    CHECK(step.rate(0.1, 0, 10) == Approx(0.1));
+    CHECK(step.rate(0.1, 2, 10) == Approx(0.1));
+    CHECK(step.rate(0.1, 3, 10) == Approx(0.05));
+    CHECK(step.rate(0.1, 7, 10) == Approx(0.025));
+    const auto cosine = cnn::Schedule::cosine(0.001);
+    CHECK(cosine.rate(0.1, 0, 10) == Approx(0.1));
+    CHECK(cosine.rate(0.1, 5, 10) == Approx(0.001 + 0.099 * 0.5));
+    CHECK(cosine.rate(0.1, 9, 10) > 0.001);
+    CHECK(cnn::Schedule::constant().rate(0.1, 9, 10) == 0.1);
+}
+
+TEST_CASE("A small network learns a separable toy problem to 100%", "[training]") {
+    const fs::path dir = scratch_directory("bars");
+    const cnn::Dataset train = make_bars(400, 1, dir / "train");
+    const cnn::Dataset test = make_bars(200, 2, dir / "test");
+    auto net = make_net();
+    cnn::Random rng{5};
+    net.initialize(rng);
+    cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9}};
+    std::vector<double> batch_losses;
+    cnn::FitOptions options;
+    options.epochs = 15;
+    options.batch_size = 16;
+    options.normalization = train.pixel_statistics();
+    options.on_batch = [&](const cnn::BatchReport& r) { batch_losses.push_back(r.loss); };
+    const cnn::History history = cnn::fit(net, sgd, train, rng, options);
+    REQUIRE(history.epochs.size() == 15);
+    REQUIRE(batch_losses.size() == 15 * 25);
+
+    // The loss falls: the last epoch's mean is a fraction of the first's.
+    CHECK(history.epochs.back().train_loss < 0.1 * history.epochs.front().train_loss);
+    double first = 0, last = 0;
+    for (std::size_t i = 0; i < 25; ++i) {
+        first += batch_losses[i];
+        last += batch_losses[batch_losses.size() - 1 - i];
+    }
+    CHECK(last < first / 10);
+
+    const cnn::Evaluation result = cnn::evaluate(net, test, options.normalization);
+    CHECK(result.accuracy == 1.0);
+    std::size_t total = 0;
+    for (std::size_t c : result.confusion) total += c;
+    CHECK(total == test.size());
+    for (std::size_t k = 0; k < 4; ++k) CHECK(result.count(k, k) > 0);
+}
+
+TEST_CASE("Identical seeds give identical weights after training", "[training]") {
+    const cnn::Dataset train = make_bars(100, 3, scratch_directory("seeds"));
+    const auto run = [&](std::uint64_t seed) {
+        auto net = make_net();
+        cnn::Random rng{seed};
+        net.initialize(rng);
+        cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9, .nesterov = true}};
+        cnn::FitOptions options;
+        options.epochs = 2;
+        options.batch_size = 10;
+        (void)cnn::fit(net, sgd, train, rng, options);
+        return cnn::serialize_model(net);
+    };
+    CHECK(run(4) == run(4));
+    CHECK(run(4) != run(5));
+}
+
+TEST_CASE("A diverging loss stops training with the epoch and step", "[training][errors]") {
+    const cnn::Dataset train = make_bars(64, 4, scratch_directory("diverge"));
+    auto net = make_net();
+    cnn::Random rng{6};
+    net.initialize(rng);
+    cnn::SGD<float> sgd{{.learning_rate = 1e30}};
+    cnn::FitOptions options;
+    options.epochs = 3;
+    options.batch_size = 8;
+    CHECK_THROWS_WITH(cnn::fit(net, sgd, train, rng, options),
+                      Catch::StartsWith("training diverged: the loss became") && Catch::Contains("at epoch 1, step ") &&
+                          Catch::Contains("try a lower learning rate"));
+}
+
+TEST_CASE("Early stopping restores the best weights of the validation split", "[training]") {
+    const cnn::Dataset train = make_bars(200, 7, scratch_directory("early"));
+    auto net = make_net();
+    cnn::Random rng{8};
+    net.initialize(rng);
+    // A learning rate that makes progress at first and then overshoots.
+    cnn::SGD<float> sgd{{.learning_rate = 0.5, .momentum = 0.9}};
+    cnn::FitOptions options;
+    options.epochs = 30;
+    options.batch_size = 10;
+    options.validation_fraction = 0.25;
+    options.early_stopping_patience = 2;
+    const cnn::History history = cnn::fit(net, sgd, train, rng, options);
+    for (const auto& epoch : history.epochs) REQUIRE(epoch.validation.has_value());
+    CHECK(history.epochs.front().validation->classes == 4);
+    REQUIRE(history.stopped_early);
+    REQUIRE(history.best_epoch >= 1);
+    const double best = history.epochs[history.best_epoch - 1].validation->loss;
+    for (const auto& epoch : history.epochs) CHECK(epoch.validation->loss >= best);
+    CHECK(history.epochs.size() == history.best_epoch + 2);  // the patience of 2 ran out
+}
