@@ -3,7 +3,10 @@
 // confusion matrix, writes the training curves as SVG and saves the model.
 #include <cnn/cnn.hpp>
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <chrono>
 #include <cstdio>
@@ -35,7 +38,25 @@ const char* usage = R"(usage: mnist_train [flags]
   --threads N         threads for the kernels (default: all cores)
   --limit N           use only the first N training images (quick runs)
   --output PATH       the model file (default model-NET.cnn); the curves go next to it as .svg
+  --resume PATH       continue an interrupted run from its checkpoint, with its settings
+
+Ctrl-C finishes the current batch, writes PATH.checkpoint next to the model and
+exits; --resume PATH.checkpoint then ends with the same weights as an
+uninterrupted run. A second Ctrl-C stops at once.
 )";
+
+volatile std::sig_atomic_t interrupt_requested = 0;
+
+extern "C" void on_interrupt(int) { interrupt_requested = 1; }
+
+void install_interrupt_handler() {
+    struct sigaction action {};
+    action.sa_handler = on_interrupt;
+    action.sa_flags = SA_RESETHAND;  // a second Ctrl-C ends the program the usual way
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
+}
 
 std::string format_duration(double seconds) {
     std::ostringstream out;
@@ -52,17 +73,54 @@ struct Settings {
     std::size_t epochs, batch, seed, threads, limit, patience;
     double lr, momentum, weight_decay, validation;
     std::filesystem::path output;
+    std::filesystem::path checkpoint;  ///< where Ctrl-C writes the checkpoint
+
+    /// What a checkpoint records, so that --resume continues with the same settings.
+    [[nodiscard]] std::string to_metadata() const {
+        std::ostringstream out;
+        out << std::setprecision(17) << "setting.data=" << data.string() << "\nsetting.net=" << net_name
+            << "\nsetting.optimizer=" << optimizer << "\nsetting.schedule=" << schedule << "\nsetting.epochs=" << epochs
+            << "\nsetting.batch=" << batch << "\nsetting.seed=" << seed << "\nsetting.limit=" << limit
+            << "\nsetting.patience=" << patience << "\nsetting.lr=" << lr << "\nsetting.momentum=" << momentum
+            << "\nsetting.weight_decay=" << weight_decay << "\nsetting.validation=" << validation
+            << "\nsetting.output=" << output.string() << "\n";
+        return out.str();
+    }
+    static Settings from_metadata(const std::map<std::string, std::string>& m, std::size_t threads) {
+        Settings s;
+        s.data = m.at("setting.data");
+        s.net_name = m.at("setting.net");
+        s.optimizer = m.at("setting.optimizer");
+        s.schedule = m.at("setting.schedule");
+        s.epochs = std::stoul(m.at("setting.epochs"));
+        s.batch = std::stoul(m.at("setting.batch"));
+        s.seed = std::stoul(m.at("setting.seed"));
+        s.limit = std::stoul(m.at("setting.limit"));
+        s.patience = std::stoul(m.at("setting.patience"));
+        s.lr = std::stod(m.at("setting.lr"));
+        s.momentum = std::stod(m.at("setting.momentum"));
+        s.weight_decay = std::stod(m.at("setting.weight_decay"));
+        s.validation = std::stod(m.at("setting.validation"));
+        s.output = m.at("setting.output");
+        s.threads = threads;
+        return s;
+    }
 };
+
 
 template <class Net, class Optimizer>
 int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dataset& train_set,
-          const cnn::Dataset& test_set) {
+          const cnn::Dataset& test_set, const cnn::TrainingState<typename Net::value_type>* resume) {
     const bool terminal = ::isatty(STDOUT_FILENO) != 0;
     const auto names = examples::class_names_for(settings.data);
     const cnn::Normalization normalization = train_set.pixel_statistics();
 
-    cnn::Random rng{settings.seed};
-    net.initialize(rng);
+    cnn::Random rng{settings.seed};  // with --resume, fit restores its state from the checkpoint
+    if (resume == nullptr)
+        net.initialize(rng);
+    else
+        std::cout << "resuming at epoch " << resume->epoch + 1 << ", step " << resume->step + 1 << " from "
+                  << settings.checkpoint.string() << "\n";
     std::cout << net.summary(train_set.batch_shape(settings.batch));
     std::cout << "training on " << train_set.size() << " images of " << settings.data.string() << " with "
               << settings.optimizer << " (lr " << settings.lr << "), batch " << settings.batch << ", "
@@ -108,9 +166,20 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
         std::fflush(stdout);
     };
 
+    options.should_stop = [] { return interrupt_requested != 0; };
+    install_interrupt_handler();
+
     const auto started = std::chrono::steady_clock::now();
-    const cnn::History history = cnn::fit(net, optimizer, train_set, rng, options);
+    const auto history = cnn::fit(net, optimizer, train_set, rng, options, resume);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (history.interrupted) {
+        if (terminal) std::printf("\n");
+        cnn::save_checkpoint(net, *history.resume, settings.checkpoint, settings.to_metadata());
+        std::cout << "interrupted; training would continue with epoch " << history.resume->epoch + 1 << ", step "
+                  << history.resume->step + 1 << "; checkpoint written to " << settings.checkpoint.string() << "\n"
+                  << "continue with: mnist_train --resume " << settings.checkpoint.string() << "\n";
+        return 130;
+    }
     if (history.stopped_early)
         std::cout << "stopped early; restored the weights of epoch " << history.best_epoch << "\n";
     std::cout << "trained in " << format_duration(seconds) << " (" << std::fixed << std::setprecision(1) << seconds
@@ -140,6 +209,7 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
     examples::write_training_curves(curves, settings.net_name + " on " + settings.data.filename().string(), loss,
                                     accuracy);
     std::cout << "model saved to " << settings.output.string() << ", training curves to " << curves.string() << "\n";
+    if (resume != nullptr) std::filesystem::remove(settings.checkpoint);
     std::printf("test accuracy: %.4f\n", result.accuracy);
     return 0;
 }
@@ -152,26 +222,50 @@ int main(int argc, char** argv) try {
         std::cout << usage;
         return 0;
     }
+    const std::size_t threads = args.count("threads", std::max(1u, std::thread::hardware_concurrency()));
+    cnn::set_threads(std::max<std::size_t>(1, threads));
     Settings s;
-    s.data = args.text("data", examples::default_data_directory);
-    s.net_name = args.text("net", "lenet");
-    s.epochs = args.count("epochs", 15);
-    s.batch = args.count("batch", 64);
-    s.optimizer = args.text("optimizer", "nesterov");
-    s.lr = args.number("lr", s.optimizer == "adam" ? 0.001 : 0.05);
-    s.momentum = args.number("momentum", 0.9);
-    s.weight_decay = args.number("weight-decay", 0.0005);
-    s.schedule = args.text("schedule", "cosine");
-    s.validation = args.number("validation", 0.0);
-    s.patience = args.count("patience", 0);
-    s.seed = args.count("seed", 1);
-    s.threads = args.count("threads", std::max(1u, std::thread::hardware_concurrency()));
-    s.limit = args.count("limit", 0);
-    s.output = args.text("output", "model-" + s.net_name + ".cnn");
+    const std::filesystem::path resume_path = args.text("resume", "");
+    if (!resume_path.empty()) {
+        // The checkpoint names its settings; any network that fits its architecture reads them.
+        std::string metadata;
+        for (const std::string name : {"lenet", "wide"}) {
+            examples::with_network(name, [&](auto net) {
+                try {
+                    (void)cnn::load_checkpoint(net, resume_path, &metadata);
+                } catch (const cnn::model_error&) {
+                }
+            });
+            if (!metadata.empty()) break;
+        }
+        if (metadata.empty()) {
+            auto net = examples::make_lenet();
+            (void)cnn::load_checkpoint(net, resume_path);  // throws with the precise reason
+        }
+        s = Settings::from_metadata(examples::parse_metadata(metadata), threads);
+        s.checkpoint = resume_path;
+    } else {
+        s.data = args.text("data", examples::default_data_directory);
+        s.net_name = args.text("net", "lenet");
+        s.epochs = args.count("epochs", 15);
+        s.batch = args.count("batch", 64);
+        s.optimizer = args.text("optimizer", "nesterov");
+        s.lr = args.number("lr", s.optimizer == "adam" ? 0.001 : 0.05);
+        s.momentum = args.number("momentum", 0.9);
+        s.weight_decay = args.number("weight-decay", 0.0005);
+        s.schedule = args.text("schedule", "cosine");
+        s.validation = args.number("validation", 0.0);
+        s.patience = args.count("patience", 0);
+        s.seed = args.count("seed", 1);
+        s.limit = args.count("limit", 0);
+        s.output = args.text("output", "model-" + s.net_name + ".cnn");
+        s.checkpoint = s.output;
+        s.checkpoint += ".checkpoint";
+        s.threads = threads;
+    }
     args.reject_unknown();
     if (!args.positional().empty()) throw std::invalid_argument("unexpected argument '" + args.positional()[0] + "'");
     if (s.batch == 0 || s.epochs == 0) throw std::invalid_argument("--batch and --epochs must be at least 1");
-    cnn::set_threads(std::max<std::size_t>(1, s.threads));
 
     const cnn::Dataset train_set = examples::load_split(s.data, "train").head(s.limit);
     const cnn::Dataset test_set = examples::load_split(s.data, "t10k");
@@ -179,14 +273,17 @@ int main(int argc, char** argv) try {
     int status = 0;
     const auto run = [&](auto net) {
         using T = typename decltype(net)::value_type;
+        std::optional<cnn::TrainingState<T>> state;
+        if (!resume_path.empty()) state = cnn::load_checkpoint(net, resume_path);
+        const cnn::TrainingState<T>* resume = state ? &*state : nullptr;
         if (s.optimizer == "adam")
             status = train(std::move(net), cnn::Adam<T>{{.learning_rate = s.lr, .weight_decay = s.weight_decay}}, s,
-                           train_set, test_set);
+                           train_set, test_set, resume);
         else if (s.optimizer == "sgd" || s.optimizer == "nesterov")
             status = train(std::move(net),
                            cnn::SGD<T>{{.learning_rate = s.lr, .momentum = s.momentum,
                                         .nesterov = s.optimizer == "nesterov", .weight_decay = s.weight_decay}},
-                           s, train_set, test_set);
+                           s, train_set, test_set, resume);
         else
             throw std::invalid_argument("--optimizer takes sgd, nesterov or adam, got " + s.optimizer);
     };

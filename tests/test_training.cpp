@@ -131,7 +131,7 @@ TEST_CASE("A small network learns a separable toy problem to 100%", "[training]"
     options.batch_size = 16;
     options.normalization = train.pixel_statistics();
     options.on_batch = [&](const cnn::BatchReport& r) { batch_losses.push_back(r.loss); };
-    const cnn::History history = cnn::fit(net, sgd, train, rng, options);
+    const auto history = cnn::fit(net, sgd, train, rng, options);
     REQUIRE(history.epochs.size() == 15);
     REQUIRE(batch_losses.size() == 15 * 25);
 
@@ -195,7 +195,7 @@ TEST_CASE("Early stopping restores the best weights of the validation split", "[
     options.batch_size = 10;
     options.validation_fraction = 0.25;
     options.early_stopping_patience = 2;
-    const cnn::History history = cnn::fit(net, sgd, train, rng, options);
+    const auto history = cnn::fit(net, sgd, train, rng, options);
     for (const auto& epoch : history.epochs) REQUIRE(epoch.validation.has_value());
     CHECK(history.epochs.front().validation->classes == 4);
     REQUIRE(history.stopped_early);

@@ -5,6 +5,7 @@
 #include "cnn/data/idx.hpp"
 #include "cnn/error.hpp"
 #include "cnn/gradient_check.hpp"
+#include "cnn/io/checkpoint.hpp"
 #include "cnn/io/model.hpp"
 #include "cnn/kernels/threads.hpp"
 #include "cnn/layer.hpp"

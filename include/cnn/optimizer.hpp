@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <cstddef>
 #include <numbers>
 #include <span>
@@ -22,6 +23,13 @@
 #include "cnn/network.hpp"
 
 namespace cnn {
+
+/// Everything an optimizer carries from step to step, for checkpoints.
+template <Scalar T>
+struct OptimizerState {
+    std::vector<std::vector<T>> buffers;  ///< one per parameter group (Adam: first moments, then second)
+    std::uint64_t steps = 0;
+};
 
 struct SGDOptions {
     double learning_rate = 0.01;
@@ -92,7 +100,8 @@ public:
     }
 
     /// The velocities, for checkpoints.
-    [[nodiscard]] std::vector<std::vector<T>>& state() noexcept { return velocity_; }
+    [[nodiscard]] OptimizerState<T> state() const { return {velocity_, 0}; }
+    void restore(OptimizerState<T> state) { velocity_ = std::move(state.buffers); }
 
 private:
     SGDOptions options_;
@@ -141,14 +150,23 @@ public:
         }
     }
 
-    [[nodiscard]] std::vector<std::vector<T>>& first_moments() noexcept { return first_; }
-    [[nodiscard]] std::vector<std::vector<T>>& second_moments() noexcept { return second_; }
-    [[nodiscard]] std::size_t& step_count() noexcept { return steps_; }
+    /// The moments (first, then second, per group) and the step count, for checkpoints.
+    [[nodiscard]] OptimizerState<T> state() const {
+        OptimizerState<T> state{first_, steps_};
+        state.buffers.insert(state.buffers.end(), second_.begin(), second_.end());
+        return state;
+    }
+    void restore(OptimizerState<T> state) {
+        const auto half = static_cast<std::ptrdiff_t>(state.buffers.size() / 2);
+        first_.assign(state.buffers.begin(), state.buffers.begin() + half);
+        second_.assign(state.buffers.begin() + half, state.buffers.end());
+        steps_ = state.steps;
+    }
 
 private:
     AdamOptions options_;
     std::vector<std::vector<T>> first_, second_;
-    std::size_t steps_ = 0;
+    std::uint64_t steps_ = 0;
 };
 
 /// The learning rate for each epoch, from the optimizer's base rate.

@@ -120,39 +120,78 @@ struct FitOptions {
     const Dataset* monitor_data = nullptr;
     std::function<void(const BatchReport&)> on_batch;
     std::function<void(const EpochReport&)> on_epoch;
-    /// Polled after every batch; returning true ends training after that batch.
+    /// Polled after every batch; returning true ends training after that batch, with
+    /// History::resume holding what it takes to continue.
     std::function<bool()> should_stop;
 };
 
+/// Where an interrupted fit() stood: with the network's parameters and the optimizer's
+/// state, enough to continue exactly as if it had not stopped (see save_checkpoint).
+template <Scalar T>
+struct TrainingState {
+    std::size_t epoch = 0;                ///< 0-based epoch to continue
+    std::size_t step = 0;                 ///< 0-based step of that epoch to run next
+    std::vector<std::size_t> order;       ///< that epoch's order of the training samples
+    std::vector<std::size_t> validation;  ///< the held-out samples
+    Random::State rng{};
+    double loss_sum = 0;  ///< this epoch's running sums
+    std::size_t correct = 0, seen = 0;
+    double best_loss = INFINITY;  ///< early stopping
+    std::size_t best_epoch = 0, epochs_without_improvement = 0;
+    std::vector<T> best_parameters;
+    OptimizerState<T> optimizer;
+    std::vector<EpochReport> epochs;  ///< the reports of the finished epochs (without confusion matrices)
+};
+
+template <Scalar T>
 struct History {
     std::vector<EpochReport> epochs;
     bool stopped_early = false;  ///< by early stopping (the best weights were restored)
-    bool interrupted = false;    ///< by should_stop
+    bool interrupted = false;    ///< by should_stop; `resume` then holds where training stood
     std::size_t best_epoch = 0;  ///< 1-based, with early stopping
+    std::optional<TrainingState<T>> resume;
 };
 
-/// Trains `net` on `train` with `optimizer`; `rng` shuffles the samples.
+/// Trains `net` on `train` with `optimizer`; `rng` shuffles the samples. With
+/// `resume` (from an interrupted run's History::resume or a checkpoint file, after
+/// the network's parameters were restored) training continues where it stopped and
+/// ends with the same weights as a run that was never interrupted.
 template <class Net, class Optimizer>
-History fit(Net& net, Optimizer& optimizer, const Dataset& train, Random& rng, const FitOptions& options) {
+History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Dataset& train, Random& rng,
+                                      const FitOptions& options,
+                                      const TrainingState<typename Net::value_type>* resume = nullptr) {
     using T = typename Net::value_type;
     using Clock = std::chrono::steady_clock;
     if (options.batch_size == 0) throw parameter_error("fit: batch_size must be at least 1");
     if (!(options.validation_fraction >= 0.0 && options.validation_fraction < 1.0))
         throw parameter_error("fit: validation_fraction must lie in [0, 1)");
 
-    std::vector<std::size_t> order(train.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::optional<Dataset> validation;
-    if (options.validation_fraction > 0) {
-        for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
-        const auto held_out = static_cast<std::size_t>(options.validation_fraction * static_cast<double>(order.size()));
-        validation = train.subset({order.data() + order.size() - held_out, held_out});
-        order.resize(order.size() - held_out);
+    TrainingState<T> state;
+    if (resume != nullptr) {
+        state = *resume;
+        for (std::size_t index : state.order)
+            if (index >= train.size())
+                throw parameter_error("fit: the training state refers to sample " + std::to_string(index) +
+                                      " of a data set of " + std::to_string(train.size()));
+        rng.restore(state.rng);
+        optimizer.restore(state.optimizer);
+    } else {
+        state.order.resize(train.size());
+        for (std::size_t i = 0; i < state.order.size(); ++i) state.order[i] = i;
+        if (options.validation_fraction > 0) {
+            for (std::size_t i = state.order.size(); i > 1; --i) std::swap(state.order[i - 1], state.order[rng.below(i)]);
+            const auto held_out =
+                static_cast<std::size_t>(options.validation_fraction * static_cast<double>(state.order.size()));
+            state.validation.assign(state.order.end() - static_cast<std::ptrdiff_t>(held_out), state.order.end());
+            state.order.resize(state.order.size() - held_out);
+        }
     }
-    if (order.empty()) throw parameter_error("fit: no training samples");
+    if (state.order.empty()) throw parameter_error("fit: no training samples");
+    std::optional<Dataset> validation;
+    if (!state.validation.empty()) validation = train.subset(state.validation);
 
-    const std::size_t batch_size = std::min(options.batch_size, order.size());
-    const std::size_t steps = (order.size() + batch_size - 1) / batch_size;
+    const std::size_t batch_size = std::min(options.batch_size, state.order.size());
+    const std::size_t steps = (state.order.size() + batch_size - 1) / batch_size;
     const auto groups = net.parameter_groups();
     typename Net::Workspace workspace;
     Tensor<T, 4> x(train.batch_shape(batch_size));
@@ -160,23 +199,31 @@ History fit(Net& net, Optimizer& optimizer, const Dataset& train, Random& rng, c
     std::vector<std::uint32_t> labels(batch_size);
     const double base_rate = optimizer.learning_rate();
 
-    History history;
-    double best_loss = INFINITY;
-    std::vector<T> best_parameters;
-    std::size_t epochs_without_improvement = 0;
+    History<T> history;
+    history.epochs = state.epochs;
+    history.best_epoch = state.best_epoch;
+    const auto save_best = [&] {
+        state.best_parameters.clear();
+        for (const auto& group : groups)
+            state.best_parameters.insert(state.best_parameters.end(), group.values.begin(), group.values.end());
+    };
 
-    for (std::size_t epoch = 0; epoch < options.epochs; ++epoch) {
+    for (; state.epoch < options.epochs; ++state.epoch) {
+        const std::size_t epoch = state.epoch;
         const auto started = Clock::now();
         const double rate = options.schedule.rate(base_rate, epoch, options.epochs);
         optimizer.set_learning_rate(rate);
-        for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+        if (state.step == 0) {
+            for (std::size_t i = state.order.size(); i > 1; --i) std::swap(state.order[i - 1], state.order[rng.below(i)]);
+            state.loss_sum = 0;
+            state.correct = state.seen = 0;
+        }
 
-        double loss_sum = 0;
-        std::size_t correct = 0, seen = 0;
-        for (std::size_t step = 0; step < steps; ++step) {
-            const std::size_t first = step * batch_size, n = std::min(batch_size, order.size() - first);
+        for (; state.step < steps; ++state.step) {
+            const std::size_t step = state.step;
+            const std::size_t first = step * batch_size, n = std::min(batch_size, state.order.size() - first);
             x.resize(train.batch_shape(n));
-            train.fill_batch<T>({order.data() + first, n}, x.view(), {labels.data(), n}, options.normalization);
+            train.fill_batch<T>({state.order.data() + first, n}, x.view(), {labels.data(), n}, options.normalization);
 
             const auto output = net.forward(x.view(), workspace);
             delta.resize(output.shape());
@@ -187,29 +234,37 @@ History fit(Net& net, Optimizer& optimizer, const Dataset& train, Random& rng, c
                         << step + 1 << " (learning rate " << rate << "); try a lower learning rate";
                 throw training_error(message.str());
             }
-            for (std::size_t i = 0; i < n; ++i) correct += predicted_class<T>(output, i) == labels[i];
+            for (std::size_t i = 0; i < n; ++i) state.correct += predicted_class<T>(output, i) == labels[i];
             net.zero_gradients();
             net.backward(delta.view(), workspace);
             optimizer.step(groups);
 
-            loss_sum += loss * static_cast<double>(n);
-            seen += n;
+            state.loss_sum += loss * static_cast<double>(n);
+            state.seen += n;
             if (options.on_batch) {
-                options.on_batch({epoch + 1, options.epochs, step + 1, steps, loss, loss_sum / static_cast<double>(seen),
-                                  static_cast<double>(correct) / static_cast<double>(seen), seen, rate,
+                options.on_batch({epoch + 1, options.epochs, step + 1, steps, loss,
+                                  state.loss_sum / static_cast<double>(state.seen),
+                                  static_cast<double>(state.correct) / static_cast<double>(state.seen), state.seen, rate,
                                   std::chrono::duration<double>(Clock::now() - started).count()});
             }
-            if (options.should_stop && options.should_stop()) {
+            if (options.should_stop && options.should_stop() && step + 1 < steps) {
+                ++state.step;
+                state.rng = rng.state();
+                state.optimizer = optimizer.state();
+                state.epochs = history.epochs;
                 history.interrupted = true;
-                break;
+                history.resume = std::move(state);
+                optimizer.set_learning_rate(base_rate);
+                return history;
             }
         }
+        state.step = 0;
 
         EpochReport report;
         report.epoch = epoch + 1;
         report.epochs = options.epochs;
-        report.train_loss = loss_sum / static_cast<double>(std::max<std::size_t>(seen, 1));
-        report.train_accuracy = static_cast<double>(correct) / static_cast<double>(std::max<std::size_t>(seen, 1));
+        report.train_loss = state.loss_sum / static_cast<double>(std::max<std::size_t>(state.seen, 1));
+        report.train_accuracy = static_cast<double>(state.correct) / static_cast<double>(std::max<std::size_t>(state.seen, 1));
         report.learning_rate = rate;
         report.train_seconds = std::chrono::duration<double>(Clock::now() - started).count();
         if (validation) report.validation = evaluate(net, *validation, options.normalization);
@@ -217,25 +272,32 @@ History fit(Net& net, Optimizer& optimizer, const Dataset& train, Random& rng, c
         report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
         history.epochs.push_back(report);
         if (options.on_epoch) options.on_epoch(report);
-        if (history.interrupted) break;
 
         if (validation && options.early_stopping_patience > 0) {
-            if (report.validation->loss < best_loss) {
-                best_loss = report.validation->loss;
-                history.best_epoch = epoch + 1;
-                epochs_without_improvement = 0;
-                best_parameters.clear();
-                for (const auto& group : groups) best_parameters.insert(best_parameters.end(), group.values.begin(), group.values.end());
-            } else if (++epochs_without_improvement >= options.early_stopping_patience) {
+            if (report.validation->loss < state.best_loss) {
+                state.best_loss = report.validation->loss;
+                history.best_epoch = state.best_epoch = epoch + 1;
+                state.epochs_without_improvement = 0;
+                save_best();
+            } else if (++state.epochs_without_improvement >= options.early_stopping_patience) {
                 std::size_t offset = 0;
                 for (const auto& group : groups) {
-                    std::copy_n(best_parameters.begin() + static_cast<std::ptrdiff_t>(offset), group.values.size(),
-                                group.values.begin());
+                    std::copy_n(state.best_parameters.begin() + static_cast<std::ptrdiff_t>(offset),
+                                group.values.size(), group.values.begin());
                     offset += group.values.size();
                 }
                 history.stopped_early = true;
                 break;
             }
+        }
+        if (options.should_stop && options.should_stop() && epoch + 1 < options.epochs) {
+            ++state.epoch;
+            state.rng = rng.state();
+            state.optimizer = optimizer.state();
+            state.epochs = history.epochs;
+            history.interrupted = true;
+            history.resume = std::move(state);
+            break;
         }
     }
     optimizer.set_learning_rate(base_rate);

@@ -12,6 +12,7 @@
 // Without it raw files still load and a .gz file gets an error saying so.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
@@ -20,7 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -111,7 +112,62 @@ private:
     gzFile file_;
     std::uint64_t offset_ = 0;
 };
+
+/// Inflates a gzip stream held in memory.
+class GzipMemorySource final : public ByteSource {
+public:
+    GzipMemorySource(std::span<const std::uint8_t> bytes, const std::string& name) : name_(name) {
+        stream_.next_in = const_cast<Bytef*>(bytes.data());
+        stream_.avail_in = static_cast<uInt>(bytes.size());
+        if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK) throw data_error(name_ + ": cannot start zlib");
+    }
+    ~GzipMemorySource() override { inflateEnd(&stream_); }
+    GzipMemorySource(const GzipMemorySource&) = delete;
+    GzipMemorySource& operator=(const GzipMemorySource&) = delete;
+
+    std::size_t read(std::uint8_t* out, std::size_t count) override {
+        std::size_t done = 0;
+        while (done < count && !finished_) {
+            stream_.next_out = out + done;
+            stream_.avail_out = static_cast<uInt>(std::min<std::size_t>(count - done, 1u << 30));
+            const uInt before = stream_.avail_out;
+            const int status = inflate(&stream_, Z_NO_FLUSH);
+            done += before - stream_.avail_out;
+            if (status == Z_STREAM_END) {
+                finished_ = true;
+            } else if (status != Z_OK) {
+                if (status == Z_BUF_ERROR && stream_.avail_in == 0) {
+                    finished_ = true;  // the compressed data ends early: a truncated stream
+                } else {
+                    throw data_error(name_ + ": corrupt gzip stream after " + std::to_string(stream_.total_out) +
+                                     " uncompressed bytes (" + (stream_.msg ? stream_.msg : "zlib error") + ")");
+                }
+            }
+        }
+        return done;
+    }
+
+private:
+    std::string name_;
+    z_stream stream_{};
+    bool finished_ = false;
+};
 #endif
+
+class MemorySource final : public ByteSource {
+public:
+    explicit MemorySource(std::span<const std::uint8_t> bytes) : bytes_(bytes) {}
+    std::size_t read(std::uint8_t* out, std::size_t count) override {
+        const std::size_t n = std::min(count, bytes_.size() - offset_);
+        std::copy_n(bytes_.data() + offset_, n, out);
+        offset_ += n;
+        return n;
+    }
+
+private:
+    std::span<const std::uint8_t> bytes_;
+    std::size_t offset_ = 0;
+};
 
 inline std::string hex_byte(std::uint8_t byte) {
     char text[5];
@@ -133,42 +189,21 @@ inline std::string element_type_name(std::uint8_t code) {
 
 }  // namespace detail
 
-/// Reads an IDX file of unsigned bytes whose rank must be `expected_rank`.
-inline IdxArray read_idx(const std::filesystem::path& path, std::size_t expected_rank) {
-    const std::string name = path.string();
-    std::error_code status_error;
-    const auto status = std::filesystem::status(path, status_error);
-    if (!std::filesystem::exists(status)) throw data_error(name + ": no such file");
-    if (std::filesystem::is_directory(status)) throw data_error(name + ": is a directory, not an IDX file");
-    const std::uint64_t file_size = std::filesystem::file_size(path, status_error);
-    if (status_error) throw data_error(name + ": cannot read its size: " + status_error.message());
+namespace detail {
 
-    std::array<std::uint8_t, 2> signature{};
-    {
-        detail::RawSource probe(path);
-        if (!probe.is_open()) throw data_error(name + ": cannot open: " + std::strerror(errno));
-        if (probe.read(signature.data(), 2) < 2 && file_size >= 2)
-            throw data_error(name + ": cannot read: " + std::strerror(errno));
-    }
-    const bool gzip = file_size >= 2 && signature[0] == 0x1f && signature[1] == 0x8b;
+inline void no_zlib(const std::string& name) {
+    throw data_error(name + ": is gzip-compressed, and this program was built without zlib; "
+                            "decompress it (gunzip) or build with zlib (CMake target cnn::gzip)");
+}
 
-    std::unique_ptr<detail::ByteSource> source;
-    if (gzip) {
-#if defined(CNN_WITH_ZLIB)
-        source = std::make_unique<detail::GzipSource>(path);
-#else
-        throw data_error(name + ": is gzip-compressed, and this program was built without zlib; "
-                                "decompress it (gunzip) or build with zlib (CMake target cnn::gzip)");
-#endif
-    } else {
-        auto raw = std::make_unique<detail::RawSource>(path);
-        if (!raw->is_open()) throw data_error(name + ": cannot open: " + std::strerror(errno));
-        source = std::move(raw);
-    }
+/// Parses an IDX stream of `stored_size` bytes (compressed size for gzip) from `source`.
+inline IdxArray parse_idx(ByteSource& source, std::uint64_t stored_size, bool gzip, const std::string& name,
+                          std::size_t expected_rank) {
+    const std::uint64_t file_size = stored_size;
     const std::string what = gzip ? " (after decompression)" : "";
 
     std::array<std::uint8_t, 4> magic{};
-    const std::size_t got = source->read(magic.data(), 4);
+    const std::size_t got = source.read(magic.data(), 4);
     if (got == 0) throw data_error(name + ": is empty; expected an IDX header");
     if (got < 4) throw data_error(name + ": ends after " + std::to_string(got) + " bytes; an IDX header has at least 4");
     if (magic[0] != 0 || magic[1] != 0)
@@ -185,7 +220,7 @@ inline IdxArray read_idx(const std::filesystem::path& path, std::size_t expected
     std::uint64_t count = 1;
     for (std::size_t axis = 0; axis < expected_rank; ++axis) {
         std::array<std::uint8_t, 4> bytes{};
-        if (source->read(bytes.data(), 4) < 4)
+        if (source.read(bytes.data(), 4) < 4)
             throw data_error(name + ": ends inside the header, in dimension " + std::to_string(axis) + " at offset " +
                              std::to_string(4 + 4 * axis) + what);
         const std::uint64_t extent = (std::uint64_t{bytes[0]} << 24) | (std::uint64_t{bytes[1]} << 16) |
@@ -209,14 +244,59 @@ inline IdxArray read_idx(const std::filesystem::path& path, std::size_t expected
         throw data_error(name + ": the header claims " + std::to_string(count) + " bytes, too many to hold");
 
     array.values.resize(static_cast<std::size_t>(count));
-    const std::size_t read = source->read(array.values.data(), array.values.size());
+    const std::size_t read = source.read(array.values.data(), array.values.size());
     if (read < count)
         throw data_error(name + ": ends after " + std::to_string(read) + " of the " + std::to_string(count) +
                          " data bytes the header claims" + what + " (truncated)");
     std::uint8_t extra = 0;
-    if (source->read(&extra, 1) != 0)
+    if (source.read(&extra, 1) != 0)
         throw data_error(name + ": has data after the " + std::to_string(count) + " bytes the header claims" + what);
     return array;
+}
+
+}  // namespace detail
+
+/// Reads an IDX file of unsigned bytes, raw or gzip, whose rank must be `expected_rank`.
+inline IdxArray read_idx(const std::filesystem::path& path, std::size_t expected_rank) {
+    const std::string name = path.string();
+    std::error_code status_error;
+    const auto status = std::filesystem::status(path, status_error);
+    if (!std::filesystem::exists(status)) throw data_error(name + ": no such file");
+    if (std::filesystem::is_directory(status)) throw data_error(name + ": is a directory, not an IDX file");
+    const std::uint64_t file_size = std::filesystem::file_size(path, status_error);
+    if (status_error) throw data_error(name + ": cannot read its size: " + status_error.message());
+
+    detail::RawSource raw(path);
+    if (!raw.is_open()) throw data_error(name + ": cannot open: " + std::strerror(errno));
+    std::array<std::uint8_t, 2> signature{};
+    const bool gzip = raw.read(signature.data(), 2) == 2 && signature[0] == 0x1f && signature[1] == 0x8b;
+    if (!gzip) {
+        detail::RawSource source(path);
+        return detail::parse_idx(source, file_size, false, name, expected_rank);
+    }
+#if defined(CNN_WITH_ZLIB)
+    detail::GzipSource source(path);
+    return detail::parse_idx(source, file_size, true, name, expected_rank);
+#else
+    detail::no_zlib(name);
+    return {};
+#endif
+}
+
+/// The same for an IDX file already in memory; `name` is used in error messages.
+inline IdxArray read_idx(std::span<const std::uint8_t> bytes, const std::string& name, std::size_t expected_rank) {
+    const bool gzip = bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
+    if (!gzip) {
+        detail::MemorySource source(bytes);
+        return detail::parse_idx(source, bytes.size(), false, name, expected_rank);
+    }
+#if defined(CNN_WITH_ZLIB)
+    detail::GzipMemorySource source(bytes, name);
+    return detail::parse_idx(source, bytes.size(), true, name, expected_rank);
+#else
+    detail::no_zlib(name);
+    return {};
+#endif
 }
 
 }  // namespace cnn

@@ -1,0 +1,36 @@
+// Writes the seed corpus of the fuzz targets (committed under tests/fuzz/corpus/):
+// small valid IDX files, raw and gzip, and a valid model file of fuzz_model's network.
+#include <cnn/cnn.hpp>
+
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::cerr << "usage: make_corpus DIR\n";
+        return 2;
+    }
+    const std::filesystem::path dir = argv[1];
+    std::filesystem::create_directories(dir / "idx");
+    std::filesystem::create_directories(dir / "model");
+    std::vector<std::uint8_t> pixels(3 * 4 * 4);
+    for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<std::uint8_t>(i * 5);
+    cnn::write_idx(dir / "idx" / "images-3x4x4", {3, 4, 4}, pixels);
+    cnn::write_idx(dir / "idx" / "labels-5", {5}, std::vector<std::uint8_t>{1, 0, 4, 9, 2});
+    {
+        std::ifstream in(dir / "idx" / "images-3x4x4", std::ios::binary);
+        const std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        gzFile out = gzopen((dir / "idx" / "images-3x4x4.gz").c_str(), "wb9");
+        gzwrite(out, raw.data(), static_cast<unsigned>(raw.size()));
+        gzclose(out);
+    }
+    auto net = cnn::Sequential{cnn::Conv2D<float>{1, 2, 3, {.padding = 1}}, cnn::ReLU<float>{}, cnn::MaxPool<float>{2},
+                               cnn::Flatten<float>{}, cnn::Dense<float>{2 * 4 * 4, 3}};
+    cnn::Random rng{1};
+    net.initialize(rng);
+    cnn::save_model(net, dir / "model" / "small.cnn", "net=fuzz\n");
+    return 0;
+}
