@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include "test_support.hpp"
@@ -134,6 +135,13 @@ TEST_CASE("Bad model files give clear errors and leave the network unchanged", "
     }
     SECTION("a missing file") {
         CHECK_THROWS_WITH(cnn::load_model(target, dir / "missing.cnn"), Catch::Contains("cannot open"));
+    }
+    SECTION("a parameter that is not a finite number") {
+        auto broken = make_small<float>();
+        broken.initialize(rng);
+        broken.layer<4>().weights()(2, 5) = std::numeric_limits<float>::infinity();
+        cnn::save_model(broken, bad);  // a valid file, checksum and all
+        expect_error("parameter 101 of layer 4 (Dense(48->4)) is not a finite number");
     }
     SECTION("every truncation") {
         for (std::size_t length = 0; length < good.size(); ++length) {

@@ -204,3 +204,37 @@ TEST_CASE("Early stopping restores the best weights of the validation split", "[
     for (const auto& epoch : history.epochs) CHECK(epoch.validation->loss >= best);
     CHECK(history.epochs.size() == history.best_epoch + 2);  // the patience of 2 ran out
 }
+
+TEST_CASE("The thread count does not change a single bit of the trained model", "[training][threads]") {
+    const cnn::Dataset train = make_bars(120, 9, scratch_directory("threads"));
+    const auto run = [&](std::size_t threads) {
+        cnn::set_threads(threads);
+        auto net = make_net();
+        cnn::Random rng{12};
+        net.initialize(rng);
+        cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9}};
+        cnn::FitOptions options;
+        options.epochs = 2;
+        options.batch_size = 20;
+        (void)cnn::fit(net, sgd, train, rng, options);
+        return cnn::serialize_model(net);
+    };
+    const auto one = run(1);
+    const auto two = run(2);
+    const auto five = run(5);
+    cnn::set_threads(1);
+    CHECK(one == two);
+    CHECK(one == five);
+}
+
+TEST_CASE("A normalisation that would feed NaN or infinity is refused", "[training][errors]") {
+    const cnn::Dataset train = make_bars(10, 9, scratch_directory("normalization"));
+    auto net = make_net();
+    cnn::Random rng{1};
+    cnn::SGD<float> sgd;
+    cnn::FitOptions options;
+    options.normalization = {0.5, 0.0};
+    CHECK_THROWS_WITH(cnn::fit(net, sgd, train, rng, options),
+                      "Normalization: mean 0.500000 and deviation 0.000000 must be finite, with the deviation above 0");
+    CHECK_THROWS_AS(cnn::evaluate(net, train, cnn::Normalization{NAN, 1.0}), cnn::parameter_error);
+}

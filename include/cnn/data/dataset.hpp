@@ -22,6 +22,14 @@ namespace cnn {
 struct Normalization {
     double mean = 0.0;
     double deviation = 1.0;
+
+    /// Throws cnn::parameter_error unless mean is finite and deviation finite and above 0
+    /// (anything else would feed NaN or infinity into the network).
+    void check() const {
+        if (!std::isfinite(mean) || !std::isfinite(deviation) || !(deviation > 0))
+            throw parameter_error("Normalization: mean " + std::to_string(mean) + " and deviation " +
+                                  std::to_string(deviation) + " must be finite, with the deviation above 0");
+    }
 };
 
 struct Dataset {
@@ -50,6 +58,7 @@ struct Dataset {
     template <Scalar T>
     void fill_batch(std::span<const std::size_t> indices, TensorView<T, 4> x, std::span<std::uint32_t> batch_labels,
                     Normalization normalization = {}) const {
+        normalization.check();
         const std::size_t pixels = rows * cols;
         const T scale = static_cast<T>(1.0 / (255.0 * normalization.deviation));
         const T shift = static_cast<T>(normalization.mean / normalization.deviation);
