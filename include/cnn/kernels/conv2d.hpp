@@ -11,10 +11,13 @@
 //                 (the same sums as the full convolution with rotated filters)
 //   weight grad:  dW (K x R)    += delta_n (K x Q) col_n^T (Q x R)
 //   bias grad:    db[k]         += sum_q delta_n[k][q]
+// Up to 8 samples are lowered side by side, so each product is 8 times wider
+// and the filters are packed once per 8 samples.
 #pragma once
 
 #include <algorithm>
 #include <span>
+#include <utility>
 
 #include "cnn/kernels/gemm.hpp"
 #include "cnn/kernels/threads.hpp"
@@ -36,41 +39,37 @@ struct ConvGeometry {
 /// per chunk, added in chunk order) are the same whatever the thread count.
 inline constexpr std::size_t conv_chunk = 8;
 
-/// col[r][q] (transposed = false) or col[q][r] (transposed = true) for one sample.
+/// col[r][offset + q] for one sample, in a column buffer whose rows hold `ld` values.
 template <Scalar T>
-void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, bool transposed) {
-    const std::size_t q_count = g.positions(), r_count = g.rows();
+void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, std::size_t ld, std::size_t offset) {
     for (std::size_t c = 0; c < g.channels; ++c)
         for (std::size_t m = 0; m < g.kernel_h; ++m)
             for (std::size_t n = 0; n < g.kernel_w; ++n) {
-                const std::size_t r = (c * g.kernel_h + m) * g.kernel_w + n;
+                T* row = col + ((c * g.kernel_h + m) * g.kernel_w + n) * ld + offset;
                 for (std::size_t i = 0; i < g.out_h; ++i) {
                     const std::size_t u = i * g.stride + m;  // row in the padded input
-                    const bool row_inside = u >= g.padding && u - g.padding < g.height;
+                    T* out = row + i * g.out_w;
+                    if (u < g.padding || u - g.padding >= g.height) {
+                        std::fill_n(out, g.out_w, T{0});
+                        continue;
+                    }
                     const T* x_row = x + (c * g.height + (u - g.padding)) * g.width;
                     for (std::size_t j = 0; j < g.out_w; ++j) {
                         const std::size_t v = j * g.stride + n;
-                        const bool inside = row_inside && v >= g.padding && v - g.padding < g.width;
-                        const T value = inside ? x_row[v - g.padding] : T{0};
-                        const std::size_t q = i * g.out_w + j;
-                        if (transposed)
-                            col[q * r_count + r] = value;
-                        else
-                            col[r * q_count + q] = value;
+                        out[j] = v >= g.padding && v - g.padding < g.width ? x_row[v - g.padding] : T{0};
                     }
                 }
             }
 }
 
-/// dx[c][u][v] = sum of dcol[r][q] over the (r, q) that read x[c][u][v] in im2col.
+/// dx[c][u][v] = sum of dcol[r][offset + q] over the (r, q) that read x[c][u][v] in im2col.
 template <Scalar T>
-void col2im(const T* __restrict dcol, const ConvGeometry& g, T* __restrict dx) {
+void col2im(const T* __restrict dcol, std::size_t ld, std::size_t offset, const ConvGeometry& g, T* __restrict dx) {
     std::fill_n(dx, g.channels * g.height * g.width, T{0});
-    const std::size_t q_count = g.positions();
     for (std::size_t c = 0; c < g.channels; ++c)
         for (std::size_t m = 0; m < g.kernel_h; ++m)
             for (std::size_t n = 0; n < g.kernel_w; ++n) {
-                const T* row = dcol + ((c * g.kernel_h + m) * g.kernel_w + n) * q_count;
+                const T* row = dcol + ((c * g.kernel_h + m) * g.kernel_w + n) * ld + offset;
                 for (std::size_t i = 0; i < g.out_h; ++i) {
                     const std::size_t u = i * g.stride + m;
                     if (u < g.padding || u - g.padding >= g.height) continue;
@@ -89,65 +88,86 @@ ConvGeometry conv_geometry(const Shape<4>& x, const Shape<4>& w, std::size_t str
     return {x[1], x[2], x[3], w[0], w[2], w[3], stride, padding, y[2], y[3]};
 }
 
+/// The samples [first, last) of chunk `chunk`.
+inline std::pair<std::size_t, std::size_t> chunk_samples(std::size_t chunk, std::size_t samples) {
+    return {chunk * conv_chunk, std::min(samples, (chunk + 1) * conv_chunk)};
+}
+
+// Forward, per chunk of up to 8 samples: the chunk's columns side by side,
+// col (R x 8Q), one product net (K x 8Q) = W col, then each sample's K x Q block
+// (plus bias) copied to its place in y.
 template <Scalar T>
 void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b, std::size_t stride,
                     std::size_t padding, TensorView<T, 4> y, Scratch<T>& scratch) {
     const ConvGeometry g = conv_geometry<T>(x.shape(), w.shape(), stride, padding, y.shape());
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
-    const std::size_t col_size = g.rows() * g.positions();
-    T* const cols = scratch.get(threads() * col_size).data();
+    const std::size_t q = g.positions(), ld = conv_chunk * q;
+    const std::size_t per_worker = (g.rows() + g.filters) * ld;
+    T* const memory = scratch.get(threads() * per_worker).data();
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
-        T* col = cols + worker * col_size;
-        for (std::size_t n = chunk * conv_chunk; n < std::min(samples, (chunk + 1) * conv_chunk); ++n) {
-            im2col(x[n].data(), g, col, false);
+        T* col = memory + worker * per_worker;
+        T* net = col + g.rows() * ld;
+        const auto [first, last] = chunk_samples(chunk, samples);
+        for (std::size_t n = first; n < last; ++n) im2col(x[n].data(), g, col, ld, (n - first) * q);
+        const std::size_t columns = (last - first) * q;
+        gemm<T>(g.filters, columns, g.rows(), w.data(), static_cast<std::ptrdiff_t>(g.rows()), 1, col,
+                static_cast<std::ptrdiff_t>(ld), 1, net, ld, Accumulate::no);
+        for (std::size_t n = first; n < last; ++n) {
             T* out = y[n].data();
-            gemm_nn<T>(g.filters, g.positions(), g.rows(), w.data(), g.rows(), col, g.positions(), out, g.positions(),
-                       Accumulate::no);
-            for (std::size_t k = 0; k < g.filters; ++k)
-                for (std::size_t q = 0; q < g.positions(); ++q) out[k * g.positions() + q] += b[k];
+            for (std::size_t k = 0; k < g.filters; ++k) {
+                const T* source = net + k * ld + (n - first) * q;
+                for (std::size_t p = 0; p < q; ++p) out[k * q + p] = source[p] + b[k];
+            }
         }
     });
 }
 
-/// Writes dx = dE/dx (skipped when dx is null) and adds dE/dw and dE/db.
+// Backward, per chunk: the chunk's deltas side by side, d (K x 8Q), and its columns, col (R x 8Q);
+//   dW_chunk = d col^T,   db_chunk = row sums of d,   dcol = W^T d, folded back by col2im.
+// The chunks' weight and bias gradients are added in chunk order: the same result for any thread count.
 template <Scalar T>
 void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
                      std::size_t stride, std::size_t padding, TensorView<T, 4> dx, TensorView<T, 4> dw,
                      std::span<T> db, Scratch<T>& scratch) {
     const ConvGeometry g = conv_geometry<T>(x.shape(), w.shape(), stride, padding, dy.shape());
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
-    const std::size_t col_size = g.rows() * g.positions(), weight_size = g.filters * g.rows();
-    // Per worker: one column buffer. Per chunk: its partial weight and bias gradients.
-    const std::span<T> memory =
-        scratch.get(threads() * col_size + chunks * (weight_size + g.filters));
-    T* const cols = memory.data();
-    T* const partials = cols + threads() * col_size;
+    const std::size_t q = g.positions(), ld = conv_chunk * q, weight_size = g.filters * g.rows();
+    const std::size_t per_worker = (2 * g.rows() + g.filters) * ld;
+    const std::size_t per_chunk = weight_size + g.filters;
+    T* const memory = scratch.get(threads() * per_worker + chunks * per_chunk).data();
+    T* const partials = memory + threads() * per_worker;
     const bool want_dx = dx.data() != nullptr;
 
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
-        T* col = cols + worker * col_size;
-        T* dw_part = partials + chunk * (weight_size + g.filters);
+        T* col = memory + worker * per_worker;
+        T* dcol = col + g.rows() * ld;
+        T* delta = dcol + g.rows() * ld;
+        T* dw_part = partials + chunk * per_chunk;
         T* db_part = dw_part + weight_size;
-        std::fill_n(dw_part, weight_size + g.filters, T{0});
-        for (std::size_t n = chunk * conv_chunk; n < std::min(samples, (chunk + 1) * conv_chunk); ++n) {
-            const T* delta = dy[n].data();
-            // dW (K x R) += delta_n (K x Q) col_n^T (Q x R)
-            im2col(x[n].data(), g, col, true);
-            gemm_nn<T>(g.filters, g.rows(), g.positions(), delta, g.positions(), col, g.rows(), dw_part, g.rows(),
-                       Accumulate::yes);
+        const auto [first, last] = chunk_samples(chunk, samples);
+        const std::size_t columns = (last - first) * q;
+        for (std::size_t n = first; n < last; ++n) {
+            im2col(x[n].data(), g, col, ld, (n - first) * q);
             for (std::size_t k = 0; k < g.filters; ++k)
-                for (std::size_t q = 0; q < g.positions(); ++q) db_part[k] += delta[k * g.positions() + q];
-            if (want_dx) {
-                // dcol (R x Q) = W^T (R x K) delta_n (K x Q), folded back onto dx
-                gemm_tn<T>(g.rows(), g.positions(), g.filters, w.data(), g.rows(), delta, g.positions(), col,
-                           g.positions(), Accumulate::no);
-                col2im(col, g, dx[n].data());
-            }
+                std::copy_n(dy[n].data() + k * q, q, delta + k * ld + (n - first) * q);
+        }
+        // dW (K x R) = d (K x 8Q) col^T (8Q x R)
+        gemm<T>(g.filters, g.rows(), columns, delta, static_cast<std::ptrdiff_t>(ld), 1, col, 1,
+                static_cast<std::ptrdiff_t>(ld), dw_part, g.rows(), Accumulate::no);
+        for (std::size_t k = 0; k < g.filters; ++k) {
+            T sum{0};
+            for (std::size_t p = 0; p < columns; ++p) sum += delta[k * ld + p];
+            db_part[k] = sum;
+        }
+        if (want_dx) {
+            // dcol (R x 8Q) = W^T (R x K) d (K x 8Q)
+            gemm<T>(g.rows(), columns, g.filters, w.data(), 1, static_cast<std::ptrdiff_t>(g.rows()), delta,
+                    static_cast<std::ptrdiff_t>(ld), 1, dcol, ld, Accumulate::no);
+            for (std::size_t n = first; n < last; ++n) col2im(dcol, ld, (n - first) * q, g, dx[n].data());
         }
     });
-    // Partial sums added in chunk order: the same result for any thread count.
     for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
-        const T* dw_part = partials + chunk * (weight_size + g.filters);
+        const T* dw_part = partials + chunk * per_chunk;
         for (std::size_t e = 0; e < weight_size; ++e) dw.data()[e] += dw_part[e];
         for (std::size_t k = 0; k < g.filters; ++k) db[k] += dw_part[weight_size + k];
     }

@@ -19,16 +19,14 @@ inline constexpr std::size_t dense_rows_per_task = 16;
 
 template <Scalar T>
 void dense_forward(const T* x, std::size_t samples, std::size_t in, TensorView<const T, 2> w, std::span<const T> b,
-                   T* y, Scratch<T>& scratch) {
+                   T* y) {
     const std::size_t out = w.extent(0);
-    T* const w_t = scratch.get(in * out).data();
-    transpose(out, in, w.data(), w_t);
     const std::size_t tasks = (samples + dense_rows_per_task - 1) / dense_rows_per_task;
     thread_pool().parallel_for(tasks, [&](std::size_t task, std::size_t /*worker*/) {
         const std::size_t first = task * dense_rows_per_task;
         const std::size_t rows = std::min(samples, first + dense_rows_per_task) - first;
         for (std::size_t n = first; n < first + rows; ++n) std::copy(b.begin(), b.end(), y + n * out);
-        gemm_nn<T>(rows, out, in, x + first * in, in, w_t, out, y + first * out, out, Accumulate::yes);
+        gemm_nt<T>(rows, out, in, x + first * in, in, w.data(), in, y + first * out, out, Accumulate::yes);
     });
 }
 

@@ -11,12 +11,27 @@
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 namespace cnn {
+
+/// A non-owning reference to a callable taking (task, worker): unlike std::function
+/// it never allocates, so handing work to the pool costs no heap traffic.
+class TaskRef {
+public:
+    template <class F>
+    TaskRef(const F& f) noexcept  // NOLINT(google-explicit-constructor)
+        : object_(&f), call_([](const void* object, std::size_t task, std::size_t worker) {
+              (*static_cast<const F*>(object))(task, worker);
+          }) {}
+    void operator()(std::size_t task, std::size_t worker) const { call_(object_, task, worker); }
+
+private:
+    const void* object_;
+    void (*call_)(const void*, std::size_t, std::size_t);
+};
 
 class ThreadPool {
 public:
@@ -40,7 +55,7 @@ public:
     /// are done. `worker` (below size()) names the thread running the task, so a task may use
     /// scratch memory of its own worker without locking. The first exception a task throws is rethrown here. A call made while the pool is busy
     /// (from another thread, or from inside a task) runs on the calling thread alone.
-    void parallel_for(std::size_t count, const std::function<void(std::size_t, std::size_t)>& task) {
+    void parallel_for(std::size_t count, TaskRef task) {
         if (count == 0) return;
         if (workers_.empty() || count == 1 || busy_.exchange(true)) {
             for (std::size_t i = 0; i < count; ++i) task(i, 0);
@@ -116,7 +131,7 @@ private:
     std::vector<std::thread> workers_;
     std::mutex mutex_;
     std::condition_variable wake_, done_;
-    const std::function<void(std::size_t, std::size_t)>* task_ = nullptr;
+    const TaskRef* task_ = nullptr;
     std::size_t count_ = 0, next_ = 0, pending_ = 0, generation_ = 0;
     bool stopping_ = false;
     std::atomic<bool> busy_{false};

@@ -53,9 +53,9 @@ public:
     [[nodiscard]] std::span<T> gradients() noexcept { return gradients_.span(); }
     [[nodiscard]] std::span<const T> parameters() const noexcept { return parameters_.span(); }
 
-    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& scratch) const {
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
         detail::expect_shape(y, output_shape(x.shape()), describe(), "forward output");
-        kernels::dense_forward<T>(x.data(), x.extent(0), in_, weights(), bias(), y.data(), scratch);
+        kernels::dense_forward<T>(x.data(), x.extent(0), in_, weights(), bias(), y.data());
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cnn/layer.hpp"
+#include "cnn/kernels/pooling.hpp"
 #include "cnn/reference/pooling.hpp"
 
 namespace cnn {
@@ -51,12 +52,10 @@ public:
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
         expect_shape(y, output_shape(x.shape()), describe(), "forward output");
-        for (std::size_t n = 0; n < x.extent(0); ++n) {
-            if constexpr (Kind == PoolKind::max)
-                reference::maxpool_forward<T>(x[n], window_, stride_, y[n]);
-            else
-                reference::meanpool_forward<T>(x[n], window_, stride_, y[n]);
-        }
+        if constexpr (Kind == PoolKind::max)
+            kernels::maxpool_forward<T>(x.data(), geometry(x.shape(), y.shape()), y.data());
+        else
+            kernels::meanpool_forward<T>(x.data(), geometry(x.shape(), y.shape()), y.data());
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
@@ -64,15 +63,17 @@ public:
         if (dx.data() == nullptr) return;
         expect_shape(dy, y.shape(), describe(), "output gradient");
         expect_shape(dx, x.shape(), describe(), "input gradient");
-        for (std::size_t n = 0; n < x.extent(0); ++n) {
-            if constexpr (Kind == PoolKind::max)
-                reference::maxpool_backward<T>(x[n], dy[n], window_, stride_, dx[n]);
-            else
-                reference::meanpool_backward<T>(dy[n], window_, stride_, dx[n]);
-        }
+        if constexpr (Kind == PoolKind::max)
+            kernels::maxpool_backward<T>(x.data(), dy.data(), geometry(x.shape(), y.shape()), dx.data());
+        else
+            kernels::meanpool_backward<T>(dy.data(), geometry(x.shape(), y.shape()), dx.data());
     }
 
 private:
+    [[nodiscard]] kernels::PoolGeometry geometry(const Shape<4>& in, const Shape<4>& out) const noexcept {
+        return {in[0] * in[1], in[2], in[3], out[2], out[3], window_, stride_};
+    }
+
     reference::Window window_;
     std::size_t stride_;
 };

@@ -1,0 +1,91 @@
+// The fast kernels against plain loops and the reference, on random shapes.
+// This file is built several times (see tests/CMakeLists.txt), once per GEMM
+// micro-kernel (AVX-512, AVX2+FMA, portable), and checks that it got the
+// kernel it was built for.
+#include <cnn/cnn.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "test_support.hpp"
+
+using cnn::Shape;
+using cnn::Tensor;
+
+TEST_CASE("The translation unit uses the micro-kernel its flags select", "[kernels]") {
+    CHECK(std::string(cnn::kernels::gemm_kernel_name()) == CNN_EXPECTED_KERNEL);
+}
+
+TEMPLATE_TEST_CASE("GEMM matches a plain triple loop for any shape, layout and accumulation", "[kernels]", float,
+                   double) {
+    std::mt19937_64 rng(31);
+    const auto pick = [&](std::size_t low, std::size_t high) {
+        return std::uniform_int_distribution<std::size_t>(low, high)(rng);
+    };
+    std::vector<std::array<std::size_t, 3>> shapes{{1, 1, 1}, {12, 32, 256}, {13, 33, 257}, {64, 196, 288},
+                                                   {300, 70, 600}, {5, 2100, 3}};
+    for (int i = 0; i < 20; ++i) shapes.push_back({pick(1, 40), pick(1, 90), pick(1, 300)});
+    for (const auto& [m, n, k] : shapes) {
+        for (int layout = 0; layout < 4; ++layout) {
+            const bool a_transposed = layout & 1, b_transposed = layout & 2;
+            INFO("m " << m << " n " << n << " k " << k << ", A" << (a_transposed ? "^T" : "") << " B"
+                      << (b_transposed ? "^T" : ""));
+            const auto a = cnn::test::random_tensor<TestType>(Shape<1>{m * k}, rng);
+            const auto b = cnn::test::random_tensor<TestType>(Shape<1>{k * n}, rng);
+            auto c = cnn::test::random_tensor<TestType>(Shape<1>{m * (n + 3)}, rng);  // ldc = n + 3
+            const auto a_at = [&](std::size_t i, std::size_t p) { return a_transposed ? a(p * m + i) : a(i * k + p); };
+            const auto b_at = [&](std::size_t p, std::size_t j) { return b_transposed ? b(j * k + p) : b(p * n + j); };
+            Tensor<double, 1> expected({m * (n + 3)});
+            const bool accumulate = (m + n + k + static_cast<std::size_t>(layout)) % 2 == 0;
+            for (std::size_t i = 0; i < m; ++i)
+                for (std::size_t j = 0; j < n + 3; ++j) {
+                    double sum = accumulate || j >= n ? static_cast<double>(c(i * (n + 3) + j)) : 0.0;
+                    if (j < n)
+                        for (std::size_t p = 0; p < k; ++p) sum += static_cast<double>(a_at(i, p)) * b_at(p, j);
+                    expected(i * (n + 3) + j) = sum;
+                }
+            cnn::kernels::gemm<TestType>(m, n, k, a.data(), a_transposed ? 1 : static_cast<std::ptrdiff_t>(k),
+                                         a_transposed ? static_cast<std::ptrdiff_t>(m) : 1, b.data(),
+                                         b_transposed ? 1 : static_cast<std::ptrdiff_t>(n),
+                                         b_transposed ? static_cast<std::ptrdiff_t>(k) : 1, c.data(), n + 3,
+                                         accumulate ? cnn::kernels::Accumulate::yes : cnn::kernels::Accumulate::no);
+            // The sums have k terms of size ~1: scale the tolerance with k.
+            const double tolerance = cnn::test::kernel_tolerance<TestType>() * static_cast<double>(k + 1);
+            CHECK(cnn::test::max_abs_difference(c, expected) <= tolerance);
+        }
+    }
+}
+
+TEMPLATE_TEST_CASE("Pooling kernels match the reference on random shapes", "[kernels]", float, double) {
+    std::mt19937_64 rng(41);
+    const auto pick = [&](std::size_t low, std::size_t high) {
+        return std::uniform_int_distribution<std::size_t>(low, high)(rng);
+    };
+    for (int trial = 0; trial < 30; ++trial) {
+        const std::size_t wh = pick(1, 4), ww = pick(1, 4), stride = pick(1, 4);
+        const Shape<4> shape{pick(1, 5), pick(1, 4), pick(wh, 12), pick(ww, 12)};
+        const auto x = cnn::test::random_tensor<TestType>(shape, rng);
+        cnn::Scratch<TestType> scratch;
+        cnn::MaxPool<TestType> max_pool{{wh, ww}, stride};
+        cnn::MeanPool<TestType> mean_pool{{wh, ww}, stride};
+        Tensor<TestType, 4> y(max_pool.output_shape(shape)), dx(shape), mean_y(y.shape()), mean_dx(shape);
+        const auto dy = cnn::test::random_tensor<TestType>(y.shape(), rng);
+        max_pool.forward(x, y, scratch);
+        max_pool.backward(x, y, dy, dx, scratch);
+        mean_pool.forward(x, mean_y, scratch);
+        mean_pool.backward(x, mean_y, dy, mean_dx, scratch);
+        INFO("window " << wh << "x" << ww << " stride " << stride << " input " << cnn::to_string(shape));
+        for (std::size_t n = 0; n < shape[0]; ++n) {
+            Tensor<TestType, 3> ry(y[n].shape()), rdx(x[n].shape()), rmy(y[n].shape()), rmdx(x[n].shape());
+            cnn::reference::maxpool_forward<TestType>(x[n], {wh, ww}, stride, ry);
+            cnn::reference::maxpool_backward<TestType>(x[n], dy[n], {wh, ww}, stride, rdx);
+            cnn::reference::meanpool_forward<TestType>(x[n], {wh, ww}, stride, rmy);
+            cnn::reference::meanpool_backward<TestType>(dy[n], {wh, ww}, stride, rmdx);
+            CHECK(cnn::test::max_abs_difference(y[n], ry) == 0);
+            CHECK(cnn::test::max_abs_difference(dx[n], rdx) == 0);
+            CHECK(cnn::test::max_relative_difference(mean_y[n], rmy) <= cnn::test::kernel_tolerance<TestType>());
+            CHECK(cnn::test::max_relative_difference(mean_dx[n], rmdx) <= cnn::test::kernel_tolerance<TestType>());
+        }
+    }
+}
