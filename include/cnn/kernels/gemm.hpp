@@ -124,32 +124,34 @@ struct Blocking {
     static constexpr std::size_t nc = nr * (2048 / nr);
 };
 
-/// C (MR x NR, leading dimension ldc) = [C +] the product of one packed A panel and one packed B panel.
-template <class T>
-void micro_kernel(std::size_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c, std::size_t ldc,
-                  bool accumulate) {
+/// C (MR x NR, leading dimension ldc) = [C +] the product of one packed A panel (MR rows,
+/// column by column) and one B panel whose k-th row of NR values starts at b + k * b_stride
+/// (a packed panel, b_stride = NR, or B itself when its rows are contiguous).
+template <class T, std::size_t MR>
+void micro_kernel(std::size_t kc, const T* __restrict a, const T* __restrict b, std::size_t b_stride,
+                  T* __restrict c, std::size_t ldc, bool accumulate) {
     using V = Vector<T>;
-    constexpr std::size_t mr = V::rows, vectors = V::columns / V::lanes;
-    typename V::reg acc[mr][vectors];
+    constexpr std::size_t vectors = V::columns / V::lanes;
+    typename V::reg acc[MR][vectors];
 #pragma GCC unroll 16
-    for (std::size_t i = 0; i < mr; ++i)
+    for (std::size_t i = 0; i < MR; ++i)
 #pragma GCC unroll 4
         for (std::size_t j = 0; j < vectors; ++j) acc[i][j] = V::zero();
     for (std::size_t p = 0; p < kc; ++p) {
         typename V::reg bv[vectors];
 #pragma GCC unroll 4
-        for (std::size_t j = 0; j < vectors; ++j) bv[j] = V::load(b + j * V::lanes);
+        for (std::size_t j = 0; j < vectors; ++j) bv[j] = V::loadu(b + j * V::lanes);
 #pragma GCC unroll 16
-        for (std::size_t i = 0; i < mr; ++i) {
+        for (std::size_t i = 0; i < MR; ++i) {
             const typename V::reg av = V::broadcast(a + i);
 #pragma GCC unroll 4
             for (std::size_t j = 0; j < vectors; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
         }
-        a += mr;
-        b += V::columns;
+        a += MR;
+        b += b_stride;
     }
 #pragma GCC unroll 16
-    for (std::size_t i = 0; i < mr; ++i)
+    for (std::size_t i = 0; i < MR; ++i)
 #pragma GCC unroll 4
         for (std::size_t j = 0; j < vectors; ++j) {
             T* at = c + i * ldc + j * V::lanes;
@@ -158,9 +160,9 @@ void micro_kernel(std::size_t kc, const T* __restrict a, const T* __restrict b, 
 }
 
 /// Packs rows [0, m) x columns [0, k) of A into MR-row panels, column by column, zero-padded.
-template <class T>
+template <class T, std::size_t MR>
 void pack_a(std::size_t m, std::size_t k, const T* a, std::ptrdiff_t rs, std::ptrdiff_t cs, T* __restrict out) {
-    constexpr std::size_t mr = Blocking<T>::mr;
+    constexpr std::size_t mr = MR;
     for (std::size_t i0 = 0; i0 < m; i0 += mr) {
         const std::size_t rows = std::min(mr, m - i0);
         for (std::size_t p = 0; p < k; ++p) {
@@ -209,55 +211,86 @@ PackBuffers<T>& pack_buffers() {
 /// Which micro-kernel this translation unit uses: "avx512", "avx2" or "portable".
 inline const char* gemm_kernel_name() noexcept { return detail::kernel_name; }
 
-/// C (m x n, row-major, leading dimension ldc) = [C +] A B, where A(i, p) = a[i rs_a + p cs_a]
-/// and B(p, j) = b[p rs_b + j cs_b].
-template <Scalar T>
-void gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a, const T* b,
-          std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate) {
-    using B = detail::Blocking<T>;
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-        if (accumulate == Accumulate::no)
-            for (std::size_t i = 0; i < m; ++i) std::fill_n(c + i * ldc, n, T{0});
-        return;
-    }
-    auto& buffers = detail::pack_buffers<T>();
+namespace detail {
+
+/// The blocked product with MR-row micro-tiles (the full height, or half of it for short A).
+template <Scalar T, std::size_t MR>
+void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a,
+                  const T* b, std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate) {
+    using B = Blocking<T>;
+    constexpr std::size_t nr = B::nr, mc_max = MR * (B::mc / MR);
+    auto& buffers = pack_buffers<T>();
     T* const packed_a = buffers.a.data();
     T* const packed_b = buffers.b.data();
-    alignas(64) T edge[B::mr * B::nr];
+    alignas(64) T edge[MR * nr];
+    // With at most two row panels each B panel is used at most twice: when its rows are
+    // contiguous the micro-kernel reads B in place instead of copying it first.
+    const bool read_b_in_place = cs_b == 1 && m <= 2 * MR;
 
     for (std::size_t jc = 0; jc < n; jc += B::nc) {
         const std::size_t nc = std::min(B::nc, n - jc);
         for (std::size_t pc = 0; pc < k; pc += B::kc) {
             const std::size_t kc = std::min(B::kc, k - pc);
             const bool add = pc > 0 || accumulate == Accumulate::yes;
-            detail::pack_b(kc, nc, b + static_cast<std::ptrdiff_t>(pc) * rs_b + static_cast<std::ptrdiff_t>(jc) * cs_b,
-                           rs_b, cs_b, packed_b);
-            for (std::size_t ic = 0; ic < m; ic += B::mc) {
-                const std::size_t mc = std::min(B::mc, m - ic);
-                detail::pack_a(mc, kc, a + static_cast<std::ptrdiff_t>(ic) * rs_a + static_cast<std::ptrdiff_t>(pc) * cs_a,
-                               rs_a, cs_a, packed_a);
-                for (std::size_t jr = 0; jr < nc; jr += B::nr) {
-                    const std::size_t cols = std::min(B::nr, nc - jr);
-                    for (std::size_t ir = 0; ir < mc; ir += B::mr) {
-                        const std::size_t rows = std::min(B::mr, mc - ir);
+            const T* b_block = b + static_cast<std::ptrdiff_t>(pc) * rs_b + static_cast<std::ptrdiff_t>(jc) * cs_b;
+            if (!read_b_in_place) pack_b(kc, nc, b_block, rs_b, cs_b, packed_b);
+            for (std::size_t ic = 0; ic < m; ic += mc_max) {
+                const std::size_t mc = std::min(mc_max, m - ic);
+                pack_a<T, MR>(mc, kc, a + static_cast<std::ptrdiff_t>(ic) * rs_a + static_cast<std::ptrdiff_t>(pc) * cs_a,
+                              rs_a, cs_a, packed_a);
+                for (std::size_t jr = 0; jr < nc; jr += nr) {
+                    const std::size_t cols = std::min(nr, nc - jr);
+                    // A panel of B: in place (full width only), or packed.
+                    const T* pb = packed_b + jr * kc;
+                    std::size_t b_stride = nr;
+                    if (read_b_in_place) {
+                        if (cols == nr) {
+                            pb = b_block + jr;
+                            b_stride = static_cast<std::size_t>(rs_b);
+                        } else {
+                            pack_b(kc, cols, b_block + jr, rs_b, cs_b, packed_b);
+                            pb = packed_b;
+                        }
+                    }
+                    for (std::size_t ir = 0; ir < mc; ir += MR) {
+                        const std::size_t rows = std::min(MR, mc - ir);
                         T* target = c + (ic + ir) * ldc + jc + jr;
                         const T* pa = packed_a + ir * kc;
-                        const T* pb = packed_b + jr * kc;
-                        if (rows == B::mr && cols == B::nr) {
-                            detail::micro_kernel<T>(kc, pa, pb, target, ldc, add);
+                        if (rows == MR && cols == nr) {
+                            micro_kernel<T, MR>(kc, pa, pb, b_stride, target, ldc, add);
                         } else {
                             // An edge tile: compute the full tile aside, keep the valid part.
-                            detail::micro_kernel<T>(kc, pa, pb, edge, B::nr, false);
+                            micro_kernel<T, MR>(kc, pa, pb, b_stride, edge, nr, false);
                             for (std::size_t i = 0; i < rows; ++i)
                                 for (std::size_t j = 0; j < cols; ++j)
-                                    target[i * ldc + j] = (add ? target[i * ldc + j] : T{0}) + edge[i * B::nr + j];
+                                    target[i * ldc + j] = (add ? target[i * ldc + j] : T{0}) + edge[i * nr + j];
                         }
                     }
                 }
             }
         }
     }
+}
+
+}  // namespace detail
+
+/// C (m x n, row-major, leading dimension ldc) = [C +] A B, where A(i, p) = a[i rs_a + p cs_a]
+/// and B(p, j) = b[p rs_b + j cs_b].
+template <Scalar T>
+void gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a, const T* b,
+          std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate) {
+    constexpr std::size_t mr = detail::Blocking<T>::mr;
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+        if (accumulate == Accumulate::no)
+            for (std::size_t i = 0; i < m; ++i) std::fill_n(c + i * ldc, n, T{0});
+        return;
+    }
+    // Short A (few filters): half-height tiles waste less of each register tile.
+    if (m <= mr / 2)
+        detail::gemm_blocked<T, mr / 2>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate);
+    else
+        detail::gemm_blocked<T, mr>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate);
 }
 
 }  // inline namespace

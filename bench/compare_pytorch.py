@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""Side by side: one epoch of training on Fashion-MNIST in this library and in PyTorch.
+
+Trains LeNet-5 and the wide CNN (the same architectures as examples/networks.hpp)
+for one epoch, batch 64, SGD with momentum 0.9 and learning rate 0.01, at 1 and at
+2 threads, alternating the two libraries run by run, and prints images/s of the
+training loop (data conversion, forward, loss, backward, update; no evaluation)
+and their ratio. Each figure is the best of --repeats runs.
+
+PyTorch gets its best settings: OPENBLAS_NUM_THREADS=1, OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE unset, and glibc's malloc told not to return memory to the
+system (GLIBC_TUNABLES), which otherwise costs it a page fault per fresh page.
+
+    /usr/bin/python3 bench/compare_pytorch.py --trainer build/release/examples/mnist_train
+"""
+import argparse
+import gzip
+import os
+import re
+import subprocess
+import sys
+import time
+
+DATA = "/usr/share/datasets/fashion-mnist"
+
+
+def torch_worker(net_name, threads, data, limit):
+    import numpy as np
+    import torch
+    import torch.nn as nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+
+    def idx(path, offset):
+        with gzip.open(path, "rb") as f:
+            return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
+
+    images = idx(os.path.join(data, "train-images-idx3-ubyte.gz"), 16).reshape(-1, 1, 28, 28)
+    labels = idx(os.path.join(data, "train-labels-idx1-ubyte.gz"), 8).astype(np.int64)
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    images, labels = torch.from_numpy(images.copy()), torch.from_numpy(labels.copy())
+    mean, std = images.float().div(255).mean().item(), images.float().div(255).std().item()
+
+    if net_name == "lenet":
+        net = nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    else:
+        net = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    order = torch.randperm(len(images))
+    start = time.perf_counter()
+    for first in range(0, len(images), 64):
+        index = order[first:first + 64]
+        x = (images[index].float().div_(255) - mean) / std
+        loss = loss_fn(net(x), labels[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    seconds = time.perf_counter() - start
+    print(f"images/s {len(images) / seconds:.1f}")
+
+
+def run_torch(net, threads, data, limit):
+    env = dict(os.environ)
+    env.pop("OPENBLAS_CORETYPE", None)
+    env.pop("OPENBLAS_L2_SIZE", None)
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"
+    out = subprocess.run([sys.executable, __file__, "--torch-worker", net, str(threads), data, str(limit)],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"images/s ([0-9.]+)", out).group(1))
+
+
+def run_ours(trainer, net, threads, data, limit, scratch):
+    out = subprocess.run([trainer, "--net", net, "--epochs", "1", "--batch", "64", "--optimizer", "sgd",
+                          "--lr", "0.01", "--momentum", "0.9", "--weight-decay", "0", "--schedule", "constant",
+                          "--threads", str(threads), "--data", data, "--limit", str(limit),
+                          "--output", os.path.join(scratch, f"compare-{net}.cnn")],
+                         check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"\(([0-9.]+) img/s\)", out).group(1))
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--torch-worker":
+        torch_worker(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trainer", required=True, help="path to mnist_train (a Release build)")
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=0, help="train on the first N images only (0: all 60,000)")
+    parser.add_argument("--nets", default="lenet,wide")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--scratch", default="/tmp")
+    args = parser.parse_args()
+
+    rows = []
+    for net in args.nets.split(","):
+        for threads in [int(t) for t in args.threads.split(",")]:
+            ours, theirs = [], []
+            for _ in range(args.repeats):
+                ours.append(run_ours(args.trainer, net, threads, args.data, args.limit, args.scratch))
+                theirs.append(run_torch(net, threads, args.data, args.limit))
+            rows.append((net, threads, max(ours), max(theirs)))
+            print(f"{net} {threads} thread(s): ours {ours}, pytorch {theirs}", file=sys.stderr)
+
+    print(f"| network | threads | this library (images/s) | PyTorch {__import__('torch').__version__} (images/s) | ratio |")
+    print("|---|---|---|---|---|")
+    for net, threads, ours, theirs in rows:
+        print(f"| {net} | {threads} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
