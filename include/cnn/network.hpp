@@ -143,6 +143,8 @@ public:
         if (d_output.shape() != workspace.shapes_[layer_count])
             throw shape_error("Sequential::backward: the output gradient has shape " + to_string(d_output.shape()) +
                               ", the network's output has shape " + to_string(workspace.shapes_[layer_count]));
+        // Gradient buffers are sized here, not in forward, so inference never pays for them.
+        for (std::size_t i = 1; i < layer_count; ++i) workspace.gradients_[i].resize(workspace.shapes_[i]);
         backward_impl<layer_count - 1>(d_output, workspace);
     }
 
@@ -222,10 +224,7 @@ private:
         if (workspace.has_shapes_ && workspace.shapes_[0] == input) return;
         workspace.shapes_ = shapes(input);
         workspace.has_shapes_ = true;
-        for (std::size_t i = 0; i < layer_count; ++i) {
-            workspace.outputs_[i].resize(workspace.shapes_[i + 1]);
-            if (i > 0) workspace.gradients_[i].resize(workspace.shapes_[i]);
-        }
+        for (std::size_t i = 0; i < layer_count; ++i) workspace.outputs_[i].resize(workspace.shapes_[i + 1]);
     }
 
     template <std::size_t I>

@@ -51,7 +51,7 @@ struct Evaluation {
 /// Loss, accuracy and confusion matrix of `net` on `data`.
 template <class Net>
 Evaluation evaluate(const Net& net, const Dataset& data, Normalization normalization = {},
-                    std::size_t batch_size = 256) {
+                    std::size_t batch_size = 64) {
     using T = typename Net::value_type;
     Evaluation result;
     result.classes = data.classes;

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cnn/data/idx.hpp"
@@ -84,11 +85,21 @@ struct Dataset {
     }
 
     /// The first `limit` samples (all of them when limit is 0 or larger than the set).
-    [[nodiscard]] Dataset head(std::size_t limit) const {
+    [[nodiscard]] Dataset head(std::size_t limit) const& {
         if (limit == 0 || limit >= count) return *this;
         std::vector<std::size_t> indices(limit);
         std::iota(indices.begin(), indices.end(), std::size_t{0});
         return subset(indices);
+    }
+    /// The same for a data set about to be dropped: shrinks it in place instead of copying.
+    [[nodiscard]] Dataset head(std::size_t limit) && {
+        if (limit != 0 && limit < count) {
+            images.resize(limit * rows * cols);
+            images.shrink_to_fit();
+            labels.resize(limit);
+            count = limit;
+        }
+        return std::move(*this);
     }
 };
 

@@ -39,6 +39,14 @@ struct ConvGeometry {
 /// per chunk, added in chunk order) are the same whatever the thread count.
 inline constexpr std::size_t conv_chunk = 8;
 
+/// The output columns j whose input column j S + n - P lies inside [0, W): [first, last).
+inline std::pair<std::size_t, std::size_t> valid_columns(const ConvGeometry& g, std::size_t n) {
+    const std::size_t first = n >= g.padding ? 0 : (g.padding - n + g.stride - 1) / g.stride;
+    const std::size_t reach = g.width + g.padding;  // v = j S + n - P < W  <=>  j S + n < W + P
+    const std::size_t last = n >= reach ? 0 : std::min(g.out_w, (reach - n + g.stride - 1) / g.stride);
+    return {std::min(first, last), last};
+}
+
 /// col[r][offset + q] for one sample, in a column buffer whose rows hold `ld` values.
 template <Scalar T>
 void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, std::size_t ld, std::size_t offset) {
@@ -46,6 +54,7 @@ void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, std
         for (std::size_t m = 0; m < g.kernel_h; ++m)
             for (std::size_t n = 0; n < g.kernel_w; ++n) {
                 T* row = col + ((c * g.kernel_h + m) * g.kernel_w + n) * ld + offset;
+                const auto [first, last] = valid_columns(g, n);
                 for (std::size_t i = 0; i < g.out_h; ++i) {
                     const std::size_t u = i * g.stride + m;  // row in the padded input
                     T* out = row + i * g.out_w;
@@ -53,11 +62,18 @@ void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, std
                         std::fill_n(out, g.out_w, T{0});
                         continue;
                     }
-                    const T* x_row = x + (c * g.height + (u - g.padding)) * g.width;
-                    for (std::size_t j = 0; j < g.out_w; ++j) {
-                        const std::size_t v = j * g.stride + n;
-                        out[j] = v >= g.padding && v - g.padding < g.width ? x_row[v - g.padding] : T{0};
+                    // Columns [first, last) read x[u - P][j S + n - P]; the others are padding.
+                    std::fill_n(out, first, T{0});
+                    if (first < last) {
+                        const T* source =
+                            x + (c * g.height + (u - g.padding)) * g.width + (first * g.stride + n - g.padding);
+                        if (g.stride == 1) {
+                            std::copy_n(source, last - first, out + first);
+                        } else {
+                            for (std::size_t j = first; j < last; ++j) out[j] = source[(j - first) * g.stride];
+                        }
                     }
+                    std::fill(out + std::max(first, last), out + g.out_w, T{0});
                 }
             }
 }
@@ -70,14 +86,14 @@ void col2im(const T* __restrict dcol, std::size_t ld, std::size_t offset, const 
         for (std::size_t m = 0; m < g.kernel_h; ++m)
             for (std::size_t n = 0; n < g.kernel_w; ++n) {
                 const T* row = dcol + ((c * g.kernel_h + m) * g.kernel_w + n) * ld + offset;
+                const auto [first, last] = valid_columns(g, n);
                 for (std::size_t i = 0; i < g.out_h; ++i) {
                     const std::size_t u = i * g.stride + m;
                     if (u < g.padding || u - g.padding >= g.height) continue;
-                    T* dx_row = dx + (c * g.height + (u - g.padding)) * g.width;
-                    for (std::size_t j = 0; j < g.out_w; ++j) {
-                        const std::size_t v = j * g.stride + n;
-                        if (v >= g.padding && v - g.padding < g.width) dx_row[v - g.padding] += row[i * g.out_w + j];
-                    }
+                    if (first >= last) continue;
+                    T* target = dx + (c * g.height + (u - g.padding)) * g.width + (first * g.stride + n - g.padding);
+                    const T* in = row + i * g.out_w;
+                    for (std::size_t j = first; j < last; ++j) target[(j - first) * g.stride] += in[j];
                 }
             }
 }

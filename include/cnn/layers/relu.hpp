@@ -1,9 +1,12 @@
 // ReLU: y = max(0, x); backward dE/dx = dE/dy o f'(x) with f'(0) = 0 (FORMULAS.md section 2).
+// The loops are reference::relu and reference::relu_backward, split into blocks for the thread pool.
 #pragma once
 
+#include <algorithm>
 #include <span>
 #include <string>
 
+#include "cnn/kernels/threads.hpp"
 #include "cnn/layer.hpp"
 #include "cnn/reference/activation.hpp"
 
@@ -22,7 +25,11 @@ public:
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
         detail::expect_shape(y, x.shape(), describe(), "forward output");
-        reference::relu<T, 4>(x, y);
+        in_blocks(x.size(), [&](std::size_t begin, std::size_t end) {
+            const T* __restrict in = x.data();
+            T* __restrict out = y.data();
+            for (std::size_t i = begin; i < end; ++i) out[i] = in[i] > T{0} ? in[i] : T{0};
+        });
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> /*y*/, TensorView<const T, 4> dy,
@@ -30,7 +37,22 @@ public:
         if (dx.data() == nullptr) return;
         detail::expect_shape(dy, x.shape(), describe(), "output gradient");
         detail::expect_shape(dx, x.shape(), describe(), "input gradient");
-        reference::relu_backward<T, 4>(x, dy, dx);
+        in_blocks(x.size(), [&](std::size_t begin, std::size_t end) {
+            const T* __restrict in = x.data();
+            const T* __restrict grad_out = dy.data();
+            T* __restrict grad_in = dx.data();
+            for (std::size_t i = begin; i < end; ++i) grad_in[i] = in[i] > T{0} ? grad_out[i] : T{0};
+        });
+    }
+
+private:
+    /// Runs f(begin, end) over [0, count) in blocks spread over the thread pool.
+    template <class F>
+    static void in_blocks(std::size_t count, const F& f) {
+        constexpr std::size_t block = 1 << 15;
+        thread_pool().parallel_for((count + block - 1) / block, [&](std::size_t task, std::size_t) {
+            f(task * block, std::min(count, (task + 1) * block));
+        });
     }
 };
 
