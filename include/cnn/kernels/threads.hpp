@@ -4,6 +4,10 @@
 //
 //   cnn::set_threads(n)   threads the kernels use from now on (default 1)
 //   cnn::threads()        the current count
+//
+// A training step hands the pool a few dozen short jobs, so waking a sleeping
+// thread for each would cost more than some jobs take: between jobs the workers
+// spin briefly on an atomic counter before they go to sleep.
 #pragma once
 
 #include <algorithm>
@@ -14,6 +18,10 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace cnn {
 
@@ -48,80 +56,94 @@ public:
         if (threads == size()) return;
         stop_workers();
         stopping_ = false;
-        for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { work(i); });
+        // The generation is read here, not in the new thread: a thread that starts late must
+        // still see the first job handed out after resize() returns as new.
+        const std::size_t seen = generation_.load(std::memory_order_acquire);
+        for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i, seen] { work(i, seen); });
     }
 
     /// Calls task(i, worker) for every i in [0, count), spread over the pool; returns when all
     /// are done. `worker` (below size()) names the thread running the task, so a task may use
-    /// scratch memory of its own worker without locking. The first exception a task throws is rethrown here. A call made while the pool is busy
-    /// (from another thread, or from inside a task) runs on the calling thread alone.
+    /// scratch memory of its own worker without locking. The first exception a task throws is
+    /// rethrown here. A call made while the pool is busy (from another thread, or from inside a
+    /// task) runs on the calling thread alone.
     void parallel_for(std::size_t count, TaskRef task) {
         if (count == 0) return;
-        if (workers_.empty() || count == 1 || busy_.exchange(true)) {
+        if (workers_.empty() || count == 1 || busy_.exchange(true, std::memory_order_acquire)) {
             for (std::size_t i = 0; i < count; ++i) task(i, 0);
             return;
         }
         struct Release {
             std::atomic<bool>& flag;
-            ~Release() { flag = false; }
+            ~Release() { flag.store(false, std::memory_order_release); }
         } release{busy_};
-        std::unique_lock lock(mutex_);
+
         task_ = &task;
         count_ = count;
-        next_ = 0;
-        pending_ = workers_.size();
         error_ = nullptr;
-        ++generation_;
-        lock.unlock();
-        wake_.notify_all();
+        next_.store(0, std::memory_order_relaxed);
+        pending_.store(workers_.size(), std::memory_order_relaxed);
+        generation_.fetch_add(1, std::memory_order_release);
+        if (sleepers_.load(std::memory_order_acquire) > 0) {
+            std::lock_guard lock(mutex_);
+            wake_.notify_all();
+        }
         run_tasks(0);
-        lock.lock();
-        done_.wait(lock, [this] { return pending_ == 0; });
+        while (pending_.load(std::memory_order_acquire) != 0) pause();
         task_ = nullptr;
         if (error_) std::rethrow_exception(error_);
     }
 
 private:
+    static void pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+        _mm_pause();
+#else
+        std::this_thread::yield();
+#endif
+    }
+
     void run_tasks(std::size_t worker) {
         for (;;) {
-            std::size_t index;
-            {
-                std::lock_guard lock(mutex_);
-                if (next_ >= count_) return;
-                index = next_++;
-            }
+            const std::size_t index = next_.fetch_add(1, std::memory_order_relaxed);
+            if (index >= count_) return;
             try {
                 (*task_)(index, worker);
             } catch (...) {
                 std::lock_guard lock(mutex_);
                 if (!error_) error_ = std::current_exception();
-                next_ = count_;
+                next_.store(count_, std::memory_order_relaxed);
             }
         }
     }
 
-    void work(std::size_t worker) {
-        std::size_t seen = 0;
+    void work(std::size_t worker, std::size_t seen) {
         for (;;) {
-            {
+            // Spin a little (about a tenth of a millisecond) before sleeping.
+            for (int spin = 0; spin < 4096 && generation_.load(std::memory_order_acquire) == seen &&
+                               !stopping_.load(std::memory_order_acquire);
+                 ++spin)
+                pause();
+            if (generation_.load(std::memory_order_acquire) == seen) {
                 std::unique_lock lock(mutex_);
-                wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-                if (stopping_) return;
-                seen = generation_;
+                sleepers_.fetch_add(1, std::memory_order_acq_rel);
+                wake_.wait(lock, [&] {
+                    return stopping_.load(std::memory_order_acquire) ||
+                           generation_.load(std::memory_order_acquire) != seen;
+                });
+                sleepers_.fetch_sub(1, std::memory_order_acq_rel);
             }
+            if (stopping_.load(std::memory_order_acquire)) return;
+            seen = generation_.load(std::memory_order_acquire);
             run_tasks(worker);
-            {
-                std::lock_guard lock(mutex_);
-                --pending_;
-            }
-            done_.notify_one();
+            pending_.fetch_sub(1, std::memory_order_acq_rel);
         }
     }
 
     void stop_workers() {
         {
             std::lock_guard lock(mutex_);
-            stopping_ = true;
+            stopping_.store(true, std::memory_order_release);
         }
         wake_.notify_all();
         for (std::thread& worker : workers_) worker.join();
@@ -130,11 +152,12 @@ private:
 
     std::vector<std::thread> workers_;
     std::mutex mutex_;
-    std::condition_variable wake_, done_;
+    std::condition_variable wake_;
     const TaskRef* task_ = nullptr;
-    std::size_t count_ = 0, next_ = 0, pending_ = 0, generation_ = 0;
-    bool stopping_ = false;
-    std::atomic<bool> busy_{false};
+    std::size_t count_ = 0;
+    std::atomic<std::size_t> next_{0}, pending_{0}, generation_{0};
+    std::atomic<int> sleepers_{0};
+    std::atomic<bool> stopping_{false}, busy_{false};
     std::exception_ptr error_;
 };
 
