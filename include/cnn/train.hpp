@@ -118,11 +118,11 @@ struct FitOptions {
     /// A data set evaluated after every epoch for the record only (e.g. the test set
     /// for training curves); it never influences training.
     const Dataset* monitor_data = nullptr;
-    std::function<void(const BatchReport&)> on_batch;
-    std::function<void(const EpochReport&)> on_epoch;
+    std::function<void(const BatchReport&)> on_batch{};
+    std::function<void(const EpochReport&)> on_epoch{};
     /// Polled after every batch; returning true ends training after that batch, with
     /// History::resume holding what it takes to continue.
-    std::function<bool()> should_stop;
+    std::function<bool()> should_stop{};
 };
 
 /// Where an interrupted fit() stood: with the network's parameters and the optimizer's
