@@ -16,14 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh directory for one test's files.
-fs::path scratch_directory(const std::string& name) {
-    const fs::path dir = fs::temp_directory_path() / ("cnn-tests-" + std::to_string(::getpid())) / name;
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    return dir;
-}
-
 void write_bytes(const fs::path& path, const std::vector<std::uint8_t>& bytes) {
     std::ofstream out(path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
@@ -52,7 +44,7 @@ std::vector<std::uint8_t> idx_bytes(std::vector<std::uint32_t> dims, std::size_t
 }  // namespace
 
 TEST_CASE("IDX files load raw and gzip-compressed, with the same contents", "[data]") {
-    const fs::path dir = scratch_directory("idx-good");
+    const fs::path dir = cnn::test::scratch_directory("idx-good");
     const auto bytes = idx_bytes({3, 4, 5}, 60);
     write_bytes(dir / "raw", bytes);
     write_gzip(dir / "packed.gz", bytes);
@@ -66,7 +58,7 @@ TEST_CASE("IDX files load raw and gzip-compressed, with the same contents", "[da
 }
 
 TEST_CASE("Bad IDX files give errors that name the file and the problem", "[data][errors]") {
-    const fs::path dir = scratch_directory("idx-bad");
+    const fs::path dir = cnn::test::scratch_directory("idx-bad");
     struct Case {
         const char* what;
         std::vector<std::uint8_t> bytes;
@@ -108,7 +100,7 @@ TEST_CASE("Bad IDX files give errors that name the file and the problem", "[data
 }
 
 TEST_CASE("Bad gzip IDX files are caught before a large allocation", "[data][errors]") {
-    const fs::path dir = scratch_directory("idx-gzip-bad");
+    const fs::path dir = cnn::test::scratch_directory("idx-gzip-bad");
     SECTION("a header that claims more than the compressed file can hold") {
         write_gzip(dir / "huge.gz", idx_bytes({0xFFFFFFFF, 28, 28}, 10));
         CHECK_THROWS_WITH(cnn::read_idx(dir / "huge.gz", 3),
@@ -131,7 +123,7 @@ TEST_CASE("Bad gzip IDX files are caught before a large allocation", "[data][err
 }
 
 TEST_CASE("Missing files, directories and unreadable files are reported", "[data][errors]") {
-    const fs::path dir = scratch_directory("idx-files");
+    const fs::path dir = cnn::test::scratch_directory("idx-files");
     CHECK_THROWS_WITH(cnn::read_idx(dir / "nothing", 1), (dir / "nothing").string() + ": no such file");
     CHECK_THROWS_WITH(cnn::read_idx(dir, 1), dir.string() + ": is a directory, not an IDX file");
     write_bytes(dir / "locked", idx_bytes({2}, 2));
@@ -156,7 +148,7 @@ TEST_CASE("Missing files, directories and unreadable files are reported", "[data
 }
 
 TEST_CASE("A data set checks its labels against its images", "[data][errors]") {
-    const fs::path dir = scratch_directory("dataset");
+    const fs::path dir = cnn::test::scratch_directory("dataset");
     write_bytes(dir / "images", idx_bytes({4, 2, 3}, 24));
     write_bytes(dir / "labels", {0, 0, 8, 1, 0, 0, 0, 4, 1, 2, 3, 9});
     const cnn::Dataset data = cnn::load_idx_dataset(dir / "images", dir / "labels", 10);

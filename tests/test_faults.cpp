@@ -14,16 +14,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "test_support.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path scratch_directory(const std::string& name) {
-    const fs::path dir = fs::temp_directory_path() / ("cnn-tests-" + std::to_string(::getpid())) / name;
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    return dir;
-}
 
 auto make_net(std::size_t hidden = 32) {
     return cnn::Sequential{cnn::Conv2D<float>{1, 4, 3, {.padding = 1}}, cnn::ReLU<float>{}, cnn::MaxPool<float>{2},
@@ -38,23 +33,10 @@ std::vector<float> parameters_of(Net& net) {
     return values;
 }
 
-/// 8x8 images of four classes (a bar in one of four bands), as in test_training.cpp.
-cnn::Dataset make_bars(std::size_t count, std::uint64_t seed) {
-    cnn::Random rng{seed};
-    cnn::Dataset data{std::vector<std::uint8_t>(count * 64), std::vector<std::uint8_t>(count), count, 8, 8, 4};
-    for (std::size_t n = 0; n < count; ++n) {
-        data.labels[n] = static_cast<std::uint8_t>(rng.below(4));
-        for (std::size_t p = 0; p < 64; ++p) data.images[n * 64 + p] = static_cast<std::uint8_t>(rng.below(60));
-        const std::size_t row = 2 * data.labels[n] + rng.below(2);
-        for (std::size_t col = rng.below(3); col < 8; ++col) data.images[n * 64 + row * 8 + col] = 200;
-    }
-    return data;
-}
-
 }  // namespace
 
 TEST_CASE("A save whose writes fail part-way leaves the previous model intact", "[faults][io]") {
-    const fs::path dir = scratch_directory("failing-write");
+    const fs::path dir = cnn::test::scratch_directory("failing-write");
     auto old_net = make_net();
     cnn::Random rng{1};
     old_net.initialize(rng);
@@ -92,7 +74,7 @@ TEST_CASE("A save whose writes fail part-way leaves the previous model intact", 
 }
 
 TEST_CASE("A process killed while saving leaves a complete model, old or new", "[faults][io]") {
-    const fs::path dir = scratch_directory("killed-save");
+    const fs::path dir = cnn::test::scratch_directory("killed-save");
     auto first = make_net(200), second = make_net(200);
     cnn::Random rng{3};
     first.initialize(rng);
@@ -118,8 +100,8 @@ TEST_CASE("A process killed while saving leaves a complete model, old or new", "
 }
 
 TEST_CASE("An interrupted training run resumes to the same weights", "[faults][training]") {
-    const fs::path dir = scratch_directory("resume");
-    const cnn::Dataset train = make_bars(150, 11);
+    const fs::path dir = cnn::test::scratch_directory("resume");
+    const cnn::Dataset train = cnn::test::make_bars(150, 11);
     cnn::FitOptions options;
     options.epochs = 3;
     options.batch_size = 16;  // 10 steps per epoch, the last one short
@@ -161,7 +143,7 @@ TEST_CASE("An interrupted training run resumes to the same weights", "[faults][t
 }
 
 TEST_CASE("A corrupt checkpoint is refused and leaves the network unchanged", "[faults][io]") {
-    const fs::path dir = scratch_directory("bad-checkpoint");
+    const fs::path dir = cnn::test::scratch_directory("bad-checkpoint");
     auto net = make_net();
     cnn::Random rng{5};
     net.initialize(rng);

@@ -23,13 +23,6 @@ auto make_small(std::size_t filters = 3) {
                            cnn::Flatten<T>{}, cnn::Dense<T>{filters * 16, 4}};
 }
 
-fs::path scratch_directory(const std::string& name) {
-    const fs::path dir = fs::temp_directory_path() / ("cnn-tests-" + std::to_string(::getpid())) / name;
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    return dir;
-}
-
 std::vector<std::uint8_t> read_all(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -50,7 +43,7 @@ std::vector<typename Net::value_type> all_parameters(Net& net) {
 }  // namespace
 
 TEMPLATE_TEST_CASE("save -> load -> predict is bit-identical", "[io]", float, double) {
-    const fs::path dir = scratch_directory("roundtrip");
+    const fs::path dir = cnn::test::scratch_directory("roundtrip");
     auto net = make_small<TestType>();
     cnn::Random rng{9};
     net.initialize(rng);
@@ -73,7 +66,7 @@ TEMPLATE_TEST_CASE("save -> load -> predict is bit-identical", "[io]", float, do
 }
 
 TEST_CASE("Saving replaces the old model whole", "[io]") {
-    const fs::path dir = scratch_directory("replace");
+    const fs::path dir = cnn::test::scratch_directory("replace");
     auto net = make_small<float>();
     cnn::Random rng{1};
     net.initialize(rng);
@@ -88,7 +81,7 @@ TEST_CASE("Saving replaces the old model whole", "[io]") {
 }
 
 TEST_CASE("Bad model files give clear errors and leave the network unchanged", "[io][errors]") {
-    const fs::path dir = scratch_directory("bad-models");
+    const fs::path dir = cnn::test::scratch_directory("bad-models");
     auto net = make_small<float>();
     cnn::Random rng{2};
     net.initialize(rng);

@@ -14,28 +14,13 @@ using cnn::Tensor;
 
 namespace {
 
-/// 8x8 images of four classes, a bright horizontal bar in one of four bands,
-/// on faint noise: separable, but only by looking at where the bar is.
+/// The bars data set of test_support.hpp, written as IDX files and read back.
 cnn::Dataset make_bars(std::size_t count, std::uint64_t seed, const fs::path& dir) {
-    cnn::Random rng{seed};
-    std::vector<std::uint8_t> images(count * 64), labels(count);
-    for (std::size_t n = 0; n < count; ++n) {
-        const auto label = static_cast<std::uint8_t>(rng.below(4));
-        labels[n] = label;
-        for (std::size_t p = 0; p < 64; ++p) images[n * 64 + p] = static_cast<std::uint8_t>(rng.below(60));
-        const std::size_t row = 2 * label + rng.below(2);
-        for (std::size_t col = rng.below(3); col < 8; ++col) images[n * 64 + row * 8 + col] = 200;
-    }
+    const cnn::Dataset data = cnn::test::make_bars(count, seed);
     fs::create_directories(dir);
-    cnn::write_idx(dir / "images", {count, 8, 8}, images);
-    cnn::write_idx(dir / "labels", {count}, labels);
+    cnn::write_idx(dir / "images", {count, 8, 8}, data.images);
+    cnn::write_idx(dir / "labels", {count}, data.labels);
     return cnn::load_idx_dataset(dir / "images", dir / "labels", 4);
-}
-
-fs::path scratch_directory(const std::string& name) {
-    const fs::path dir = fs::temp_directory_path() / ("cnn-tests-" + std::to_string(::getpid())) / name;
-    fs::remove_all(dir);
-    return dir;
 }
 
 auto make_net() {
@@ -118,7 +103,7 @@ TEST_CASE("Learning-rate schedules", "[training]") {
 }
 
 TEST_CASE("A small network learns a separable toy problem to 100%", "[training]") {
-    const fs::path dir = scratch_directory("bars");
+    const fs::path dir = cnn::test::scratch_directory("bars");
     const cnn::Dataset train = make_bars(400, 1, dir / "train");
     const cnn::Dataset test = make_bars(200, 2, dir / "test");
     auto net = make_net();
@@ -153,7 +138,7 @@ TEST_CASE("A small network learns a separable toy problem to 100%", "[training]"
 }
 
 TEST_CASE("Identical seeds give identical weights after training", "[training]") {
-    const cnn::Dataset train = make_bars(100, 3, scratch_directory("seeds"));
+    const cnn::Dataset train = make_bars(100, 3, cnn::test::scratch_directory("seeds"));
     const auto run = [&](std::uint64_t seed) {
         auto net = make_net();
         cnn::Random rng{seed};
@@ -170,7 +155,7 @@ TEST_CASE("Identical seeds give identical weights after training", "[training]")
 }
 
 TEST_CASE("A diverging loss stops training with the epoch and step", "[training][errors]") {
-    const cnn::Dataset train = make_bars(64, 4, scratch_directory("diverge"));
+    const cnn::Dataset train = make_bars(64, 4, cnn::test::scratch_directory("diverge"));
     auto net = make_net();
     cnn::Random rng{6};
     net.initialize(rng);
@@ -184,7 +169,7 @@ TEST_CASE("A diverging loss stops training with the epoch and step", "[training]
 }
 
 TEST_CASE("Early stopping restores the best weights of the validation split", "[training]") {
-    const cnn::Dataset train = make_bars(200, 7, scratch_directory("early"));
+    const cnn::Dataset train = make_bars(200, 7, cnn::test::scratch_directory("early"));
     auto net = make_net();
     cnn::Random rng{8};
     net.initialize(rng);
@@ -206,7 +191,7 @@ TEST_CASE("Early stopping restores the best weights of the validation split", "[
 }
 
 TEST_CASE("The thread count does not change a single bit of the trained model", "[training][threads]") {
-    const cnn::Dataset train = make_bars(120, 9, scratch_directory("threads"));
+    const cnn::Dataset train = make_bars(120, 9, cnn::test::scratch_directory("threads"));
     const auto run = [&](std::size_t threads) {
         cnn::set_threads(threads);
         auto net = make_net();
@@ -228,7 +213,7 @@ TEST_CASE("The thread count does not change a single bit of the trained model", 
 }
 
 TEST_CASE("A normalisation that would feed NaN or infinity is refused", "[training][errors]") {
-    const cnn::Dataset train = make_bars(10, 9, scratch_directory("normalization"));
+    const cnn::Dataset train = make_bars(10, 9, cnn::test::scratch_directory("normalization"));
     auto net = make_net();
     cnn::Random rng{1};
     cnn::SGD<float> sgd;

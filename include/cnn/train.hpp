@@ -202,6 +202,15 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
     History<T> history;
     history.epochs = state.epochs;
     history.best_epoch = state.best_epoch;
+    // Stops here: hands what it takes to continue to History::resume.
+    const auto interrupt = [&] {
+        state.rng = rng.state();
+        state.optimizer = optimizer.state();
+        state.epochs = history.epochs;
+        history.interrupted = true;
+        history.resume = std::move(state);
+        optimizer.set_learning_rate(base_rate);
+    };
     const auto save_best = [&] {
         state.best_parameters.clear();
         for (const auto& group : groups)
@@ -249,12 +258,7 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
             }
             if (options.should_stop && options.should_stop() && step + 1 < steps) {
                 ++state.step;
-                state.rng = rng.state();
-                state.optimizer = optimizer.state();
-                state.epochs = history.epochs;
-                history.interrupted = true;
-                history.resume = std::move(state);
-                optimizer.set_learning_rate(base_rate);
+                interrupt();
                 return history;
             }
         }
@@ -292,12 +296,8 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
         }
         if (options.should_stop && options.should_stop() && epoch + 1 < options.epochs) {
             ++state.epoch;
-            state.rng = rng.state();
-            state.optimizer = optimizer.state();
-            state.epochs = history.epochs;
-            history.interrupted = true;
-            history.resume = std::move(state);
-            break;
+            interrupt();
+            return history;
         }
     }
     optimizer.set_learning_rate(base_rate);
