@@ -89,10 +89,11 @@ std::size_t checked_parameter(I value, std::ptrdiff_t minimum, const std::string
 }
 
 /// Checks that a view has the shape the layer expects (a programming error in the caller otherwise).
-template <class View, std::size_t Rank>
-void expect_shape(const View& view, const Shape<Rank>& expected, const std::string& layer, const char* what) {
+/// The layer's description is built only for the error, so the check costs no allocation.
+template <class View, std::size_t Rank, class L>
+void expect_shape(const View& view, const Shape<Rank>& expected, const L& layer, const char* what) {
     if (view.shape() != expected)
-        throw shape_error(layer + ": " + what + " has shape " + to_string(view.shape()) + ", expected " +
+        throw shape_error(layer.describe() + ": " + what + " has shape " + to_string(view.shape()) + ", expected " +
                           to_string(expected));
 }
 

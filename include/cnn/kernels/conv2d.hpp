@@ -104,6 +104,10 @@ ConvGeometry conv_geometry(const Shape<4>& x, const Shape<4>& w, std::size_t str
     return {x[1], x[2], x[3], w[0], w[2], w[3], stride, padding, y[2], y[3]};
 }
 
+/// `count` rounded up to a whole number of 64-byte lines of floats, so that the regions
+/// carved out of one scratch buffer stay aligned.
+constexpr std::size_t round_up(std::size_t count) noexcept { return (count + 15) / 16 * 16; }
+
 /// The samples [first, last) of chunk `chunk`.
 inline std::pair<std::size_t, std::size_t> chunk_samples(std::size_t chunk, std::size_t samples) {
     return {chunk * conv_chunk, std::min(samples, (chunk + 1) * conv_chunk)};
@@ -118,16 +122,17 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
     const ConvGeometry g = conv_geometry<T>(x.shape(), w.shape(), stride, padding, y.shape());
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
     const std::size_t q = g.positions(), ld = conv_chunk * q;
-    const std::size_t per_worker = (g.rows() + g.filters) * ld;
+    const std::size_t per_worker = round_up((g.rows() + g.filters) * ld) + gemm_pack_size<T>();
     T* const memory = scratch.get(threads() * per_worker).data();
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
         T* col = memory + worker * per_worker;
         T* net = col + g.rows() * ld;
+        T* pack = col + round_up((g.rows() + g.filters) * ld);
         const auto [first, last] = chunk_samples(chunk, samples);
         for (std::size_t n = first; n < last; ++n) im2col(x[n].data(), g, col, ld, (n - first) * q);
         const std::size_t columns = (last - first) * q;
         gemm<T>(g.filters, columns, g.rows(), w.data(), static_cast<std::ptrdiff_t>(g.rows()), 1, col,
-                static_cast<std::ptrdiff_t>(ld), 1, net, ld, Accumulate::no);
+                static_cast<std::ptrdiff_t>(ld), 1, net, ld, Accumulate::no, pack);
         for (std::size_t n = first; n < last; ++n) {
             T* out = y[n].data();
             for (std::size_t k = 0; k < g.filters; ++k) {
@@ -148,7 +153,7 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
     const ConvGeometry g = conv_geometry<T>(x.shape(), w.shape(), stride, padding, dy.shape());
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
     const std::size_t q = g.positions(), ld = conv_chunk * q, weight_size = g.filters * g.rows();
-    const std::size_t per_worker = (2 * g.rows() + g.filters) * ld;
+    const std::size_t per_worker = round_up((2 * g.rows() + g.filters) * ld) + gemm_pack_size<T>();
     const std::size_t per_chunk = weight_size + g.filters;
     T* const memory = scratch.get(threads() * per_worker + chunks * per_chunk).data();
     T* const partials = memory + threads() * per_worker;
@@ -158,6 +163,7 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
         T* col = memory + worker * per_worker;
         T* dcol = col + g.rows() * ld;
         T* delta = dcol + g.rows() * ld;
+        T* pack = col + round_up((2 * g.rows() + g.filters) * ld);
         T* dw_part = partials + chunk * per_chunk;
         T* db_part = dw_part + weight_size;
         const auto [first, last] = chunk_samples(chunk, samples);
@@ -169,7 +175,7 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
         }
         // dW (K x R) = d (K x 8Q) col^T (8Q x R)
         gemm<T>(g.filters, g.rows(), columns, delta, static_cast<std::ptrdiff_t>(ld), 1, col, 1,
-                static_cast<std::ptrdiff_t>(ld), dw_part, g.rows(), Accumulate::no);
+                static_cast<std::ptrdiff_t>(ld), dw_part, g.rows(), Accumulate::no, pack);
         for (std::size_t k = 0; k < g.filters; ++k) {
             T sum{0};
             for (std::size_t p = 0; p < columns; ++p) sum += delta[k * ld + p];
@@ -178,7 +184,7 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
         if (want_dx) {
             // dcol (R x 8Q) = W^T (R x K) d (K x 8Q)
             gemm<T>(g.rows(), columns, g.filters, w.data(), 1, static_cast<std::ptrdiff_t>(g.rows()), delta,
-                    static_cast<std::ptrdiff_t>(ld), 1, dcol, ld, Accumulate::no);
+                    static_cast<std::ptrdiff_t>(ld), 1, dcol, ld, Accumulate::no, pack);
             for (std::size_t n = first; n < last; ++n) col2im(dcol, ld, (n - first) * q, g, dx[n].data());
         }
     });

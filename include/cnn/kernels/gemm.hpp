@@ -193,17 +193,11 @@ void pack_b(std::size_t k, std::size_t n, const T* b, std::ptrdiff_t rs, std::pt
     }
 }
 
-/// Per-thread packing buffers, allocated once and reused.
+/// Per-thread packing memory for callers that bring none, allocated once per thread.
 template <class T>
-struct PackBuffers {
-    Tensor<T, 1> a{Shape<1>{Blocking<T>::mc * Blocking<T>::kc}};
-    Tensor<T, 1> b{Shape<1>{Blocking<T>::kc * Blocking<T>::nc}};
-};
-
-template <class T>
-PackBuffers<T>& pack_buffers() {
-    thread_local PackBuffers<T> buffers;
-    return buffers;
+T* thread_pack_memory() {
+    thread_local Tensor<T, 1> memory{Shape<1>{Blocking<T>::mc * Blocking<T>::kc + Blocking<T>::kc * Blocking<T>::nc}};
+    return memory.data();
 }
 
 }  // namespace detail
@@ -211,17 +205,24 @@ PackBuffers<T>& pack_buffers() {
 /// Which micro-kernel this translation unit uses: "avx512", "avx2" or "portable".
 inline const char* gemm_kernel_name() noexcept { return detail::kernel_name; }
 
+/// Elements of packing memory one gemm call needs (see the `pack` argument of gemm).
+template <Scalar T>
+constexpr std::size_t gemm_pack_size() noexcept {
+    using B = detail::Blocking<T>;
+    return B::mc * B::kc + B::kc * B::nc;
+}
+
 namespace detail {
 
 /// The blocked product with MR-row micro-tiles (the full height, or half of it for short A).
 template <Scalar T, std::size_t MR>
 void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a,
-                  const T* b, std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate) {
+                  const T* b, std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate,
+                  T* pack) {
     using B = Blocking<T>;
     constexpr std::size_t nr = B::nr, mc_max = MR * (B::mc / MR);
-    auto& buffers = pack_buffers<T>();
-    T* const packed_a = buffers.a.data();
-    T* const packed_b = buffers.b.data();
+    T* const packed_a = pack;
+    T* const packed_b = pack + B::mc * B::kc;
     alignas(64) T edge[MR * nr];
     // With at most two row panels each B panel is used at most twice: when its rows are
     // contiguous the micro-kernel reads B in place instead of copying it first.
@@ -275,10 +276,12 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::
 }  // namespace detail
 
 /// C (m x n, row-major, leading dimension ldc) = [C +] A B, where A(i, p) = a[i rs_a + p cs_a]
-/// and B(p, j) = b[p rs_b + j cs_b].
+/// and B(p, j) = b[p rs_b + j cs_b]. `pack` is gemm_pack_size<T>() elements of memory for the
+/// packed panels, 64-byte aligned (when null, a buffer of the calling thread's, allocated on
+/// its first use).
 template <Scalar T>
 void gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a, const T* b,
-          std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate) {
+          std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate, T* pack = nullptr) {
     constexpr std::size_t mr = detail::Blocking<T>::mr;
     if (m == 0 || n == 0) return;
     if (k == 0) {
@@ -286,11 +289,12 @@ void gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_
             for (std::size_t i = 0; i < m; ++i) std::fill_n(c + i * ldc, n, T{0});
         return;
     }
+    if (pack == nullptr) pack = detail::thread_pack_memory<T>();
     // Short A (few filters): half-height tiles waste less of each register tile.
     if (m <= mr / 2)
-        detail::gemm_blocked<T, mr / 2>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate);
+        detail::gemm_blocked<T, mr / 2>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
     else
-        detail::gemm_blocked<T, mr>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate);
+        detail::gemm_blocked<T, mr>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
 }
 
 }  // inline namespace
@@ -298,22 +302,22 @@ void gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_
 /// C (m x n) = [C +] A (m x k) * B (k x n), row-major with leading dimensions.
 template <Scalar T>
 void gemm_nn(std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda, const T* b, std::size_t ldb,
-             T* c, std::size_t ldc, Accumulate accumulate) {
-    gemm<T>(m, n, k, a, static_cast<std::ptrdiff_t>(lda), 1, b, static_cast<std::ptrdiff_t>(ldb), 1, c, ldc, accumulate);
+             T* c, std::size_t ldc, Accumulate accumulate, T* pack = nullptr) {
+    gemm<T>(m, n, k, a, static_cast<std::ptrdiff_t>(lda), 1, b, static_cast<std::ptrdiff_t>(ldb), 1, c, ldc, accumulate, pack);
 }
 
 /// C (m x n) = [C +] A^T * B, with A stored k x m and B stored k x n
 template <Scalar T>
 void gemm_tn(std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda, const T* b, std::size_t ldb,
-             T* c, std::size_t ldc, Accumulate accumulate) {
-    gemm<T>(m, n, k, a, 1, static_cast<std::ptrdiff_t>(lda), b, static_cast<std::ptrdiff_t>(ldb), 1, c, ldc, accumulate);
+             T* c, std::size_t ldc, Accumulate accumulate, T* pack = nullptr) {
+    gemm<T>(m, n, k, a, 1, static_cast<std::ptrdiff_t>(lda), b, static_cast<std::ptrdiff_t>(ldb), 1, c, ldc, accumulate, pack);
 }
 
 /// C (m x n) = [C +] A * B^T, with A stored m x k and B stored n x k
 template <Scalar T>
 void gemm_nt(std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda, const T* b, std::size_t ldb,
-             T* c, std::size_t ldc, Accumulate accumulate) {
-    gemm<T>(m, n, k, a, static_cast<std::ptrdiff_t>(lda), 1, b, 1, static_cast<std::ptrdiff_t>(ldb), c, ldc, accumulate);
+             T* c, std::size_t ldc, Accumulate accumulate, T* pack = nullptr) {
+    gemm<T>(m, n, k, a, static_cast<std::ptrdiff_t>(lda), 1, b, 1, static_cast<std::ptrdiff_t>(ldb), c, ldc, accumulate, pack);
 }
 
 }  // namespace cnn::kernels

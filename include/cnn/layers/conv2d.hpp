@@ -80,15 +80,15 @@ public:
     [[nodiscard]] std::span<const T> parameters() const noexcept { return parameters_.span(); }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& scratch) const {
-        detail::expect_shape(y, output_shape(x.shape()), describe(), "forward output");
+        detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
         kernels::conv2d_forward<T>(x, weights(), bias(), stride_, padding_, y, scratch);
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
                   TensorView<T, 4> dx, Scratch<T>& scratch) {
         // A null dx (the first layer of a network) skips the input gradient.
-        detail::expect_shape(dy, y.shape(), describe(), "output gradient");
-        if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), describe(), "input gradient");
+        detail::expect_shape(dy, y.shape(), *this, "output gradient");
+        if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), *this, "input gradient");
         kernels::conv2d_backward<T>(x, dy, weights(), stride_, padding_, dx, weight_gradients(), bias_gradients(),
                                     scratch);
     }

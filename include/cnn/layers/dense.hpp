@@ -53,18 +53,18 @@ public:
     [[nodiscard]] std::span<T> gradients() noexcept { return gradients_.span(); }
     [[nodiscard]] std::span<const T> parameters() const noexcept { return parameters_.span(); }
 
-    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
-        detail::expect_shape(y, output_shape(x.shape()), describe(), "forward output");
-        kernels::dense_forward<T>(x.data(), x.extent(0), in_, weights(), bias(), y.data());
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& scratch) const {
+        detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
+        kernels::dense_forward<T>(x.data(), x.extent(0), in_, weights(), bias(), y.data(), scratch);
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
-                  TensorView<T, 4> dx, Scratch<T>& /*scratch*/) {
+                  TensorView<T, 4> dx, Scratch<T>& scratch) {
         // A null dx (the first layer of a network) skips the input gradient.
-        detail::expect_shape(dy, y.shape(), describe(), "output gradient");
-        if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), describe(), "input gradient");
+        detail::expect_shape(dy, y.shape(), *this, "output gradient");
+        if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), *this, "input gradient");
         kernels::dense_backward<T>(x.data(), dy.data(), x.extent(0), in_, weights(), dx.data(), weight_gradients(),
-                                   bias_gradients());
+                                   bias_gradients(), scratch);
     }
 
 private:

@@ -22,15 +22,15 @@ public:
     [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
-        detail::expect_shape(y, output_shape(x.shape()), describe(), "forward output");
+        detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
         std::copy(x.begin(), x.end(), y.begin());
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
                   TensorView<T, 4> dx, Scratch<T>& /*scratch*/) {
         if (dx.data() == nullptr) return;
-        detail::expect_shape(dy, y.shape(), describe(), "output gradient");
-        detail::expect_shape(dx, x.shape(), describe(), "input gradient");
+        detail::expect_shape(dy, y.shape(), *this, "output gradient");
+        detail::expect_shape(dx, x.shape(), *this, "input gradient");
         std::copy(dy.begin(), dy.end(), dx.begin());
     }
 };

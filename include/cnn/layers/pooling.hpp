@@ -51,7 +51,7 @@ public:
     [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
-        expect_shape(y, output_shape(x.shape()), describe(), "forward output");
+        expect_shape(y, output_shape(x.shape()), *this, "forward output");
         if constexpr (Kind == PoolKind::max)
             kernels::maxpool_forward<T>(x.data(), geometry(x.shape(), y.shape()), y.data());
         else
@@ -61,8 +61,8 @@ public:
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
                   TensorView<T, 4> dx, Scratch<T>& /*scratch*/) {
         if (dx.data() == nullptr) return;
-        expect_shape(dy, y.shape(), describe(), "output gradient");
-        expect_shape(dx, x.shape(), describe(), "input gradient");
+        expect_shape(dy, y.shape(), *this, "output gradient");
+        expect_shape(dx, x.shape(), *this, "input gradient");
         if constexpr (Kind == PoolKind::max)
             kernels::maxpool_backward<T>(x.data(), dy.data(), geometry(x.shape(), y.shape()), dx.data());
         else

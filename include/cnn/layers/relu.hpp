@@ -24,7 +24,7 @@ public:
     [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
-        detail::expect_shape(y, x.shape(), describe(), "forward output");
+        detail::expect_shape(y, x.shape(), *this, "forward output");
         in_blocks(x.size(), [&](std::size_t begin, std::size_t end) {
             const T* __restrict in = x.data();
             T* __restrict out = y.data();
@@ -35,8 +35,8 @@ public:
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> /*y*/, TensorView<const T, 4> dy,
                   TensorView<T, 4> dx, Scratch<T>& /*scratch*/) {
         if (dx.data() == nullptr) return;
-        detail::expect_shape(dy, x.shape(), describe(), "output gradient");
-        detail::expect_shape(dx, x.shape(), describe(), "input gradient");
+        detail::expect_shape(dy, x.shape(), *this, "output gradient");
+        detail::expect_shape(dx, x.shape(), *this, "input gradient");
         in_blocks(x.size(), [&](std::size_t begin, std::size_t end) {
             const T* __restrict in = x.data();
             const T* __restrict grad_out = dy.data();
