@@ -5,13 +5,17 @@ set -euo pipefail
 train=$1
 work=$2
 rm -rf "$work" && mkdir -p "$work"
-flags=(--limit 4000 --epochs 3 --seed 5 --threads 2)
+flags=(--limit 6000 --epochs 8 --seed 5 --threads 2)
 
 "$train" "${flags[@]}" --output "$work/straight.cnn" > "$work/straight.log"
 
 "$train" "${flags[@]}" --output "$work/resumed.cnn" > "$work/interrupted.log" &
 pid=$!
-sleep 1.5
+# Interrupt once the first epoch is reported: seven epochs are still to come.
+for _ in $(seq 600); do
+    grep -q "^epoch 1/8" "$work/interrupted.log" && break
+    sleep 0.05
+done
 kill -INT "$pid"
 status=0
 wait "$pid" || status=$?
