@@ -61,17 +61,21 @@ inline std::string svg_panel(const std::string& title, const std::vector<Series>
         svg << "<text x='" << px(e) << "' y='" << bottom + 16 << "' text-anchor='middle' font-size='11'>" << e + 1
             << "</text>\n";
     svg << "<text x='" << (left + right) / 2 << "' y='" << bottom + 34 << "' text-anchor='middle' font-size='12'>epoch</text>\n";
-    for (std::size_t k = 0; k < series.size(); ++k) {
-        const Series& s = series[k];
+    for (const Series& s : series) {
         svg << "<polyline fill='none' stroke='" << s.color << "' stroke-width='2' points='";
         for (std::size_t e = 0; e < s.values.size(); ++e) svg << px(e) << "," << py(s.values[e]) << " ";
         svg << "'/>\n";
         for (std::size_t e = 0; e < s.values.size(); ++e)
             svg << "<circle cx='" << px(e) << "' cy='" << py(s.values[e]) << "' r='3' fill='" << s.color << "'/>\n";
-        const double ly = top + 16 + 18 * static_cast<double>(k);
+    }
+    // The legend on a white box, drawn last so that no curve runs through it.
+    svg << "<rect x='" << right - 138 << "' y='" << top + 4 << "' width='130' height='"
+        << 18 * static_cast<double>(series.size()) + 8 << "' fill='white' fill-opacity='0.9' stroke='#ccc'/>\n";
+    for (std::size_t k = 0; k < series.size(); ++k) {
+        const double ly = top + 20 + 18 * static_cast<double>(k);
         svg << "<line x1='" << right - 130 << "' y1='" << ly - 4 << "' x2='" << right - 110 << "' y2='" << ly - 4
-            << "' stroke='" << s.color << "' stroke-width='2'/>\n";
-        svg << "<text x='" << right - 104 << "' y='" << ly << "' font-size='12'>" << s.name << "</text>\n";
+            << "' stroke='" << series[k].color << "' stroke-width='2'/>\n";
+        svg << "<text x='" << right - 104 << "' y='" << ly << "' font-size='12'>" << series[k].name << "</text>\n";
     }
     return svg.str();
 }
