@@ -1,7 +1,7 @@
 // The convolution kernels behind the Conv2D layer: the formulas of
 // FORMULAS.md 4.3 and 8.4-8.6 lowered to matrix products (im2col), batch-aware
 // and spread over the thread pool. The reference kernels in
-// cnn/reference/convolution.hpp are their oracle (tests/test_kernels.cpp).
+// cnn/reference/convolution.hpp are their oracle (tests/test_layers.cpp).
 //
 // With R = C*Fh*Fw rows and Q = H2*W2 output positions per sample:
 //   col[r][q]   = x~[c][iS+m][jS+n]           for r = (c,m,n), q = (i,j)
