@@ -52,7 +52,7 @@ std::vector<T> get_values(ByteReader& in, const char* field) {
     const auto count = in.get<std::uint64_t>(field);
     const auto* bytes = in.take(count > (std::uint64_t{1} << 40) ? ~std::size_t{0} : count * sizeof(T), field);
     std::vector<T> values(count);
-    std::memcpy(values.data(), bytes, count * sizeof(T));
+    if (count != 0) std::memcpy(values.data(), bytes, count * sizeof(T));
     return values;
 }
 

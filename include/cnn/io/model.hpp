@@ -263,7 +263,7 @@ std::string deserialize_model(Net& net, const std::vector<std::uint8_t>& bytes, 
 
     // Every check passed; only now is the network changed.
     std::vector<T> parameters(count);
-    std::memcpy(parameters.data(), values, count * sizeof(T));
+    if (count != 0) std::memcpy(parameters.data(), values, count * sizeof(T));
     std::size_t offset = 0;
     net.for_each_layer([&](std::size_t index, const auto& layer) {
         for (std::size_t i = 0; i < layer.parameters().size(); ++i)
