@@ -66,23 +66,8 @@ int main(int argc, char** argv) try {
     const std::filesystem::path model_path = args.positional()[0];
     const std::vector<std::string> images(args.positional().begin() + 1, args.positional().end());
 
-    // The metadata names the architecture; any known network of it can then load the file.
-    std::string net_name;
-    for (const std::string candidate : {"lenet", "wide"}) {
-        examples::with_network(candidate, [&](auto net) {
-            try {
-                (void)cnn::load_model(net, model_path);
-                net_name = candidate;
-            } catch (const cnn::model_error&) {
-            }
-        });
-        if (!net_name.empty()) break;
-    }
-    if (net_name.empty()) {
-        // Neither architecture fits: load into LeNet to get the precise reason.
-        auto net = examples::make_lenet();
-        (void)cnn::load_model(net, model_path);
-    }
+    const std::string net_name =
+        examples::network_for_file([&](auto& net) { (void)cnn::load_model(net, model_path); });
 
     int status = 0;
     examples::with_network(net_name, [&](auto net) {

@@ -227,21 +227,9 @@ int main(int argc, char** argv) try {
     Settings s;
     const std::filesystem::path resume_path = args.text("resume", "");
     if (!resume_path.empty()) {
-        // The checkpoint names its settings; any network that fits its architecture reads them.
+        // The checkpoint records its settings; a network that fits its architecture reads them.
         std::string metadata;
-        for (const std::string name : {"lenet", "wide"}) {
-            examples::with_network(name, [&](auto net) {
-                try {
-                    (void)cnn::load_checkpoint(net, resume_path, &metadata);
-                } catch (const cnn::model_error&) {
-                }
-            });
-            if (!metadata.empty()) break;
-        }
-        if (metadata.empty()) {
-            auto net = examples::make_lenet();
-            (void)cnn::load_checkpoint(net, resume_path);  // throws with the precise reason
-        }
+        (void)examples::network_for_file([&](auto& net) { (void)cnn::load_checkpoint(net, resume_path, &metadata); });
         s = Settings::from_metadata(examples::parse_metadata(metadata), threads);
         s.checkpoint = resume_path;
     } else {

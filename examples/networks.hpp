@@ -53,4 +53,25 @@ bool with_network(const std::string& name, F&& f) {
     return false;
 }
 
+/// The name of the example network whose architecture a saved file fits: `load(net)` is
+/// tried on a fresh network of each kind. When none fits, the load into LeNet-5 is
+/// repeated so that its cnn::model_error, which names the precise problem, reaches the caller.
+template <class Load>
+std::string network_for_file(const Load& load) {
+    for (const std::string name : {"lenet", "wide"}) {
+        bool fits = false;
+        with_network(name, [&](auto net) {
+            try {
+                load(net);
+                fits = true;
+            } catch (const cnn::model_error&) {
+            }
+        });
+        if (fits) return name;
+    }
+    auto net = make_lenet();
+    load(net);
+    return "lenet";
+}
+
 }  // namespace examples

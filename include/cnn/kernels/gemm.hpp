@@ -53,7 +53,6 @@ struct Vector<float> {
     using reg = __m512;
     static constexpr std::size_t lanes = 16, rows = 12, columns = 32;
     static reg zero() { return _mm512_setzero_ps(); }
-    static reg load(const float* p) { return _mm512_load_ps(p); }
     static reg loadu(const float* p) { return _mm512_loadu_ps(p); }
     static reg broadcast(const float* p) { return _mm512_set1_ps(*p); }
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
@@ -65,7 +64,6 @@ struct Vector<double> {
     using reg = __m512d;
     static constexpr std::size_t lanes = 8, rows = 12, columns = 16;
     static reg zero() { return _mm512_setzero_pd(); }
-    static reg load(const double* p) { return _mm512_load_pd(p); }
     static reg loadu(const double* p) { return _mm512_loadu_pd(p); }
     static reg broadcast(const double* p) { return _mm512_set1_pd(*p); }
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
@@ -79,7 +77,6 @@ struct Vector<float> {
     using reg = __m256;
     static constexpr std::size_t lanes = 8, rows = 6, columns = 16;
     static reg zero() { return _mm256_setzero_ps(); }
-    static reg load(const float* p) { return _mm256_load_ps(p); }
     static reg loadu(const float* p) { return _mm256_loadu_ps(p); }
     static reg broadcast(const float* p) { return _mm256_broadcast_ss(p); }
     static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
@@ -91,7 +88,6 @@ struct Vector<double> {
     using reg = __m256d;
     static constexpr std::size_t lanes = 4, rows = 6, columns = 8;
     static reg zero() { return _mm256_setzero_pd(); }
-    static reg load(const double* p) { return _mm256_load_pd(p); }
     static reg loadu(const double* p) { return _mm256_loadu_pd(p); }
     static reg broadcast(const double* p) { return _mm256_broadcast_sd(p); }
     static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
@@ -105,7 +101,6 @@ struct Vector {
     using reg = T;
     static constexpr std::size_t lanes = 1, rows = 4, columns = 4;
     static reg zero() { return T{0}; }
-    static reg load(const T* p) { return *p; }
     static reg loadu(const T* p) { return *p; }
     static reg broadcast(const T* p) { return *p; }
     static reg fma(reg a, reg b, reg c) { return a * b + c; }

@@ -1,5 +1,5 @@
 // ReLU: y = max(0, x); backward dE/dx = dE/dy o f'(x) with f'(0) = 0 (FORMULAS.md section 2).
-// The loops are reference::relu and reference::relu_backward, split into blocks for the thread pool.
+// It runs reference::relu and reference::relu_backward on blocks spread over the thread pool.
 #pragma once
 
 #include <algorithm>
@@ -26,9 +26,7 @@ public:
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
         detail::expect_shape(y, x.shape(), *this, "forward output");
         in_blocks(x.size(), [&](std::size_t begin, std::size_t end) {
-            const T* __restrict in = x.data();
-            T* __restrict out = y.data();
-            for (std::size_t i = begin; i < end; ++i) out[i] = in[i] > T{0} ? in[i] : T{0};
+            reference::relu<T, 1>(block(x.data(), begin, end), block(y.data(), begin, end));
         });
     }
 
@@ -38,14 +36,18 @@ public:
         detail::expect_shape(dy, x.shape(), *this, "output gradient");
         detail::expect_shape(dx, x.shape(), *this, "input gradient");
         in_blocks(x.size(), [&](std::size_t begin, std::size_t end) {
-            const T* __restrict in = x.data();
-            const T* __restrict grad_out = dy.data();
-            T* __restrict grad_in = dx.data();
-            for (std::size_t i = begin; i < end; ++i) grad_in[i] = in[i] > T{0} ? grad_out[i] : T{0};
+            reference::relu_backward<T, 1>(block(x.data(), begin, end), block(dy.data(), begin, end),
+                                           block(dx.data(), begin, end));
         });
     }
 
 private:
+    /// Elements [begin, end) of a tensor's data as a flat view.
+    template <class U>
+    static TensorView<U, 1> block(U* data, std::size_t begin, std::size_t end) {
+        return {data + begin, {end - begin}};
+    }
+
     /// Runs f(begin, end) over [0, count) in blocks spread over the thread pool.
     template <class F>
     static void in_blocks(std::size_t count, const F& f) {
