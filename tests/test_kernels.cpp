@@ -1,7 +1,7 @@
-// The fast kernels against plain loops and the reference, on random shapes.
-// This file is built several times (see tests/CMakeLists.txt), once per GEMM
-// micro-kernel (AVX-512, AVX2+FMA, portable), and checks that it got the
-// kernel it was built for.
+// The fast kernels (GEMM, convolution, dense, pooling) against plain loops and
+// the reference, on random shapes. This file is built several times (see
+// tests/CMakeLists.txt), once per kernel variant (AVX-512, AVX2+FMA, portable),
+// and checks that it got the variant it was built for.
 #include <cnn/cnn.hpp>
 
 #include <catch2/catch.hpp>
@@ -54,6 +54,99 @@ TEMPLATE_TEST_CASE("GEMM matches a plain triple loop for any shape, layout and a
             const double tolerance = cnn::test::kernel_tolerance<TestType>() * static_cast<double>(k + 1);
             CHECK(cnn::test::max_abs_difference(c, expected) <= tolerance);
         }
+    }
+}
+
+namespace {
+
+struct ConvCase {
+    std::size_t channels, filters, fh, fw, stride, padding, batch, height, width;
+};
+
+// One convolution on a batch against the reference, sample by sample: forward, input
+// gradient, and the weight and bias gradients summed over the batch.
+template <class T>
+void check_conv_against_reference(const ConvCase& s, std::mt19937_64& rng) {
+    cnn::Conv2D<T> conv{s.channels, s.filters, {s.fh, s.fw},
+                        {.stride = static_cast<std::ptrdiff_t>(s.stride), .padding = static_cast<std::ptrdiff_t>(s.padding)}};
+    INFO(conv.describe() << " on a batch of " << s.batch << " x " << s.height << "x" << s.width);
+    cnn::test::fill_uniform<T, 1>(cnn::TensorView<T, 1>(conv.parameters().data(), {conv.parameters().size()}), rng);
+    const auto x = cnn::test::random_tensor<T>(Shape<4>{s.batch, s.channels, s.height, s.width}, rng);
+    Tensor<T, 4> y(conv.output_shape(x.shape()));
+    cnn::Scratch<T> scratch;
+    conv.forward(x, y, scratch);
+
+    const auto dy = cnn::test::random_tensor<T>(y.shape(), rng);
+    Tensor<T, 4> dx(x.shape());
+    std::fill(conv.gradients().begin(), conv.gradients().end(), T{0});
+    conv.backward(x, y, dy, dx, scratch);
+
+    Tensor<T, 4> grad_w(conv.weights().shape());
+    std::vector<T> grad_b(s.filters, T{0});
+    for (std::size_t n = 0; n < s.batch; ++n) {
+        Tensor<T, 3> alone(y[n].shape());
+        cnn::reference::conv2d_forward<T>(x[n], conv.weights(), conv.bias(), s.stride, s.padding, alone);
+        CHECK(cnn::test::max_relative_difference(y[n], alone) <= cnn::test::kernel_tolerance<T>());
+        Tensor<T, 3> grad_x(x[n].shape());
+        cnn::reference::conv2d_backward_input<T>(dy[n], conv.weights(), s.stride, s.padding, grad_x);
+        CHECK(cnn::test::max_relative_difference(dx[n], grad_x) <= cnn::test::kernel_tolerance<T>());
+        cnn::reference::conv2d_weight_grad<T>(x[n], dy[n], s.stride, s.padding, grad_w, grad_b);
+    }
+    CHECK(cnn::test::max_relative_difference(conv.weight_gradients(), grad_w) <= cnn::test::kernel_tolerance<T>());
+    const Tensor<T, 1> bias_grad({s.filters}, std::span<const T>(grad_b));
+    const Tensor<T, 1> fast_bias_grad({s.filters}, std::span<const T>(conv.bias_gradients()));
+    CHECK(cnn::test::max_relative_difference(fast_bias_grad, bias_grad) <= cnn::test::kernel_tolerance<T>());
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Conv2D's fast kernels match the reference on random shapes", "[layers][kernels]", float, double) {
+    std::mt19937_64 rng(5);
+    const auto pick = [&](std::size_t low, std::size_t high) {
+        return std::uniform_int_distribution<std::size_t>(low, high)(rng);
+    };
+    // The example networks' convolutions, on batches that end in a partial chunk of samples.
+    for (const ConvCase& s : {ConvCase{1, 6, 5, 5, 1, 2, 9, 28, 28}, ConvCase{6, 16, 5, 5, 1, 0, 10, 14, 14},
+                              ConvCase{1, 32, 3, 3, 1, 1, 9, 28, 28}, ConvCase{32, 64, 3, 3, 1, 1, 9, 14, 14}})
+        check_conv_against_reference<TestType>(s, rng);
+    // Small random shapes: every stride, padding wider than the kernel, non-square everything.
+    for (int trial = 0; trial < 25; ++trial) {
+        ConvCase s{pick(1, 5), pick(1, 7), pick(1, 5), pick(1, 5), pick(1, 3), pick(0, 3), pick(1, 19), 0, 0};
+        s.height = pick(std::max<std::size_t>(1, s.fh), 13);
+        s.width = pick(std::max<std::size_t>(1, s.fw), 13);
+        check_conv_against_reference<TestType>(s, rng);
+    }
+    // Larger random shapes: more channels and filters than a register tile, odd sizes.
+    for (int trial = 0; trial < 8; ++trial) {
+        ConvCase s{pick(1, 24), pick(1, 40), pick(1, 5), pick(1, 5), pick(1, 2), pick(0, 2), pick(1, 12), 0, 0};
+        s.height = pick(std::max<std::size_t>(1, s.fh), 31);
+        s.width = pick(std::max<std::size_t>(1, s.fw), 31);
+        check_conv_against_reference<TestType>(s, rng);
+    }
+}
+
+TEMPLATE_TEST_CASE("Dense's batched kernels match the reference", "[layers][kernels]", float, double) {
+    std::mt19937_64 rng(8);
+    for (const auto [batch, in, out] : {std::array<std::size_t, 3>{1, 1, 1}, {5, 7, 3}, {33, 40, 17}, {64, 100, 10}, {64, 400, 120}, {19, 3136, 128}}) {
+        cnn::Dense<TestType> dense{in, out};
+        cnn::test::fill_uniform<TestType, 1>(cnn::TensorView<TestType, 1>(dense.parameters().data(), {dense.parameters().size()}), rng);
+        const auto x = cnn::test::random_tensor<TestType>(Shape<4>{batch, in, 1, 1}, rng);
+        const auto dy = cnn::test::random_tensor<TestType>(Shape<4>{batch, out, 1, 1}, rng);
+        Tensor<TestType, 4> y({batch, out, 1, 1}), dx(x.shape());
+        cnn::Scratch<TestType> scratch;
+        dense.forward(x, y, scratch);
+        std::fill(dense.gradients().begin(), dense.gradients().end(), TestType{0});
+        dense.backward(x, y, dy, dx, scratch);
+        Tensor<TestType, 2> grad_w({out, in});
+        std::vector<TestType> grad_b(out, TestType{0});
+        for (std::size_t n = 0; n < batch; ++n) {
+            Tensor<TestType, 1> net({out}), grad_x({in});
+            cnn::reference::dense_forward<TestType>(dense.weights(), dense.bias(), x[n].span(), net.span());
+            CHECK(cnn::test::max_relative_difference(y[n].reshape(Shape<1>{out}), net) <= cnn::test::kernel_tolerance<TestType>());
+            cnn::reference::dense_backward<TestType>(dense.weights(), x[n].span(), dy[n].span(), grad_w, grad_b, grad_x.span());
+            CHECK(cnn::test::max_relative_difference(dx[n].reshape(Shape<1>{in}), grad_x) <= cnn::test::kernel_tolerance<TestType>());
+        }
+        CHECK(cnn::test::max_relative_difference(dense.weight_gradients(), grad_w) <= cnn::test::kernel_tolerance<TestType>());
     }
 }
 

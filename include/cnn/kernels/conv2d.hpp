@@ -1,7 +1,7 @@
 // The convolution kernels behind the Conv2D layer: the formulas of
 // FORMULAS.md 4.3 and 8.4-8.6 lowered to matrix products (im2col), batch-aware
 // and spread over the thread pool. The reference kernels in
-// cnn/reference/convolution.hpp are their oracle (tests/test_layers.cpp).
+// cnn/reference/convolution.hpp are their oracle (tests/test_kernels.cpp).
 //
 // With R = C*Fh*Fw rows and Q = H2*W2 output positions per sample:
 //   col[r][q]   = x~[c][iS+m][jS+n]           for r = (c,m,n), q = (i,j)
@@ -10,9 +10,24 @@
 //                 each dcol[r][q] back onto x~[c][iS+m][jS+n], cropped by P
 //                 (the same sums as the full convolution with rotated filters)
 //   weight grad:  dW (K x R)    += delta_n (K x Q) col_n^T (Q x R)
+//                 (or its transpose, col_n delta_n^T, when that fills the
+//                 GEMM's register tiles better: 32 filters of 3x3 on one channel)
 //   bias grad:    db[k]         += sum_q delta_n[k][q]
 // Up to 8 samples are lowered side by side, so each product is 8 times wider
 // and the filters are packed once per 8 samples.
+//
+// How a row of col is built depends on the geometry (ConvGeometry::lowering):
+//  - shifted planes (stride 1, output as wide as the input, i.e. "same"
+//    padding): the row for (c, m, n) is the input plane shifted by
+//    (m - P, n - P): one contiguous copy per row of col.
+//  - input rows (stride 1, no padding, narrower output): the positions are
+//    laid out W apart instead of W2 (Q = H2 * W, the last W - W2 columns of
+//    each output row unused), so that again each row of col is one contiguous
+//    run of the input. The unused columns are never copied to y, and their
+//    deltas are zero, so they add nothing to any gradient.
+//  - otherwise, output row by output row.
+// Each output row otherwise costs a short copy of its own, which for LeNet's
+// second convolution took longer than the product.
 #pragma once
 
 #include <algorithm>
@@ -20,20 +35,43 @@
 #include <utility>
 
 #include "cnn/kernels/gemm.hpp"
+#include "cnn/kernels/simd.hpp"
 #include "cnn/kernels/threads.hpp"
 #include "cnn/layer.hpp"
 #include "cnn/tensor.hpp"
 
 namespace cnn::kernels {
+inline namespace CNN_KERNEL_VARIANT {
+
+using detail::add_run;
+using detail::copy_run;
+using detail::sum_run;
+using detail::zero_run;
+
+enum class Lowering { by_rows, shifted_planes, input_rows };
 
 struct ConvGeometry {
     std::size_t channels, height, width;  // input, per sample
     std::size_t filters, kernel_h, kernel_w, stride, padding;
     std::size_t out_h, out_w;
+    Lowering lowering;
+    std::size_t pitch;  // distance between output rows in the lowered matrices: W2, or W for input rows
 
     [[nodiscard]] std::size_t rows() const noexcept { return channels * kernel_h * kernel_w; }
-    [[nodiscard]] std::size_t positions() const noexcept { return out_h * out_w; }
+    [[nodiscard]] std::size_t positions() const noexcept { return out_h * pitch; }
 };
+
+inline ConvGeometry conv_geometry(const Shape<4>& x, const Shape<4>& w, std::size_t stride, std::size_t padding,
+                                  const Shape<4>& y) {
+    ConvGeometry g{x[1], x[2], x[3], w[0], w[2], w[3], stride, padding, y[2], y[3], Lowering::by_rows, y[3]};
+    if (stride == 1 && g.out_w == g.width) {
+        g.lowering = Lowering::shifted_planes;
+    } else if (stride == 1 && padding == 0) {
+        g.lowering = Lowering::input_rows;
+        g.pitch = g.width;
+    }
+    return g;
+}
 
 /// Samples per work item. Fixed, so that the weight-gradient partial sums (one
 /// per chunk, added in chunk order) are the same whatever the thread count.
@@ -47,61 +85,122 @@ inline std::pair<std::size_t, std::size_t> valid_columns(const ConvGeometry& g, 
     return {std::min(first, last), last};
 }
 
+/// Whether output row i of filter row m reads an input row, and which: u = i S + m - P.
+inline bool input_row(const ConvGeometry& g, std::size_t i, std::size_t m, std::size_t& u) {
+    u = i * g.stride + m;
+    if (u < g.padding || u - g.padding >= g.height) return false;
+    u -= g.padding;
+    return true;
+}
+
+/// A row of col as one run of its input plane: col row [start, start + length) holds
+/// plane[source, source + length), and the row's other values are zero, except the
+/// `wrap` values from column `wrap_column` of each output row in [i0, i1), which a
+/// shifted plane brings in from the neighbouring input row and which are padding.
+struct PlaneRun {
+    std::size_t start, length, source;
+    std::size_t i0, i1, wrap_column, wrap;
+    bool usable;
+};
+
+inline PlaneRun plane_run(const ConvGeometry& g, std::size_t m, std::size_t n) {
+    PlaneRun run{};
+    const std::size_t w = g.width, plane = g.height * w;
+    if (g.lowering == Lowering::input_rows) {
+        // Positions i W + j read plane[(i + m) W + j + n]: all in one run, up to the plane's end.
+        run.source = m * w + n;
+        run.length = std::min(g.positions(), plane - std::min(plane, run.source));
+        run.usable = true;
+        return run;
+    }
+    if (g.lowering != Lowering::shifted_planes || n >= w + g.padding || n + w <= g.padding) return run;
+    // Output rows [i0, i1) read input rows i + m - P inside [0, H); columns shift by n - P.
+    const auto du = static_cast<std::ptrdiff_t>(m) - static_cast<std::ptrdiff_t>(g.padding);
+    const auto dv = static_cast<std::ptrdiff_t>(n) - static_cast<std::ptrdiff_t>(g.padding);
+    const auto h = static_cast<std::ptrdiff_t>(g.height), out_h = static_cast<std::ptrdiff_t>(g.out_h);
+    run.i0 = static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(-du, 0, out_h));
+    run.i1 = std::max(run.i0, static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(h - du, 0, out_h)));
+    run.wrap = static_cast<std::size_t>(dv < 0 ? -dv : dv);
+    run.wrap_column = dv > 0 ? w - run.wrap : 0;
+    run.usable = true;
+    if (run.i1 == run.i0) return run;
+    // Destination [i0 W + max(0, -dv), i1 W - max(0, dv)) reads the plane from
+    // (i0 + du) W + max(0, dv): never outside the plane.
+    run.start = run.i0 * w + (dv < 0 ? run.wrap : 0);
+    run.length = (run.i1 - run.i0) * w - run.wrap;
+    run.source = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(run.i0) + du) * w + (dv > 0 ? run.wrap : 0);
+    return run;
+}
+
 /// col[r][offset + q] for one sample, in a column buffer whose rows hold `ld` values.
 template <Scalar T>
 void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, std::size_t ld, std::size_t offset) {
-    for (std::size_t c = 0; c < g.channels; ++c)
+    const std::size_t q = g.positions();
+    for (std::size_t c = 0; c < g.channels; ++c) {
+        const T* plane = x + c * g.height * g.width;
         for (std::size_t m = 0; m < g.kernel_h; ++m)
             for (std::size_t n = 0; n < g.kernel_w; ++n) {
                 T* row = col + ((c * g.kernel_h + m) * g.kernel_w + n) * ld + offset;
+                if (const PlaneRun run = plane_run(g, m, n); run.usable) {
+                    zero_run(row, run.start);
+                    copy_run(plane + run.source, run.length, row + run.start);
+                    zero_run(row + run.start + run.length, q - run.start - run.length);
+                    for (std::size_t i = run.i0; i < run.i1; ++i) zero_run(row + i * g.width + run.wrap_column, run.wrap);
+                    continue;
+                }
                 const auto [first, last] = valid_columns(g, n);
                 for (std::size_t i = 0; i < g.out_h; ++i) {
-                    const std::size_t u = i * g.stride + m;  // row in the padded input
                     T* out = row + i * g.out_w;
-                    if (u < g.padding || u - g.padding >= g.height) {
-                        std::fill_n(out, g.out_w, T{0});
+                    std::size_t u = 0;
+                    if (!input_row(g, i, m, u) || first >= last) {
+                        zero_run(out, g.out_w);
                         continue;
                     }
-                    // Columns [first, last) read x[u - P][j S + n - P]; the others are padding.
-                    std::fill_n(out, first, T{0});
-                    if (first < last) {
-                        const T* source =
-                            x + (c * g.height + (u - g.padding)) * g.width + (first * g.stride + n - g.padding);
-                        if (g.stride == 1) {
-                            std::copy_n(source, last - first, out + first);
-                        } else {
-                            for (std::size_t j = first; j < last; ++j) out[j] = source[(j - first) * g.stride];
-                        }
+                    // Columns [first, last) read x[u][j S + n - P]; the others are padding.
+                    const T* source = plane + u * g.width + (first * g.stride + n - g.padding);
+                    zero_run(out, first);
+                    if (g.stride == 1) {
+                        copy_run(source, last - first, out + first);
+                    } else {
+                        for (std::size_t j = first; j < last; ++j) out[j] = source[(j - first) * g.stride];
                     }
-                    std::fill(out + std::max(first, last), out + g.out_w, T{0});
+                    zero_run(out + last, g.out_w - last);
                 }
             }
+    }
 }
 
 /// dx[c][u][v] = sum of dcol[r][offset + q] over the (r, q) that read x[c][u][v] in im2col.
+/// The wrapped-around values of a shifted plane's rows are cleared in dcol first (they are
+/// padding), so that each row of dcol is added in one run.
 template <Scalar T>
-void col2im(const T* __restrict dcol, std::size_t ld, std::size_t offset, const ConvGeometry& g, T* __restrict dx) {
-    std::fill_n(dx, g.channels * g.height * g.width, T{0});
-    for (std::size_t c = 0; c < g.channels; ++c)
+void col2im(T* __restrict dcol, std::size_t ld, std::size_t offset, const ConvGeometry& g, T* __restrict dx) {
+    zero_run(dx, g.channels * g.height * g.width);
+    for (std::size_t c = 0; c < g.channels; ++c) {
+        T* plane = dx + c * g.height * g.width;
         for (std::size_t m = 0; m < g.kernel_h; ++m)
             for (std::size_t n = 0; n < g.kernel_w; ++n) {
-                const T* row = dcol + ((c * g.kernel_h + m) * g.kernel_w + n) * ld + offset;
+                T* row = dcol + ((c * g.kernel_h + m) * g.kernel_w + n) * ld + offset;
+                if (const PlaneRun run = plane_run(g, m, n); run.usable) {
+                    for (std::size_t i = run.i0; i < run.i1; ++i) zero_run(row + i * g.width + run.wrap_column, run.wrap);
+                    add_run(row + run.start, run.length, plane + run.source);
+                    continue;
+                }
                 const auto [first, last] = valid_columns(g, n);
+                if (first >= last) continue;
                 for (std::size_t i = 0; i < g.out_h; ++i) {
-                    const std::size_t u = i * g.stride + m;
-                    if (u < g.padding || u - g.padding >= g.height) continue;
-                    if (first >= last) continue;
-                    T* target = dx + (c * g.height + (u - g.padding)) * g.width + (first * g.stride + n - g.padding);
+                    std::size_t u = 0;
+                    if (!input_row(g, i, m, u)) continue;
+                    T* target = plane + u * g.width + (first * g.stride + n - g.padding);
                     const T* in = row + i * g.out_w;
-                    for (std::size_t j = first; j < last; ++j) target[(j - first) * g.stride] += in[j];
+                    if (g.stride == 1) {
+                        add_run(in + first, last - first, target);
+                    } else {
+                        for (std::size_t j = first; j < last; ++j) target[(j - first) * g.stride] += in[j];
+                    }
                 }
             }
-}
-
-template <Scalar T>
-ConvGeometry conv_geometry(const Shape<4>& x, const Shape<4>& w, std::size_t stride, std::size_t padding,
-                           const Shape<4>& y) {
-    return {x[1], x[2], x[3], w[0], w[2], w[3], stride, padding, y[2], y[3]};
+    }
 }
 
 /// `count` rounded up to a whole number of 64-byte lines of floats, so that the regions
@@ -114,14 +213,14 @@ inline std::pair<std::size_t, std::size_t> chunk_samples(std::size_t chunk, std:
 }
 
 // Forward, per chunk of up to 8 samples: the chunk's columns side by side,
-// col (R x 8Q), one product net (K x 8Q) = W col, then each sample's K x Q block
+// col (R x 8Q), one product net (K x 8Q) = W col, then each sample's K x H2 x W2 block
 // (plus bias) copied to its place in y.
 template <Scalar T>
 void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b, std::size_t stride,
                     std::size_t padding, TensorView<T, 4> y, Scratch<T>& scratch) {
-    const ConvGeometry g = conv_geometry<T>(x.shape(), w.shape(), stride, padding, y.shape());
+    const ConvGeometry g = conv_geometry(x.shape(), w.shape(), stride, padding, y.shape());
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
-    const std::size_t q = g.positions(), ld = conv_chunk * q;
+    const std::size_t q = g.positions(), ld = conv_chunk * q, out_plane = g.out_h * g.out_w;
     const std::size_t per_worker = round_up((g.rows() + g.filters) * ld) + gemm_pack_size<T>();
     T* const memory = scratch.get(threads() * per_worker).data();
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
@@ -133,66 +232,90 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
         const std::size_t columns = (last - first) * q;
         gemm<T>(g.filters, columns, g.rows(), w.data(), static_cast<std::ptrdiff_t>(g.rows()), 1, col,
                 static_cast<std::ptrdiff_t>(ld), 1, net, ld, Accumulate::no, pack);
-        for (std::size_t n = first; n < last; ++n) {
-            T* out = y[n].data();
+        for (std::size_t n = first; n < last; ++n)
             for (std::size_t k = 0; k < g.filters; ++k) {
                 const T* source = net + k * ld + (n - first) * q;
-                for (std::size_t p = 0; p < q; ++p) out[k * q + p] = source[p] + b[k];
+                T* out = y[n].data() + k * out_plane;
+                const T bias = b[k];
+                if (g.pitch == g.out_w) {
+                    for (std::size_t p = 0; p < out_plane; ++p) out[p] = source[p] + bias;
+                } else {
+                    for (std::size_t i = 0; i < g.out_h; ++i)
+                        for (std::size_t j = 0; j < g.out_w; ++j) out[i * g.out_w + j] = source[i * g.pitch + j] + bias;
+                }
             }
-        }
     });
 }
 
 // Backward, per chunk: the chunk's deltas side by side, d (K x 8Q), and its columns, col (R x 8Q);
-//   dW_chunk = d col^T,   db_chunk = row sums of d,   dcol = W^T d, folded back by col2im.
+//   dW_chunk = d col^T (or its transpose),   db_chunk = row sums of d,
+//   dcol = W^T d, folded back by col2im.
 // The chunks' weight and bias gradients are added in chunk order: the same result for any thread count.
 template <Scalar T>
 void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
                      std::size_t stride, std::size_t padding, TensorView<T, 4> dx, TensorView<T, 4> dw,
                      std::span<T> db, Scratch<T>& scratch) {
-    const ConvGeometry g = conv_geometry<T>(x.shape(), w.shape(), stride, padding, dy.shape());
+    const ConvGeometry g = conv_geometry(x.shape(), w.shape(), stride, padding, dy.shape());
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
-    const std::size_t q = g.positions(), ld = conv_chunk * q, weight_size = g.filters * g.rows();
-    const std::size_t per_worker = round_up((2 * g.rows() + g.filters) * ld) + gemm_pack_size<T>();
-    const std::size_t per_chunk = weight_size + g.filters;
+    const std::size_t q = g.positions(), ld = conv_chunk * q, out_plane = g.out_h * g.out_w;
+    const std::size_t kernels = g.filters, rows = g.rows(), weight_size = kernels * rows;
+    const std::size_t per_worker = round_up((2 * rows + kernels) * ld) + gemm_pack_size<T>();
+    const std::size_t per_chunk = weight_size + kernels;
     T* const memory = scratch.get(threads() * per_worker + chunks * per_chunk).data();
     T* const partials = memory + threads() * per_worker;
     const bool want_dx = dx.data() != nullptr;
+    // The weight gradient as R x K (col d^T) when that wastes less of the register tiles.
+    const bool transposed = gemm_tile_use<T>(rows, kernels) > gemm_tile_use<T>(kernels, rows);
 
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
         T* col = memory + worker * per_worker;
-        T* dcol = col + g.rows() * ld;
-        T* delta = dcol + g.rows() * ld;
-        T* pack = col + round_up((2 * g.rows() + g.filters) * ld);
+        T* dcol = col + rows * ld;
+        T* delta = dcol + rows * ld;
+        T* pack = col + round_up((2 * rows + kernels) * ld);
         T* dw_part = partials + chunk * per_chunk;
         T* db_part = dw_part + weight_size;
         const auto [first, last] = chunk_samples(chunk, samples);
         const std::size_t columns = (last - first) * q;
         for (std::size_t n = first; n < last; ++n) {
             im2col(x[n].data(), g, col, ld, (n - first) * q);
-            for (std::size_t k = 0; k < g.filters; ++k)
-                std::copy_n(dy[n].data() + k * q, q, delta + k * ld + (n - first) * q);
+            for (std::size_t k = 0; k < kernels; ++k) {
+                const T* source = dy[n].data() + k * out_plane;
+                T* target = delta + k * ld + (n - first) * q;
+                if (g.pitch == g.out_w) {
+                    copy_run(source, out_plane, target);
+                } else {
+                    for (std::size_t i = 0; i < g.out_h; ++i) {
+                        copy_run(source + i * g.out_w, g.out_w, target + i * g.pitch);
+                        zero_run(target + i * g.pitch + g.out_w, g.pitch - g.out_w);
+                    }
+                }
+            }
         }
-        // dW (K x R) = d (K x 8Q) col^T (8Q x R)
-        gemm<T>(g.filters, g.rows(), columns, delta, static_cast<std::ptrdiff_t>(ld), 1, col, 1,
-                static_cast<std::ptrdiff_t>(ld), dw_part, g.rows(), Accumulate::no, pack);
-        for (std::size_t k = 0; k < g.filters; ++k) {
-            T sum{0};
-            for (std::size_t p = 0; p < columns; ++p) sum += delta[k * ld + p];
-            db_part[k] = sum;
-        }
+        const auto lda = static_cast<std::ptrdiff_t>(ld);
+        if (transposed)  // dW^T (R x K) = col (R x 8Q) d^T (8Q x K)
+            gemm<T>(rows, kernels, columns, col, lda, 1, delta, 1, lda, dw_part, kernels, Accumulate::no, pack);
+        else  // dW (K x R) = d (K x 8Q) col^T (8Q x R)
+            gemm<T>(kernels, rows, columns, delta, lda, 1, col, 1, lda, dw_part, rows, Accumulate::no, pack);
+        for (std::size_t k = 0; k < kernels; ++k) db_part[k] = sum_run(delta + k * ld, columns);
         if (want_dx) {
             // dcol (R x 8Q) = W^T (R x K) d (K x 8Q)
-            gemm<T>(g.rows(), columns, g.filters, w.data(), 1, static_cast<std::ptrdiff_t>(g.rows()), delta,
-                    static_cast<std::ptrdiff_t>(ld), 1, dcol, ld, Accumulate::no, pack);
+            gemm<T>(rows, columns, kernels, w.data(), 1, static_cast<std::ptrdiff_t>(rows), delta, lda, 1, dcol, ld,
+                    Accumulate::no, pack);
             for (std::size_t n = first; n < last; ++n) col2im(dcol, ld, (n - first) * q, g, dx[n].data());
         }
     });
+    T* const weights = dw.data();
     for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
         const T* dw_part = partials + chunk * per_chunk;
-        for (std::size_t e = 0; e < weight_size; ++e) dw.data()[e] += dw_part[e];
-        for (std::size_t k = 0; k < g.filters; ++k) db[k] += dw_part[weight_size + k];
+        if (transposed) {
+            for (std::size_t k = 0; k < kernels; ++k)
+                for (std::size_t r = 0; r < rows; ++r) weights[k * rows + r] += dw_part[r * kernels + k];
+        } else {
+            for (std::size_t e = 0; e < weight_size; ++e) weights[e] += dw_part[e];
+        }
+        for (std::size_t k = 0; k < kernels; ++k) db[k] += dw_part[weight_size + k];
     }
 }
 
+}  // inline namespace
 }  // namespace cnn::kernels

@@ -14,6 +14,7 @@
 #include "cnn/layer.hpp"
 
 namespace cnn::kernels {
+inline namespace CNN_KERNEL_VARIANT {
 
 inline constexpr std::size_t dense_rows_per_task = 16;
 
@@ -56,4 +57,5 @@ void dense_backward(const T* x, const T* dy, std::size_t samples, std::size_t in
     });
 }
 
+}  // inline namespace
 }  // namespace cnn::kernels

@@ -6,13 +6,13 @@
 // panels streamed from L2, and a register-tiled micro-kernel keeps an MR x NR
 // block of C in vector registers.
 //
-// The micro-kernel is chosen at compile time from the compiler's flags:
-//   AVX-512F          float 12 x 32, double 12 x 16   (zmm registers)
-//   AVX2 + FMA        float  6 x 16, double  6 x 8    (ymm registers)
-//   anything else     4 x 4 in portable C++
-// Each variant lives in its own inline namespace, so translation units built
-// with different flags never mix them up. gemm_kernel_name() tells which one a
-// translation unit got.
+// The micro-kernel is chosen at compile time from the compiler's flags
+// (cnn/kernels/simd.hpp); its tile of C is MR x NR with
+//   AVX-512F          float MR x 32, double MR x 16   (zmm registers)
+//   AVX2 + FMA        float MR x 16, double MR x 8    (ymm registers)
+//   anything else     MR x 4 in portable C++
+// where MR is the full height (12, 12, 6, 4) or 2/3, 1/2 or 1/3 of it, whichever
+// pads m the least. gemm_kernel_name() tells which variant a translation unit got.
 //
 // Every element of C is summed in the same order (over k, in blocks of KC)
 // whatever the split of m and n between calls, so results never depend on how
@@ -22,92 +22,16 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "cnn/kernels/simd.hpp"
 #include "cnn/tensor.hpp"
-
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-#include <immintrin.h>
-#endif
 
 namespace cnn::kernels {
 
 enum class Accumulate { no, yes };
 
-#if defined(__AVX512F__)
-inline namespace avx512 {
-#elif defined(__AVX2__) && defined(__FMA__)
-inline namespace avx2 {
-#else
-inline namespace portable {
-#endif
+inline namespace CNN_KERNEL_VARIANT {
 
 namespace detail {
-
-/// Vector operations on `lanes` elements of T, for the micro-kernel.
-template <class T>
-struct Vector;
-
-#if defined(__AVX512F__)
-inline constexpr const char* kernel_name = "avx512";
-template <>
-struct Vector<float> {
-    using reg = __m512;
-    static constexpr std::size_t lanes = 16, rows = 12, columns = 32;
-    static reg zero() { return _mm512_setzero_ps(); }
-    static reg loadu(const float* p) { return _mm512_loadu_ps(p); }
-    static reg broadcast(const float* p) { return _mm512_set1_ps(*p); }
-    static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
-    static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
-    static void storeu(float* p, reg r) { _mm512_storeu_ps(p, r); }
-};
-template <>
-struct Vector<double> {
-    using reg = __m512d;
-    static constexpr std::size_t lanes = 8, rows = 12, columns = 16;
-    static reg zero() { return _mm512_setzero_pd(); }
-    static reg loadu(const double* p) { return _mm512_loadu_pd(p); }
-    static reg broadcast(const double* p) { return _mm512_set1_pd(*p); }
-    static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
-    static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
-    static void storeu(double* p, reg r) { _mm512_storeu_pd(p, r); }
-};
-#elif defined(__AVX2__) && defined(__FMA__)
-inline constexpr const char* kernel_name = "avx2";
-template <>
-struct Vector<float> {
-    using reg = __m256;
-    static constexpr std::size_t lanes = 8, rows = 6, columns = 16;
-    static reg zero() { return _mm256_setzero_ps(); }
-    static reg loadu(const float* p) { return _mm256_loadu_ps(p); }
-    static reg broadcast(const float* p) { return _mm256_broadcast_ss(p); }
-    static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
-    static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
-    static void storeu(float* p, reg r) { _mm256_storeu_ps(p, r); }
-};
-template <>
-struct Vector<double> {
-    using reg = __m256d;
-    static constexpr std::size_t lanes = 4, rows = 6, columns = 8;
-    static reg zero() { return _mm256_setzero_pd(); }
-    static reg loadu(const double* p) { return _mm256_loadu_pd(p); }
-    static reg broadcast(const double* p) { return _mm256_broadcast_sd(p); }
-    static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
-    static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
-    static void storeu(double* p, reg r) { _mm256_storeu_pd(p, r); }
-};
-#else
-inline constexpr const char* kernel_name = "portable";
-template <class T>
-struct Vector {
-    using reg = T;
-    static constexpr std::size_t lanes = 1, rows = 4, columns = 4;
-    static reg zero() { return T{0}; }
-    static reg loadu(const T* p) { return *p; }
-    static reg broadcast(const T* p) { return *p; }
-    static reg fma(reg a, reg b, reg c) { return a * b + c; }
-    static reg add(reg a, reg b) { return a + b; }
-    static void storeu(T* p, reg r) { *p = r; }
-};
-#endif
 
 /// Block sizes: an MR x KC panel of A and a KC x NR panel of B in L1, an MC x KC
 /// block of A in L2, a KC x NC block of B in L3.
@@ -170,20 +94,41 @@ void pack_a(std::size_t m, std::size_t k, const T* a, std::ptrdiff_t rs, std::pt
 }
 
 /// Packs rows [0, k) x columns [0, n) of B into NR-column panels, row by row, zero-padded.
+/// A transposed B (its columns contiguous, rs == 1) is packed by 16 x 16 block transposes
+/// where the vector unit has them: gathering it value by value costs more than the product
+/// for the short sums of a weight gradient.
 template <class T>
 void pack_b(std::size_t k, std::size_t n, const T* b, std::ptrdiff_t rs, std::ptrdiff_t cs, T* __restrict out) {
     constexpr std::size_t nr = Blocking<T>::nr;
-    for (std::size_t j0 = 0; j0 < n; j0 += nr) {
+    const auto at = [&](std::size_t p, std::size_t j) -> const T& {
+        return b[static_cast<std::ptrdiff_t>(p) * rs + static_cast<std::ptrdiff_t>(j) * cs];
+    };
+    for (std::size_t j0 = 0; j0 < n; j0 += nr, out += k * nr) {
         const std::size_t cols = std::min(nr, n - j0);
-        for (std::size_t p = 0; p < k; ++p) {
-            const T* row = b + static_cast<std::ptrdiff_t>(p) * rs + static_cast<std::ptrdiff_t>(j0) * cs;
-            if (cs == 1) {
-                std::copy_n(row, cols, out);
-            } else {
-                for (std::size_t j = 0; j < cols; ++j) out[j] = row[static_cast<std::ptrdiff_t>(j) * cs];
+        std::size_t p = 0;
+        if (cs == 1) {
+            for (; p < k; ++p) {
+                copy_run(&at(p, j0), cols, out + p * nr);
+                zero_run(out + p * nr + cols, nr - cols);
             }
-            for (std::size_t j = cols; j < nr; ++j) out[j] = T{0};
-            out += nr;
+            continue;
+        }
+        if constexpr (fast_transpose<T>) {
+            if (rs == 1 && cs > 0) {
+                const auto ld = static_cast<std::size_t>(cs);
+                for (; p + 16 <= k; p += 16) {
+                    std::size_t j = 0;
+                    for (; j + 16 <= cols; j += 16) transpose_16x16(&at(p, j0 + j), ld, out + p * nr + j, nr);
+                    for (std::size_t row = p; row < p + 16; ++row) {
+                        for (std::size_t jj = j; jj < cols; ++jj) out[row * nr + jj] = at(row, j0 + jj);
+                        zero_run(out + row * nr + cols, nr - cols);
+                    }
+                }
+            }
+        }
+        for (; p < k; ++p) {
+            for (std::size_t j = 0; j < cols; ++j) out[p * nr + j] = at(p, j0 + j);
+            for (std::size_t j = cols; j < nr; ++j) out[p * nr + j] = T{0};
         }
     }
 }
@@ -209,7 +154,7 @@ constexpr std::size_t gemm_pack_size() noexcept {
 
 namespace detail {
 
-/// The blocked product with MR-row micro-tiles (the full height, or half of it for short A).
+/// The blocked product with MR-row micro-tiles.
 template <Scalar T, std::size_t MR>
 void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a,
                   const T* b, std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate,
@@ -222,11 +167,14 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::
     // With at most two row panels each B panel is used at most twice: when its rows are
     // contiguous the micro-kernel reads B in place instead of copying it first.
     const bool read_b_in_place = cs_b == 1 && m <= 2 * MR;
+    // k in equal blocks of at most KC (288 = 144 + 144, not 256 + 32): a short last block
+    // would cost a whole extra pass over C for little work.
+    const std::size_t k_blocks = (k + B::kc - 1) / B::kc, kc_step = (k + k_blocks - 1) / k_blocks;
 
     for (std::size_t jc = 0; jc < n; jc += B::nc) {
         const std::size_t nc = std::min(B::nc, n - jc);
-        for (std::size_t pc = 0; pc < k; pc += B::kc) {
-            const std::size_t kc = std::min(B::kc, k - pc);
+        for (std::size_t pc = 0; pc < k; pc += kc_step) {
+            const std::size_t kc = std::min(kc_step, k - pc);
             const bool add = pc > 0 || accumulate == Accumulate::yes;
             const T* b_block = b + static_cast<std::ptrdiff_t>(pc) * rs_b + static_cast<std::ptrdiff_t>(jc) * cs_b;
             if (!read_b_in_place) pack_b(kc, nc, b_block, rs_b, cs_b, packed_b);
@@ -268,6 +216,22 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::
     }
 }
 
+/// The micro-tile heights: the full MR, or 2/3, 1/2 or 1/3 of it.
+template <class T>
+inline constexpr std::size_t tile_heights[4] = {Blocking<T>::mr, Blocking<T>::mr * 2 / 3, Blocking<T>::mr / 2,
+                                                Blocking<T>::mr / 3};
+
+/// The tile height that pads m rows the least (the larger one on a tie): 16 filters
+/// run as two tiles of 8 rows rather than 12 + 4.
+template <class T>
+std::size_t tile_height(std::size_t m) {
+    const auto padded = [m](std::size_t h) { return (m + h - 1) / h * h; };
+    std::size_t best = tile_heights<T>[0];
+    for (const std::size_t h : tile_heights<T>)
+        if (padded(h) < padded(best)) best = h;
+    return best;
+}
+
 }  // namespace detail
 
 /// C (m x n, row-major, leading dimension ldc) = [C +] A B, where A(i, p) = a[i rs_a + p cs_a]
@@ -277,7 +241,6 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::
 template <Scalar T>
 void gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a, const T* b,
           std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate, T* pack = nullptr) {
-    constexpr std::size_t mr = detail::Blocking<T>::mr;
     if (m == 0 || n == 0) return;
     if (k == 0) {
         if (accumulate == Accumulate::no)
@@ -285,11 +248,26 @@ void gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_
         return;
     }
     if (pack == nullptr) pack = detail::thread_pack_memory<T>();
-    // Short A (few filters): half-height tiles waste less of each register tile.
-    if (m <= mr / 2)
-        detail::gemm_blocked<T, mr / 2>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
+    using detail::gemm_blocked, detail::tile_heights;
+    const std::size_t height = detail::tile_height<T>(m);
+    if (height == tile_heights<T>[0])
+        gemm_blocked<T, tile_heights<T>[0]>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
+    else if (height == tile_heights<T>[1])
+        gemm_blocked<T, tile_heights<T>[1]>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
+    else if (height == tile_heights<T>[2])
+        gemm_blocked<T, tile_heights<T>[2]>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
     else
-        detail::gemm_blocked<T, mr>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
+        gemm_blocked<T, tile_heights<T>[3]>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
+}
+
+/// The fraction of the multiply-adds of an m x n product's register tiles that land in C
+/// (the rest pad m up to the tile height and n up to the tile width), for callers that can
+/// compute a product or its transpose.
+template <Scalar T>
+double gemm_tile_use(std::size_t m, std::size_t n) noexcept {
+    constexpr std::size_t nr = detail::Blocking<T>::nr;
+    const std::size_t h = detail::tile_height<T>(m);
+    return static_cast<double>(m * n) / static_cast<double>((m + h - 1) / h * h * ((n + nr - 1) / nr * nr));
 }
 
 }  // inline namespace

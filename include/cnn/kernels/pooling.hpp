@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "cnn/kernels/simd.hpp"
 #include "cnn/kernels/threads.hpp"
 #include "cnn/reference/pooling.hpp"
 #include "cnn/tensor.hpp"
 
 namespace cnn::kernels {
+inline namespace CNN_KERNEL_VARIANT {
 
 struct PoolGeometry {
     std::size_t planes;  // N * C
@@ -168,4 +170,5 @@ void meanpool_backward(const T* dy, const PoolGeometry& g, T* dx) {
     });
 }
 
+}  // inline namespace
 }  // namespace cnn::kernels

@@ -1,0 +1,216 @@
+// The vector operations the fast kernels are written in, chosen at compile time
+// from the compiler's flags:
+//   AVX-512F          16 floats / 8 doubles per register
+//   AVX2 + FMA         8 floats / 4 doubles
+//   anything else      plain C++, one value at a time
+// Each variant lives in its own inline namespace (CNN_KERNEL_VARIANT), and so
+// does every kernel built on them, so translation units built with different
+// flags never mix them up.
+//
+// Besides whole registers, the kernels move short runs of values (a 14-wide
+// output row of a convolution, say): copy_run, add_run and zero_run do those
+// with masked loads and stores instead of a call to memcpy per row, which cost
+// more than the copying itself.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <type_traits>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+// The inline namespace every kernel header opens: its name differs per variant.
+#if defined(__AVX512F__)
+#define CNN_KERNEL_VARIANT avx512
+#elif defined(__AVX2__) && defined(__FMA__)
+#define CNN_KERNEL_VARIANT avx2
+#else
+#define CNN_KERNEL_VARIANT portable
+#endif
+
+namespace cnn::kernels {
+inline namespace CNN_KERNEL_VARIANT {
+
+namespace detail {
+
+/// Vector operations on `lanes` elements of T. `rows` x `columns` is the GEMM
+/// micro-tile of C held in registers.
+template <class T>
+struct Vector;
+
+#if defined(__AVX512F__)
+inline constexpr const char* kernel_name = "avx512";
+template <>
+struct Vector<float> {
+    using reg = __m512;
+    static constexpr std::size_t lanes = 16, rows = 12, columns = 32;
+    static reg zero() { return _mm512_setzero_ps(); }
+    static reg loadu(const float* p) { return _mm512_loadu_ps(p); }
+    static reg broadcast(const float* p) { return _mm512_set1_ps(*p); }
+    static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+    static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+    static void storeu(float* p, reg r) { _mm512_storeu_ps(p, r); }
+    static __mmask16 mask(std::size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+    static reg loadu(const float* p, std::size_t n) { return _mm512_maskz_loadu_ps(mask(n), p); }
+    static void storeu(float* p, reg r, std::size_t n) { _mm512_mask_storeu_ps(p, mask(n), r); }
+};
+template <>
+struct Vector<double> {
+    using reg = __m512d;
+    static constexpr std::size_t lanes = 8, rows = 12, columns = 16;
+    static reg zero() { return _mm512_setzero_pd(); }
+    static reg loadu(const double* p) { return _mm512_loadu_pd(p); }
+    static reg broadcast(const double* p) { return _mm512_set1_pd(*p); }
+    static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+    static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+    static void storeu(double* p, reg r) { _mm512_storeu_pd(p, r); }
+    static __mmask8 mask(std::size_t n) { return static_cast<__mmask8>((1u << n) - 1u); }
+    static reg loadu(const double* p, std::size_t n) { return _mm512_maskz_loadu_pd(mask(n), p); }
+    static void storeu(double* p, reg r, std::size_t n) { _mm512_mask_storeu_pd(p, mask(n), r); }
+};
+#elif defined(__AVX2__) && defined(__FMA__)
+inline constexpr const char* kernel_name = "avx2";
+template <>
+struct Vector<float> {
+    using reg = __m256;
+    static constexpr std::size_t lanes = 8, rows = 6, columns = 16;
+    static reg zero() { return _mm256_setzero_ps(); }
+    static reg loadu(const float* p) { return _mm256_loadu_ps(p); }
+    static reg broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+    static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+    static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+    static void storeu(float* p, reg r) { _mm256_storeu_ps(p, r); }
+    static __m256i mask(std::size_t n) {
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    }
+    static reg loadu(const float* p, std::size_t n) { return _mm256_maskload_ps(p, mask(n)); }
+    static void storeu(float* p, reg r, std::size_t n) { _mm256_maskstore_ps(p, mask(n), r); }
+};
+template <>
+struct Vector<double> {
+    using reg = __m256d;
+    static constexpr std::size_t lanes = 4, rows = 6, columns = 8;
+    static reg zero() { return _mm256_setzero_pd(); }
+    static reg loadu(const double* p) { return _mm256_loadu_pd(p); }
+    static reg broadcast(const double* p) { return _mm256_broadcast_sd(p); }
+    static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+    static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+    static void storeu(double* p, reg r) { _mm256_storeu_pd(p, r); }
+    static __m256i mask(std::size_t n) {
+        return _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<long long>(n)), _mm256_setr_epi64x(0, 1, 2, 3));
+    }
+    static reg loadu(const double* p, std::size_t n) { return _mm256_maskload_pd(p, mask(n)); }
+    static void storeu(double* p, reg r, std::size_t n) { _mm256_maskstore_pd(p, mask(n), r); }
+};
+#else
+inline constexpr const char* kernel_name = "portable";
+template <class T>
+struct Vector {
+    using reg = T;
+    static constexpr std::size_t lanes = 1, rows = 4, columns = 4;
+    static reg zero() { return T{0}; }
+    static reg loadu(const T* p) { return *p; }
+    static reg broadcast(const T* p) { return *p; }
+    static reg fma(reg a, reg b, reg c) { return a * b + c; }
+    static reg add(reg a, reg b) { return a + b; }
+    static void storeu(T* p, reg r) { *p = r; }
+    // A run shorter than one lane is empty.
+    static reg loadu(const T*, std::size_t) { return T{0}; }
+    static void storeu(T*, reg, std::size_t) {}
+};
+#endif
+
+/// dst[0, n) = src[0, n)
+template <class T>
+inline void copy_run(const T* __restrict src, std::size_t n, T* __restrict dst) {
+    using V = Vector<T>;
+    std::size_t i = 0;
+    for (; i + V::lanes <= n; i += V::lanes) V::storeu(dst + i, V::loadu(src + i));
+    if (i < n) V::storeu(dst + i, V::loadu(src + i, n - i), n - i);
+}
+
+/// dst[0, n) += src[0, n)
+template <class T>
+inline void add_run(const T* __restrict src, std::size_t n, T* __restrict dst) {
+    using V = Vector<T>;
+    std::size_t i = 0;
+    for (; i + V::lanes <= n; i += V::lanes) V::storeu(dst + i, V::add(V::loadu(dst + i), V::loadu(src + i)));
+    if (i < n) V::storeu(dst + i, V::add(V::loadu(dst + i, n - i), V::loadu(src + i, n - i)), n - i);
+}
+
+/// dst[0, n) = 0
+template <class T>
+inline void zero_run(T* dst, std::size_t n) {
+    using V = Vector<T>;
+    std::size_t i = 0;
+    for (; i + V::lanes <= n; i += V::lanes) V::storeu(dst + i, V::zero());
+    if (i < n) V::storeu(dst + i, V::zero(), n - i);
+}
+
+/// src[0] + ... + src[n - 1], in vector-wide partial sums (a sum of independent
+/// additions instead of one chain of n dependent ones).
+template <class T>
+inline T sum_run(const T* src, std::size_t n) {
+    using V = Vector<T>;
+    constexpr std::size_t lanes = V::lanes;
+    typename V::reg acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+    std::size_t i = 0;
+    for (; i + 4 * lanes <= n; i += 4 * lanes)
+        for (std::size_t a = 0; a < 4; ++a) acc[a] = V::add(acc[a], V::loadu(src + i + a * lanes));
+    for (; i + lanes <= n; i += lanes) acc[0] = V::add(acc[0], V::loadu(src + i));
+    if (i < n) acc[1] = V::add(acc[1], V::loadu(src + i, n - i));
+    T lane[4 * lanes];
+    for (std::size_t a = 0; a < 4; ++a) V::storeu(lane + a * lanes, acc[a]);
+    T sum{0};
+    for (const T v : lane) sum += v;
+    return sum;
+}
+
+/// Whether transpose_16x16 below has a vector version for T (else it is plain loops).
+template <class T>
+inline constexpr bool fast_transpose =
+#if defined(__AVX512F__)
+    std::is_same_v<T, float>;
+#else
+    false;
+#endif
+
+/// out[j * ldo + i] = in[i * ldi + j] for a 16 x 16 block of floats.
+#if defined(__AVX512F__)
+// GCC 12 warns about the deliberately undefined register inside its own shuffle
+// intrinsics (GCC bug 105593); the warning is about the header, not this code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+inline void transpose_16x16(const float* in, std::size_t ldi, float* out, std::size_t ldo) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(in + static_cast<std::size_t>(i) * ldi);
+    // Interleave pairs of rows, then pairs of pairs, then 128-bit quarters twice.
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 16; i += 8)
+        for (int j = 0; j < 4; ++j) {
+            t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0x88);
+            t[i + j + 4] = _mm512_shuffle_f32x4(r[i + j], r[i + j + 4], 0xdd);
+        }
+    for (int j = 0; j < 8; ++j) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+        r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
+    }
+    for (int j = 0; j < 16; ++j) _mm512_storeu_ps(out + static_cast<std::size_t>(j) * ldo, r[j]);
+}
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace detail
+}  // inline namespace
+}  // namespace cnn::kernels
