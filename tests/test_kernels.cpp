@@ -158,7 +158,8 @@ TEMPLATE_TEST_CASE("Pooling kernels match the reference on random shapes", "[ker
     for (int trial = 0; trial < 60; ++trial) {
         const std::size_t wh = trial % 3 == 0 ? 2 : pick(1, 4), ww = trial % 3 == 0 ? 2 : pick(1, 4);
         const std::size_t stride = trial % 3 == 0 ? 2 : pick(1, 4);
-        const Shape<4> shape{pick(1, 5), pick(1, 4), pick(wh, 12), pick(ww, 12)};
+        // Up to 40 wide: the vector kernels take 8 windows at a time, plus a tail.
+        const Shape<4> shape{pick(1, 5), pick(1, 4), pick(wh, 12), pick(ww, trial % 2 == 0 ? 40 : 12)};
         auto x = cnn::test::random_tensor<TestType>(shape, rng);
         // Every other trial on a coarse grid of values, so windows hold ties (as after ReLU):
         // the first maximum in row-major order must win.
@@ -168,9 +169,12 @@ TEMPLATE_TEST_CASE("Pooling kernels match the reference on random shapes", "[ker
         cnn::MaxPool<TestType> max_pool{{wh, ww}, stride};
         cnn::MeanPool<TestType> mean_pool{{wh, ww}, stride};
         Tensor<TestType, 4> y(max_pool.output_shape(shape)), dx(shape), mean_y(y.shape()), mean_dx(shape);
+        Tensor<TestType, 4> relu_y(y.shape()), relu_dx(shape);
         const auto dy = cnn::test::random_tensor<TestType>(y.shape(), rng);
         max_pool.forward(x, y, scratch);
         max_pool.backward(x, y, dy, dx, scratch);
+        max_pool.forward_after_relu(x, relu_y);
+        max_pool.backward_after_relu(x, relu_y, dy, relu_dx);
         mean_pool.forward(x, mean_y, scratch);
         mean_pool.backward(x, mean_y, dy, mean_dx, scratch);
         INFO("window " << wh << "x" << ww << " stride " << stride << " input " << cnn::to_string(shape));
@@ -184,6 +188,14 @@ TEMPLATE_TEST_CASE("Pooling kernels match the reference on random shapes", "[ker
             CHECK(cnn::test::max_abs_difference(dx[n], rdx) == 0);
             CHECK(cnn::test::max_relative_difference(mean_y[n], rmy) <= cnn::test::kernel_tolerance<TestType>());
             CHECK(cnn::test::max_relative_difference(mean_dx[n], rmdx) <= cnn::test::kernel_tolerance<TestType>());
+            // ReLU then max pooling, as Sequential runs the pair: the reference layers one by one.
+            Tensor<TestType, 3> r(x[n].shape()), rry(y[n].shape()), rrdx(x[n].shape()), rrx(x[n].shape());
+            cnn::reference::relu<TestType, 3>(x[n], r);
+            cnn::reference::maxpool_forward<TestType>(r, {wh, ww}, stride, rry);
+            cnn::reference::maxpool_backward<TestType>(r, dy[n], {wh, ww}, stride, rrdx);
+            cnn::reference::relu_backward<TestType, 3>(x[n], rrdx, rrx);
+            CHECK(cnn::test::max_abs_difference(relu_y[n], rry) == 0);
+            CHECK(cnn::test::max_abs_difference(relu_dx[n], rrx) == 0);
         }
     }
 }

@@ -173,3 +173,78 @@ TEST_CASE("The whole LeNet-5 in double agrees with finite differences", "[networ
         CHECK(result.relative_error <= 1e-6);
     }
 }
+
+TEMPLATE_TEST_CASE("A ReLU into a MaxPool gives what the two layers give one after the other", "[network]", float,
+                   double) {
+    // Sequential runs the pair as one pass (MaxPool::forward_after_relu and
+    // backward_after_relu); here the layers run one by one by hand. Values on a coarse grid
+    // make ties and whole windows of zeros and negatives, where the two could part.
+    using T = TestType;
+    std::mt19937_64 rng(17);
+    struct Pooling {
+        std::size_t window, stride;
+    };
+    for (const auto [window, stride] : {Pooling{2, 2}, Pooling{3, 2}, Pooling{3, 3}, Pooling{2, 1}}) {
+        INFO("window " << window << " stride " << stride);
+        cnn::Sequential net{cnn::Conv2D<T>{2, 3, 3, {.padding = 1}}, cnn::ReLU<T>{}, cnn::MaxPool<T>{window, stride},
+                            cnn::Conv2D<T>{3, 2, 1}};
+        cnn::Random init{3};
+        net.initialize(init);
+        for (T& p : net.template layer<3>().parameters()) p = std::round(p * 4) / 4;
+        auto x = cnn::test::random_tensor<T>(Shape<4>{3, 2, 11, 11}, rng);
+        for (T& v : x) v = std::round(v * 2) / 2;
+        typename decltype(net)::Workspace workspace;
+        const Tensor<T, 4> y(net.forward(x, workspace));
+        const auto dy = cnn::test::random_tensor<T>(y.shape(), rng);
+        net.zero_gradients();
+        net.backward(dy, workspace);
+
+        auto conv = net.template layer<0>(), last = net.template layer<3>();
+        cnn::ReLU<T> relu;
+        cnn::MaxPool<T> pool = net.template layer<2>();
+        const auto shapes = net.shapes(x.shape());
+        Tensor<T, 4> a(shapes[1]), r(shapes[2]), p(shapes[3]), out(shapes[4]);
+        cnn::Scratch<T> scratch;
+        conv.forward(x, a, scratch);
+        relu.forward(a, r, scratch);
+        pool.forward(r, p, scratch);
+        last.forward(p, out, scratch);
+        CHECK(cnn::test::max_abs_difference(y, out) == 0);
+
+        Tensor<T, 4> dp(p.shape()), dr(r.shape()), da(a.shape());
+        std::fill(conv.gradients().begin(), conv.gradients().end(), T{0});
+        std::fill(last.gradients().begin(), last.gradients().end(), T{0});
+        last.backward(p, out, dy, dp, scratch);
+        pool.backward(r, p, dp, dr, scratch);
+        relu.backward(a, r, dr, da, scratch);
+        conv.backward(x, a, da, {}, scratch);
+        CHECK(std::ranges::equal(net.template layer<0>().gradients(), conv.gradients()));
+        CHECK(std::ranges::equal(net.template layer<3>().gradients(), last.gradients()));
+        // The pooled values must have reached the gradients: not all zero.
+        CHECK(std::ranges::any_of(conv.gradients(), [](T g) { return g != 0; }));
+    }
+}
+
+TEST_CASE("A ReLU into a MaxPool as the first layers computes no input gradient", "[network]") {
+    cnn::Sequential net{cnn::ReLU<float>{}, cnn::MaxPool<float>{2}, cnn::Conv2D<float>{1, 2, 3}};
+    cnn::Random init{5};
+    net.initialize(init);
+    std::mt19937_64 rng(6);
+    const auto x = cnn::test::random_tensor<float>(Shape<4>{2, 1, 8, 8}, rng);
+    decltype(net)::Workspace workspace;
+    const Tensor<float, 4> y(net.forward(x, workspace));
+    Tensor<float, 4> pooled({2, 1, 4, 4});
+    cnn::Scratch<float> scratch;
+    for (std::size_t i = 0; i < pooled.size(); ++i) {
+        const std::size_t n = i / 16, u = (i % 16) / 4 * 2, v = i % 4 * 2;
+        pooled(n, 0, (i % 16) / 4, i % 4) =
+            std::max({0.0f, x(n, 0, u, v), x(n, 0, u, v + 1), x(n, 0, u + 1, v), x(n, 0, u + 1, v + 1)});
+    }
+    Tensor<float, 4> expected(y.shape());
+    net.layer<2>().forward(pooled, expected, scratch);
+    CHECK(cnn::test::max_abs_difference(y, expected) == 0);
+    net.zero_gradients();
+    const Tensor<float, 4> dy(y.shape(), 1.0f);
+    net.backward(dy, workspace);
+    CHECK(std::ranges::any_of(net.layer<2>().gradients(), [](float g) { return g != 0; }));
+}

@@ -10,6 +10,10 @@
 //   decltype(net)::Workspace ws;
 //   auto logits = net.forward(x, ws);            // x: N x C x H x W
 //   net.backward(d_logits, ws);                  // adds into every layer's gradients
+//
+// A ReLU followed by a MaxPool runs as one pass over the data, forward and
+// backward (max pooling commutes with ReLU; see MaxPool::forward_after_relu),
+// with the same results as the two layers one after the other.
 #pragma once
 
 #include <array>
@@ -25,6 +29,8 @@
 
 #include "cnn/error.hpp"
 #include "cnn/layer.hpp"
+#include "cnn/layers/pooling.hpp"
+#include "cnn/layers/relu.hpp"
 #include "cnn/random.hpp"
 #include "cnn/tensor.hpp"
 
@@ -127,10 +133,7 @@ public:
     TensorView<const value_type, 4> forward(TensorView<const value_type, 4> x, Workspace& workspace) const {
         prepare(x.shape(), workspace);
         workspace.input_ = x;
-        for_each_layer([&](std::size_t index, const auto& layer) {
-            layer.forward(index == 0 ? x : workspace.outputs_[index - 1].view(), workspace.outputs_[index].view(),
-                          workspace.scratch_);
-        });
+        forward_layers(workspace, std::make_index_sequence<layer_count>{});
         return workspace.outputs_[layer_count - 1].view();
     }
 
@@ -144,7 +147,8 @@ public:
             throw shape_error("Sequential::backward: the output gradient has shape " + to_string(d_output.shape()) +
                               ", the network's output has shape " + to_string(workspace.shapes_[layer_count]));
         // Gradient buffers are sized here, not in forward, so inference never pays for them.
-        for (std::size_t i = 1; i < layer_count; ++i) workspace.gradients_[i].resize(workspace.shapes_[i]);
+        for (std::size_t i = 1; i < layer_count; ++i)
+            if (!folded_relus()[i - 1]) workspace.gradients_[i].resize(workspace.shapes_[i]);
         backward_impl<layer_count - 1>(d_output, workspace);
     }
 
@@ -224,16 +228,66 @@ private:
         if (workspace.has_shapes_ && workspace.shapes_[0] == input) return;
         workspace.shapes_ = shapes(input);
         workspace.has_shapes_ = true;
-        for (std::size_t i = 0; i < layer_count; ++i) workspace.outputs_[i].resize(workspace.shapes_[i + 1]);
+        for (std::size_t i = 0; i < layer_count; ++i)
+            if (!folded_relus()[i]) workspace.outputs_[i].resize(workspace.shapes_[i + 1]);
+    }
+
+    /// Whether layer I is a ReLU followed by a MaxPool, which runs both (the ReLU's own
+    /// output and input gradient are then never stored).
+    template <std::size_t I>
+    static constexpr bool relu_into_maxpool() {
+        if constexpr (I >= layer_count - 1) {  // also I = -1, asked for the first layer
+            return false;
+        } else {
+            using Here = std::tuple_element_t<I, std::tuple<Layers...>>;
+            using Next = std::tuple_element_t<I + 1, std::tuple<Layers...>>;
+            return std::is_same_v<Here, ReLU<value_type>> && std::is_same_v<Next, MaxPool<value_type>>;
+        }
+    }
+    static constexpr std::array<bool, layer_count> folded_relus() {
+        return []<std::size_t... I>(std::index_sequence<I...>) {
+            return std::array<bool, layer_count>{relu_into_maxpool<I>()...};
+        }(std::make_index_sequence<layer_count>{});
+    }
+
+    template <std::size_t I>
+    static TensorView<const value_type, 4> input_of(const Workspace& workspace) {
+        if constexpr (I == 0)
+            return workspace.input_;
+        else
+            return workspace.outputs_[I - 1].view();
+    }
+
+    template <std::size_t... I>
+    void forward_layers(Workspace& workspace, std::index_sequence<I...>) const {
+        (forward_layer<I>(workspace), ...);
+    }
+
+    template <std::size_t I>
+    void forward_layer(Workspace& workspace) const {
+        if constexpr (relu_into_maxpool<I>()) {
+            return;  // the MaxPool after it applies it
+        } else if constexpr (relu_into_maxpool<I - 1>()) {
+            std::get<I>(layers_).forward_after_relu(input_of<I - 1>(workspace), workspace.outputs_[I].view());
+        } else {
+            std::get<I>(layers_).forward(input_of<I>(workspace), workspace.outputs_[I].view(), workspace.scratch_);
+        }
     }
 
     template <std::size_t I>
     void backward_impl(TensorView<const value_type, 4> d_output, Workspace& workspace) {
-        auto& layer = std::get<I>(layers_);
-        const TensorView<const value_type, 4> input = I == 0 ? workspace.input_ : workspace.outputs_[I - 1].view();
-        const TensorView<value_type, 4> d_input = I == 0 ? TensorView<value_type, 4>{} : workspace.gradients_[I].view();
-        layer.backward(input, workspace.outputs_[I].view(), d_output, d_input, workspace.scratch_);
-        if constexpr (I > 0) backward_impl<I - 1>(workspace.gradients_[I].view(), workspace);
+        // Layer I, or the MaxPool I with the ReLU before it, whose input gradient it writes.
+        constexpr bool pair = relu_into_maxpool<I - 1>();
+        constexpr std::size_t first = pair ? I - 1 : I;
+        const TensorView<value_type, 4> d_input =
+            first == 0 ? TensorView<value_type, 4>{} : workspace.gradients_[first].view();
+        if constexpr (pair)
+            std::get<I>(layers_).backward_after_relu(input_of<first>(workspace), workspace.outputs_[I].view(), d_output,
+                                                     d_input);
+        else
+            std::get<I>(layers_).backward(input_of<I>(workspace), workspace.outputs_[I].view(), d_output, d_input,
+                                          workspace.scratch_);
+        if constexpr (first > 0) backward_impl<first - 1>(workspace.gradients_[first].view(), workspace);
     }
 
     std::tuple<Layers...> layers_;

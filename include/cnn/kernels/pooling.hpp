@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 
 #include "cnn/kernels/simd.hpp"
 #include "cnn/kernels/threads.hpp"
+#include "cnn/reference/activation.hpp"
 #include "cnn/reference/pooling.hpp"
 #include "cnn/tensor.hpp"
 
@@ -59,9 +61,12 @@ std::size_t window_argmax(const T* plane, const PoolGeometry& g, std::size_t i, 
     return start + offset;
 }
 
-template <Scalar T>
+/// y = max over each window of x, or of ReLU(x) when AfterReLU: max pooling commutes with
+/// ReLU, max(relu(a), relu(b)) = relu(max(a, b)), so a ReLU before the pool costs nothing.
+template <Scalar T, bool AfterReLU = false>
 void maxpool_forward(const T* x, const PoolGeometry& g, T* y) {
     const bool two_by_two = g.window.height == 2 && g.window.width == 2 && g.stride == 2;
+    const auto finish = [](T best) { return AfterReLU ? reference::relu(best) : best; };
     for_each_plane(g, [&](std::size_t c) {
         const T* plane = x + c * g.height * g.width;
         T* out = y + c * g.out_h * g.out_w;
@@ -71,17 +76,70 @@ void maxpool_forward(const T* x, const PoolGeometry& g, T* y) {
                 const T* __restrict r1 = r0 + g.width;
                 T* __restrict o = out + i * g.out_w;
                 for (std::size_t j = 0; j < g.out_w; ++j)
-                    o[j] = std::max(std::max(r0[2 * j], r0[2 * j + 1]), std::max(r1[2 * j], r1[2 * j + 1]));
+                    o[j] = finish(std::max(std::max(r0[2 * j], r0[2 * j + 1]), std::max(r1[2 * j], r1[2 * j + 1])));
                 continue;
             }
-            for (std::size_t j = 0; j < g.out_w; ++j) out[i * g.out_w + j] = window_max(plane, g, i, j);
+            for (std::size_t j = 0; j < g.out_w; ++j) out[i * g.out_w + j] = finish(window_max(plane, g, i, j));
         }
     });
 }
 
-/// dx = 0, then each delta added at its window's first maximum.
-template <Scalar T>
+CNN_INTRINSICS_BEGIN
+/// One row of 2 x 2 windows with stride 2: input rows r0 and r1, deltas d, gradient rows
+/// g0 and g1, which get each delta at its window's first maximum (a b / c e in row-major
+/// order) and 0 elsewhere. Branch-free: with random values a branch per comparison
+/// mispredicts about half the time.
+template <Scalar T, bool AfterReLU>
+void maxpool2x2_backward_row(const T* __restrict r0, const T* __restrict r1, const T* __restrict d,
+                             std::size_t windows, T* __restrict g0, T* __restrict g1) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+        // 8 windows at a time, lane pairs (2w, 2w + 1) holding window w's two columns.
+        const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        constexpr unsigned even = 0x5555, odd = 0xAAAA;
+        for (std::size_t j = 0; j < windows; j += 8) {
+            const std::size_t count = std::min<std::size_t>(8, windows - j);
+            const auto lanes = static_cast<__mmask16>((1u << (2 * count)) - 1u);
+            const __m512 a = _mm512_maskz_loadu_ps(lanes, r0 + 2 * j), b = _mm512_maskz_loadu_ps(lanes, r1 + 2 * j);
+            const __m512 column_max = _mm512_max_ps(a, b);
+            const __m512 best = _mm512_max_ps(column_max, _mm512_permute_ps(column_max, 0xB1));  // swap lane pairs
+            const unsigned top_hit = _mm512_cmp_ps_mask(a, best, _CMP_EQ_OQ);
+            const unsigned bottom_hit = _mm512_cmp_ps_mask(b, best, _CMP_EQ_OQ);
+            const unsigned is_a = top_hit & even, is_b = top_hit & odd & ~(is_a << 1);
+            const unsigned top_won = (is_a | (is_b >> 1)) & even;
+            const unsigned is_c = bottom_hit & even & ~top_won, is_e = odd & ~((top_won | is_c) << 1);
+            unsigned passed = 0xFFFF;
+            if constexpr (AfterReLU) passed = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
+            const __m512 delta =
+                _mm512_permutexvar_ps(pairs, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1u), d + j));
+            _mm512_mask_storeu_ps(g0 + 2 * j, lanes, _mm512_maskz_mov_ps(static_cast<__mmask16>((is_a | is_b) & passed), delta));
+            _mm512_mask_storeu_ps(g1 + 2 * j, lanes, _mm512_maskz_mov_ps(static_cast<__mmask16>((is_c | is_e) & passed), delta));
+        }
+        return;
+    }
+#endif
+    for (std::size_t j = 0; j < windows; ++j) {
+        const T a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], e = r1[2 * j + 1];
+        const T best = std::max(std::max(a, b), std::max(c, e));
+        const T delta = !AfterReLU || best > T{0} ? d[j] : T{0};
+        // Bit arithmetic, not && (which compiles to branches).
+        const unsigned is_a = a == best, is_b = (b == best) & (is_a ^ 1u);
+        const unsigned is_c = (c == best) & ((is_a | is_b) ^ 1u), is_e = (is_a | is_b | is_c) ^ 1u;
+        g0[2 * j] = delta * static_cast<T>(is_a);
+        g0[2 * j + 1] = delta * static_cast<T>(is_b);
+        g1[2 * j] = delta * static_cast<T>(is_c);
+        g1[2 * j + 1] = delta * static_cast<T>(is_e);
+    }
+}
+CNN_INTRINSICS_END
+
+/// dx = 0, then each delta added at its window's first maximum. With AfterReLU, dx is the
+/// gradient with respect to the input of a ReLU before the pool: the delta goes to the
+/// window's first maximum of x when that maximum is positive (where ReLU passes it on),
+/// and nowhere otherwise (where the pool's winner is a ReLU that is off).
+template <Scalar T, bool AfterReLU = false>
 void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx) {
+    const auto passed = [](T delta, T best) { return !AfterReLU || best > T{0} ? delta : T{0}; };
     const bool tiles = g.stride == g.window.height && g.stride == g.window.width;
     for_each_plane(g, [&](std::size_t c) {
         const T* plane = x + c * g.height * g.width;
@@ -90,33 +148,21 @@ void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx) {
         if (!tiles) {
             std::fill_n(grad, g.height * g.width, T{0});
             for (std::size_t i = 0; i < g.out_h; ++i)
-                for (std::size_t j = 0; j < g.out_w; ++j) grad[window_argmax(plane, g, i, j)] += delta[i * g.out_w + j];
+                for (std::size_t j = 0; j < g.out_w; ++j)
+                    grad[window_argmax(plane, g, i, j)] += passed(delta[i * g.out_w + j], window_max(plane, g, i, j));
             return;
         }
         // Windows that do not overlap: every input is written once, the winner with its
         // delta and the rest with 0, so there is nothing to clear and nothing to add.
         for (std::size_t i = 0; i < g.out_h; ++i) {
-            if (g.stride == 2) {  // 2x2, the common case, in a form the compiler vectorises
-                const T* __restrict r0 = plane + 2 * i * g.width;
-                const T* __restrict r1 = r0 + g.width;
-                T* __restrict g0 = grad + 2 * i * g.width;
-                T* __restrict g1 = g0 + g.width;
-                const T* __restrict d = delta + i * g.out_w;
-                for (std::size_t j = 0; j < g.out_w; ++j) {
-                    const T a = r0[2 * j], b = r0[2 * j + 1], c2 = r1[2 * j], e = r1[2 * j + 1];
-                    const T best = std::max(std::max(a, b), std::max(c2, e));
-                    // Bit arithmetic, not && (which compiles to branches).
-                    const unsigned is_a = a == best, is_b = (b == best) & (is_a ^ 1u);
-                    const unsigned is_c = (c2 == best) & ((is_a | is_b) ^ 1u), is_e = (is_a | is_b | is_c) ^ 1u;
-                    g0[2 * j] = d[j] * static_cast<T>(is_a);
-                    g0[2 * j + 1] = d[j] * static_cast<T>(is_b);
-                    g1[2 * j] = d[j] * static_cast<T>(is_c);
-                    g1[2 * j + 1] = d[j] * static_cast<T>(is_e);
-                }
+            if (g.stride == 2) {  // 2x2, the common case
+                const T* r0 = plane + 2 * i * g.width;
+                T* g0 = grad + 2 * i * g.width;
+                maxpool2x2_backward_row<T, AfterReLU>(r0, r0 + g.width, delta + i * g.out_w, g.out_w, g0, g0 + g.width);
                 continue;
             }
             for (std::size_t j = 0; j < g.out_w; ++j) {
-                const T best = window_max(plane, g, i, j), d = delta[i * g.out_w + j];
+                const T best = window_max(plane, g, i, j), d = passed(delta[i * g.out_w + j], best);
                 const std::size_t start = i * g.stride * g.width + j * g.stride;
                 unsigned found = 0;
                 for (std::size_t p = 0; p < g.window.height; ++p)

@@ -69,6 +69,27 @@ public:
             kernels::meanpool_backward<T>(dy.data(), geometry(x.shape(), y.shape()), dx.data());
     }
 
+    /// Max pooling of ReLU(x), computed from x in one pass: max pooling commutes with ReLU.
+    /// cnn::Sequential runs a ReLU followed by a MaxPool this way.
+    void forward_after_relu(TensorView<const T, 4> x, TensorView<T, 4> y) const
+        requires(Kind == PoolKind::max)
+    {
+        expect_shape(y, output_shape(x.shape()), *this, "forward output");
+        kernels::maxpool_forward<T, true>(x.data(), geometry(x.shape(), y.shape()), y.data());
+    }
+
+    /// The gradient with respect to x of MaxPool(ReLU(x)), in one pass: what ReLU::backward
+    /// would make of this layer's backward.
+    void backward_after_relu(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
+                             TensorView<T, 4> dx) const
+        requires(Kind == PoolKind::max)
+    {
+        if (dx.data() == nullptr) return;
+        expect_shape(dy, y.shape(), *this, "output gradient");
+        expect_shape(dx, x.shape(), *this, "input gradient");
+        kernels::maxpool_backward<T, true>(x.data(), dy.data(), geometry(x.shape(), y.shape()), dx.data());
+    }
+
 private:
     [[nodiscard]] kernels::PoolGeometry geometry(const Shape<4>& in, const Shape<4>& out) const noexcept {
         return {in[0] * in[1], in[2], in[3], out[2], out[3], window_, stride_};
