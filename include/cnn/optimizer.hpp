@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cnn/error.hpp"
+#include "cnn/kernels/threads.hpp"
 #include "cnn/network.hpp"
 
 namespace cnn {
@@ -47,6 +48,9 @@ struct AdamOptions {
 };
 
 namespace detail {
+/// Parameters per task of an update step, which the thread pool spreads.
+inline constexpr std::size_t update_block = 1 << 14;
+
 inline void check_rate(double value, const char* optimizer, const char* what) {
     if (!(value >= 0.0) || !std::isfinite(value))
         throw parameter_error(std::string(optimizer) + ": " + what + " must be a finite number >= 0, got " +
@@ -87,15 +91,20 @@ public:
             const std::span<T> w = groups[g].values;
             const std::span<const T> grad = groups[g].gradients;
             if (options_.momentum == 0.0) {
-                for (std::size_t i = 0; i < w.size(); ++i) w[i] -= lr * (grad[i] + decay * w[i]);
+                parallel_blocks(w.size(), detail::update_block, [&](std::size_t begin, std::size_t end) {
+                    for (std::size_t i = begin; i < end; ++i) w[i] -= lr * (grad[i] + decay * w[i]);
+                });
                 continue;
             }
             T* v = velocity_[g].data();
-            for (std::size_t i = 0; i < w.size(); ++i) {
-                const T gi = grad[i] + decay * w[i];
-                v[i] = mu * v[i] + gi;
-                w[i] -= lr * (options_.nesterov ? gi + mu * v[i] : v[i]);
-            }
+            const bool nesterov = options_.nesterov;
+            parallel_blocks(w.size(), detail::update_block, [&](std::size_t begin, std::size_t end) {
+                for (std::size_t i = begin; i < end; ++i) {
+                    const T gi = grad[i] + decay * w[i];
+                    v[i] = mu * v[i] + gi;
+                    w[i] -= lr * (nesterov ? gi + mu * v[i] : v[i]);
+                }
+            });
         }
     }
 
@@ -141,12 +150,14 @@ public:
             const std::span<const T> grad = groups[g].gradients;
             T* m = first_[g].data();
             T* v = second_[g].data();
-            for (std::size_t i = 0; i < w.size(); ++i) {
-                const T gi = grad[i] + decay * w[i];
-                m[i] = b1 * m[i] + (T{1} - b1) * gi;
-                v[i] = b2 * v[i] + (T{1} - b2) * gi * gi;
-                w[i] -= step_size * m[i] / (std::sqrt(v[i]) / root_correction2 + eps);
-            }
+            parallel_blocks(w.size(), detail::update_block, [&](std::size_t begin, std::size_t end) {
+                for (std::size_t i = begin; i < end; ++i) {
+                    const T gi = grad[i] + decay * w[i];
+                    m[i] = b1 * m[i] + (T{1} - b1) * gi;
+                    v[i] = b2 * v[i] + (T{1} - b2) * gi * gi;
+                    w[i] -= step_size * m[i] / (std::sqrt(v[i]) / root_correction2 + eps);
+                }
+            });
         }
     }
 

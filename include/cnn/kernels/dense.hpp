@@ -3,11 +3,13 @@
 //   forward:      Y (N x out)   = X (N x in) W^T (in x out) + b
 //   input grad:   dX (N x in)   = dY (N x out) W (out x in)
 //   weight grad:  dW (out x in) += dY^T (out x N) X (N x in),   db += column sums of dY
-// Work is split by rows of the result, so the thread count never changes a sum.
+// Work is split by columns of the result, which never changes a sum: the results
+// are the same for any thread count.
 #pragma once
 
 #include <algorithm>
 #include <span>
+#include <utility>
 
 #include "cnn/kernels/gemm.hpp"
 #include "cnn/kernels/threads.hpp"
@@ -16,20 +18,34 @@
 namespace cnn::kernels {
 inline namespace CNN_KERNEL_VARIANT {
 
-inline constexpr std::size_t dense_rows_per_task = 16;
+/// Products are split between threads by columns of the result, in one part per thread
+/// cut at multiples of this many columns: each part then packs only its own columns of
+/// the large operand (splitting by rows made every part pack all of W).
+inline constexpr std::size_t dense_column_grain = 32;
+
+/// The columns [first, last) of part `part` of `parts` over n columns.
+inline std::pair<std::size_t, std::size_t> column_part(std::size_t n, std::size_t part, std::size_t parts) {
+    const std::size_t grains = (n + dense_column_grain - 1) / dense_column_grain;
+    const auto at = [&](std::size_t p) { return std::min(n, grains * p / parts * dense_column_grain); };
+    return {at(part), at(part + 1)};
+}
+
+/// Parts for n columns: one per thread, no more than there are grains.
+inline std::size_t column_parts(std::size_t n) {
+    return std::max<std::size_t>(1, std::min(threads(), (n + dense_column_grain - 1) / dense_column_grain));
+}
 
 template <Scalar T>
 void dense_forward(const T* x, std::size_t samples, std::size_t in, TensorView<const T, 2> w, std::span<const T> b,
                    T* y, Scratch<T>& scratch) {
-    const std::size_t out = w.extent(0);
-    const std::size_t tasks = (samples + dense_rows_per_task - 1) / dense_rows_per_task;
+    const std::size_t out = w.extent(0), parts = column_parts(out);
     T* const packs = scratch.get(threads() * gemm_pack_size<T>()).data();
-    thread_pool().parallel_for(tasks, [&](std::size_t task, std::size_t worker) {
-        const std::size_t first = task * dense_rows_per_task;
-        const std::size_t rows = std::min(samples, first + dense_rows_per_task) - first;
-        for (std::size_t n = first; n < first + rows; ++n) std::copy(b.begin(), b.end(), y + n * out);
-        gemm_nt<T>(rows, out, in, x + first * in, in, w.data(), in, y + first * out, out, Accumulate::yes,
-                   packs + worker * gemm_pack_size<T>());
+    thread_pool().parallel_for(parts, [&](std::size_t part, std::size_t worker) {
+        const auto [first, last] = column_part(out, part, parts);
+        for (std::size_t n = 0; n < samples; ++n) std::copy(b.begin() + first, b.begin() + last, y + n * out + first);
+        // Y[:, first:last] += X (N x in) W[first:last]^T (in x cols)
+        gemm<T>(samples, last - first, in, x, static_cast<std::ptrdiff_t>(in), 1, w.data() + first * in, 1,
+                static_cast<std::ptrdiff_t>(in), y + first, out, Accumulate::yes, packs + worker * gemm_pack_size<T>());
     });
 }
 
@@ -37,22 +53,22 @@ void dense_forward(const T* x, std::size_t samples, std::size_t in, TensorView<c
 template <Scalar T>
 void dense_backward(const T* x, const T* dy, std::size_t samples, std::size_t in, TensorView<const T, 2> w, T* dx,
                     TensorView<T, 2> dw, std::span<T> db, Scratch<T>& scratch) {
-    const std::size_t out = w.extent(0);
-    const std::size_t row_tasks = (samples + dense_rows_per_task - 1) / dense_rows_per_task;
-    const std::size_t weight_tasks = (out + dense_rows_per_task - 1) / dense_rows_per_task;
+    const std::size_t out = w.extent(0), parts = column_parts(in);
     T* const packs = scratch.get(threads() * gemm_pack_size<T>()).data();
-    thread_pool().parallel_for(weight_tasks + (dx ? row_tasks : 0), [&](std::size_t task, std::size_t worker) {
+    thread_pool().parallel_for(dx ? 2 * parts : parts, [&](std::size_t task, std::size_t worker) {
         T* const pack = packs + worker * gemm_pack_size<T>();
-        if (task < weight_tasks) {
-            const std::size_t first = task * dense_rows_per_task;
-            const std::size_t rows = std::min(out, first + dense_rows_per_task) - first;
-            gemm_tn<T>(rows, in, samples, dy + first, out, x, in, dw.data() + first * in, in, Accumulate::yes, pack);
-            for (std::size_t j = first; j < first + rows; ++j)
-                for (std::size_t n = 0; n < samples; ++n) db[j] += dy[n * out + j];
+        const auto [first, last] = column_part(in, task % parts, parts);
+        if (task < parts) {
+            // dW[:, first:last] += dY^T (out x N) X[:, first:last]
+            gemm<T>(out, last - first, samples, dy, 1, static_cast<std::ptrdiff_t>(out), x + first,
+                    static_cast<std::ptrdiff_t>(in), 1, dw.data() + first, in, Accumulate::yes, pack);
+            if (task == 0)
+                for (std::size_t n = 0; n < samples; ++n)
+                    for (std::size_t j = 0; j < out; ++j) db[j] += dy[n * out + j];
         } else {
-            const std::size_t first = (task - weight_tasks) * dense_rows_per_task;
-            const std::size_t rows = std::min(samples, first + dense_rows_per_task) - first;
-            gemm_nn<T>(rows, in, out, dy + first * out, out, w.data(), in, dx + first * in, in, Accumulate::no, pack);
+            // dX[:, first:last] = dY (N x out) W[:, first:last]
+            gemm<T>(samples, last - first, out, dy, static_cast<std::ptrdiff_t>(out), 1, w.data() + first,
+                    static_cast<std::ptrdiff_t>(in), 1, dx + first, in, Accumulate::no, pack);
         }
     });
 }

@@ -100,7 +100,9 @@ void maxpool2x2_backward_row(const T* __restrict r0, const T* __restrict r1, con
         for (std::size_t j = 0; j < windows; j += 8) {
             const std::size_t count = std::min<std::size_t>(8, windows - j);
             const auto lanes = static_cast<__mmask16>((1u << (2 * count)) - 1u);
-            const __m512 a = _mm512_maskz_loadu_ps(lanes, r0 + 2 * j), b = _mm512_maskz_loadu_ps(lanes, r1 + 2 * j);
+            const bool full = count == 8;
+            const __m512 a = full ? _mm512_loadu_ps(r0 + 2 * j) : _mm512_maskz_loadu_ps(lanes, r0 + 2 * j);
+            const __m512 b = full ? _mm512_loadu_ps(r1 + 2 * j) : _mm512_maskz_loadu_ps(lanes, r1 + 2 * j);
             const __m512 column_max = _mm512_max_ps(a, b);
             const __m512 best = _mm512_max_ps(column_max, _mm512_permute_ps(column_max, 0xB1));  // swap lane pairs
             const unsigned top_hit = _mm512_cmp_ps_mask(a, best, _CMP_EQ_OQ);
@@ -112,8 +114,15 @@ void maxpool2x2_backward_row(const T* __restrict r0, const T* __restrict r1, con
             if constexpr (AfterReLU) passed = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
             const __m512 delta =
                 _mm512_permutexvar_ps(pairs, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1u), d + j));
-            _mm512_mask_storeu_ps(g0 + 2 * j, lanes, _mm512_maskz_mov_ps(static_cast<__mmask16>((is_a | is_b) & passed), delta));
-            _mm512_mask_storeu_ps(g1 + 2 * j, lanes, _mm512_maskz_mov_ps(static_cast<__mmask16>((is_c | is_e) & passed), delta));
+            const __m512 top = _mm512_maskz_mov_ps(static_cast<__mmask16>((is_a | is_b) & passed), delta);
+            const __m512 bottom = _mm512_maskz_mov_ps(static_cast<__mmask16>((is_c | is_e) & passed), delta);
+            if (full) {  // plain loads and stores where they fit: the masked ones cost more
+                _mm512_storeu_ps(g0 + 2 * j, top);
+                _mm512_storeu_ps(g1 + 2 * j, bottom);
+            } else {
+                _mm512_mask_storeu_ps(g0 + 2 * j, lanes, top);
+                _mm512_mask_storeu_ps(g1 + 2 * j, lanes, bottom);
+            }
         }
         return;
     }

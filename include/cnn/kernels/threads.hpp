@@ -168,6 +168,15 @@ inline ThreadPool& thread_pool() {
 }
 
 inline void set_threads(std::size_t threads) { thread_pool().resize(threads); }
+
+/// Calls f(begin, end) for the blocks of `block` elements that cover [0, count), spread
+/// over the pool: for element-wise work, whose results never depend on the split.
+template <class F>
+void parallel_blocks(std::size_t count, std::size_t block, const F& f) {
+    thread_pool().parallel_for((count + block - 1) / block, [&](std::size_t task, std::size_t) {
+        f(task * block, std::min(count, (task + 1) * block));
+    });
+}
 inline std::size_t threads() { return thread_pool().size(); }
 
 }  // namespace cnn

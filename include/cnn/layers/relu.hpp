@@ -25,7 +25,7 @@ public:
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
         detail::expect_shape(y, x.shape(), *this, "forward output");
-        in_blocks(x.size(), [&](std::size_t begin, std::size_t end) {
+        parallel_blocks(x.size(), block_size, [&](std::size_t begin, std::size_t end) {
             reference::relu<T, 1>(block(x.data(), begin, end), block(y.data(), begin, end));
         });
     }
@@ -35,7 +35,7 @@ public:
         if (dx.data() == nullptr) return;
         detail::expect_shape(dy, x.shape(), *this, "output gradient");
         detail::expect_shape(dx, x.shape(), *this, "input gradient");
-        in_blocks(x.size(), [&](std::size_t begin, std::size_t end) {
+        parallel_blocks(x.size(), block_size, [&](std::size_t begin, std::size_t end) {
             reference::relu_backward<T, 1>(block(x.data(), begin, end), block(dy.data(), begin, end),
                                            block(dx.data(), begin, end));
         });
@@ -48,14 +48,7 @@ private:
         return {data + begin, {end - begin}};
     }
 
-    /// Runs f(begin, end) over [0, count) in blocks spread over the thread pool.
-    template <class F>
-    static void in_blocks(std::size_t count, const F& f) {
-        constexpr std::size_t block = 1 << 15;
-        thread_pool().parallel_for((count + block - 1) / block, [&](std::size_t task, std::size_t) {
-            f(task * block, std::min(count, (task + 1) * block));
-        });
-    }
+    static constexpr std::size_t block_size = 1 << 15;
 };
 
 }  // namespace cnn
