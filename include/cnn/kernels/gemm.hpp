@@ -79,11 +79,24 @@ void micro_kernel(std::size_t kc, const T* __restrict a, const T* __restrict b, 
 }
 
 /// Packs rows [0, m) x columns [0, k) of A into MR-row panels, column by column, zero-padded.
+/// Rows that are contiguous in memory are read one after the other (reading a column of
+/// them at a time made the compiler gather, which costs more than the copy).
 template <class T, std::size_t MR>
 void pack_a(std::size_t m, std::size_t k, const T* a, std::ptrdiff_t rs, std::ptrdiff_t cs, T* __restrict out) {
     constexpr std::size_t mr = MR;
     for (std::size_t i0 = 0; i0 < m; i0 += mr) {
         const std::size_t rows = std::min(mr, m - i0);
+        if (cs == 1) {
+            for (std::size_t i = 0; i < mr; ++i) {
+                const T* row = a + static_cast<std::ptrdiff_t>(i0 + i) * rs;
+                if (i < rows)
+                    for (std::size_t p = 0; p < k; ++p) out[p * mr + i] = row[p];
+                else
+                    for (std::size_t p = 0; p < k; ++p) out[p * mr + i] = T{0};
+            }
+            out += k * mr;
+            continue;
+        }
         for (std::size_t p = 0; p < k; ++p) {
             for (std::size_t i = 0; i < rows; ++i)
                 out[i] = a[static_cast<std::ptrdiff_t>(i0 + i) * rs + static_cast<std::ptrdiff_t>(p) * cs];
