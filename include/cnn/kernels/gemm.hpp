@@ -98,8 +98,12 @@ void pack_a(std::size_t m, std::size_t k, const T* a, std::ptrdiff_t rs, std::pt
             continue;
         }
         for (std::size_t p = 0; p < k; ++p) {
-            for (std::size_t i = 0; i < rows; ++i)
-                out[i] = a[static_cast<std::ptrdiff_t>(i0 + i) * rs + static_cast<std::ptrdiff_t>(p) * cs];
+            const T* column = a + static_cast<std::ptrdiff_t>(i0) * rs + static_cast<std::ptrdiff_t>(p) * cs;
+            if (rs == 1) {
+                copy_run(column, rows, out);
+            } else {
+                for (std::size_t i = 0; i < rows; ++i) out[i] = column[static_cast<std::ptrdiff_t>(i) * rs];
+            }
             for (std::size_t i = rows; i < mr; ++i) out[i] = T{0};
             out += mr;
         }
@@ -181,8 +185,10 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::
     // contiguous the micro-kernel reads B in place instead of copying it first.
     const bool read_b_in_place = cs_b == 1 && m <= 2 * MR;
     // k in equal blocks of at most KC (288 = 144 + 144, not 256 + 32): a short last block
-    // would cost a whole extra pass over C for little work.
-    const std::size_t k_blocks = (k + B::kc - 1) / B::kc, kc_step = (k + k_blocks - 1) / k_blocks;
+    // would cost a whole extra pass over C for little work. Blocks are whole multiples of 16
+    // where possible, the height of pack_b's block transposes.
+    const std::size_t k_blocks = (k + B::kc - 1) / B::kc;
+    const std::size_t kc_step = std::min(B::kc, ((k + k_blocks - 1) / k_blocks + 15) / 16 * 16);
 
     for (std::size_t jc = 0; jc < n; jc += B::nc) {
         const std::size_t nc = std::min(B::nc, n - jc);
