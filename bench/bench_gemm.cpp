@@ -3,11 +3,13 @@
 // Reports GFLOP/s (2 m n k per product). For OpenBLAS's best kernel, run with
 // OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset and OPENBLAS_NUM_THREADS=1:
 //   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 bench_gemm
+#include <cnn/kernels/conv2d.hpp>
 #include <cnn/kernels/gemm.hpp>
 
 #include <benchmark/benchmark.h>
 
 #include <random>
+#include <string>
 #include <vector>
 
 #if defined(CNN_BENCH_OPENBLAS)
@@ -22,18 +24,22 @@ struct Product {
     bool b_transposed;
 };
 
-// Square, then the lowered convolutions at batch 64 in chunks of 8 samples (m = filters,
-// n = 8 * output positions, k = channels * kernel area) and their weight gradients (B transposed).
+// Square, then the products the example networks' layers make at batch 64 (see
+// cnn/kernels/conv2d.hpp): a convolution lowers `conv_chunk` samples at a time, so
+// m = filters, n = chunk x output positions (for LeNet's second convolution 10 rows of
+// 14, the input's width), k = channels x kernel area; weight gradients read B transposed.
+constexpr std::size_t chunk = cnn::kernels::conv_chunk;
 const Product products[] = {
     {"square 256", 256, 256, 256, false},
     {"square 512", 512, 512, 512, false},
     {"square 1024", 1024, 1024, 1024, false},
-    {"lenet conv1 forward", 6, 8 * 784, 25, false},
-    {"lenet conv2 forward", 16, 8 * 100, 150, false},
-    {"wide conv1 forward", 32, 8 * 784, 9, false},
-    {"wide conv2 forward", 64, 8 * 196, 288, false},
-    {"wide conv2 input grad", 288, 8 * 196, 64, false},
-    {"wide conv2 weight grad", 64, 288, 8 * 196, true},
+    {"lenet conv1 forward", 6, chunk * 784, 25, false},
+    {"lenet conv2 forward", 16, chunk * 140, 150, false},
+    {"wide conv1 forward", 32, chunk * 784, 9, false},
+    {"wide conv1 weight grad (transposed)", 9, 32, chunk * 784, true},
+    {"wide conv2 forward", 64, chunk * 196, 288, false},
+    {"wide conv2 input grad", 288, chunk * 196, 64, false},
+    {"wide conv2 weight grad", 64, 288, chunk * 196, true},
     {"wide dense forward", 64, 128, 3136, true},
 };
 
@@ -49,11 +55,9 @@ void report(benchmark::State& state, const Product& p) {
     state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(p.m * p.n * p.k) / 1e9 *
                                                        static_cast<double>(state.iterations()),
                                                    benchmark::Counter::kIsRate);
-    state.SetLabel(p.name);
 }
 
-void ours(benchmark::State& state) {
-    const Product& p = products[state.range(0)];
+void ours(benchmark::State& state, const Product& p) {
     const auto a = random_matrix(p.m * p.k, 1), b = random_matrix(p.k * p.n, 2);
     std::vector<float> c(p.m * p.n);
     const auto rs_b = static_cast<std::ptrdiff_t>(p.b_transposed ? 1 : p.n);
@@ -65,12 +69,11 @@ void ours(benchmark::State& state) {
         benchmark::ClobberMemory();
     }
     report(state, p);
-    state.SetLabel(std::string(p.name) + " (" + cnn::kernels::gemm_kernel_name() + ")");
+    state.SetLabel(cnn::kernels::gemm_kernel_name());
 }
 
 #if defined(CNN_BENCH_OPENBLAS)
-void openblas(benchmark::State& state) {
-    const Product& p = products[state.range(0)];
+void openblas(benchmark::State& state, const Product& p) {
     const auto a = random_matrix(p.m * p.k, 1), b = random_matrix(p.k * p.n, 2);
     std::vector<float> c(p.m * p.n);
     for (auto _ : state) {
@@ -84,14 +87,19 @@ void openblas(benchmark::State& state) {
 }
 #endif
 
-void all_products(benchmark::internal::Benchmark* b) {
-    for (std::size_t i = 0; i < std::size(products); ++i) b->Arg(static_cast<std::int64_t>(i));
-}
-
 }  // namespace
 
-BENCHMARK(ours)->Apply(all_products);
+// Each product in our GEMM, then at once in OpenBLAS: on a shared machine whose speed
+// drifts, neighbours in time make the fairest ratio.
+int main(int argc, char** argv) {
+    for (const Product& p : products) {
+        benchmark::RegisterBenchmark((std::string("ours/") + p.name).c_str(), ours, p);
 #if defined(CNN_BENCH_OPENBLAS)
-BENCHMARK(openblas)->Apply(all_products);
+        benchmark::RegisterBenchmark((std::string("openblas/") + p.name).c_str(), openblas, p);
 #endif
-BENCHMARK_MAIN();
+    }
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+}

@@ -13,8 +13,10 @@
 //                 (or its transpose, col_n delta_n^T, when that fills the
 //                 GEMM's register tiles better: 32 filters of 3x3 on one channel)
 //   bias grad:    db[k]         += sum_q delta_n[k][q]
-// Up to 8 samples are lowered side by side, so each product is 8 times wider
-// and the filters are packed once per 8 samples.
+// A chunk of up to 4 samples is lowered side by side (4Q columns), so each
+// product is 4 times wider and the filters are packed once per chunk, while the
+// chunk's columns still fit in L2 (with 8 samples the wide CNN's second
+// convolution spilled to L3, and a step took about 25 % longer).
 //
 // How a row of col is built depends on the geometry (ConvGeometry::lowering):
 //  - shifted planes (stride 1, output as wide as the input, i.e. "same"
@@ -75,7 +77,7 @@ inline ConvGeometry conv_geometry(const Shape<4>& x, const Shape<4>& w, std::siz
 
 /// Samples per work item. Fixed, so that the weight-gradient partial sums (one
 /// per chunk, added in chunk order) are the same whatever the thread count.
-inline constexpr std::size_t conv_chunk = 8;
+inline constexpr std::size_t conv_chunk = 4;
 
 /// The output columns j whose input column j S + n - P lies inside [0, W): [first, last).
 inline std::pair<std::size_t, std::size_t> valid_columns(const ConvGeometry& g, std::size_t n) {
@@ -212,8 +214,8 @@ inline std::pair<std::size_t, std::size_t> chunk_samples(std::size_t chunk, std:
     return {chunk * conv_chunk, std::min(samples, (chunk + 1) * conv_chunk)};
 }
 
-// Forward, per chunk of up to 8 samples: the chunk's columns side by side,
-// col (R x 8Q), one product net (K x 8Q) = W col, then each sample's K x H2 x W2 block
+// Forward, per chunk of up to 4 samples: the chunk's columns side by side,
+// col (R x 4Q), one product net (K x 4Q) = W col, then each sample's K x H2 x W2 block
 // (plus bias) copied to its place in y.
 template <Scalar T>
 void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b, std::size_t stride,
@@ -247,7 +249,7 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
     });
 }
 
-// Backward, per chunk: the chunk's deltas side by side, d (K x 8Q), and its columns, col (R x 8Q);
+// Backward, per chunk: the chunk's deltas side by side, d (K x 4Q), and its columns, col (R x 4Q);
 //   dW_chunk = d col^T (or its transpose),   db_chunk = row sums of d,
 //   dcol = W^T d, folded back by col2im.
 // The chunks' weight and bias gradients are added in chunk order: the same result for any thread count.
@@ -292,13 +294,13 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
             }
         }
         const auto lda = static_cast<std::ptrdiff_t>(ld);
-        if (transposed)  // dW^T (R x K) = col (R x 8Q) d^T (8Q x K)
+        if (transposed)  // dW^T (R x K) = col (R x 4Q) d^T (4Q x K)
             gemm<T>(rows, kernels, columns, col, lda, 1, delta, 1, lda, dw_part, kernels, Accumulate::no, pack);
-        else  // dW (K x R) = d (K x 8Q) col^T (8Q x R)
+        else  // dW (K x R) = d (K x 4Q) col^T (4Q x R)
             gemm<T>(kernels, rows, columns, delta, lda, 1, col, 1, lda, dw_part, rows, Accumulate::no, pack);
         for (std::size_t k = 0; k < kernels; ++k) db_part[k] = sum_run(delta + k * ld, columns);
         if (want_dx) {
-            // dcol (R x 8Q) = W^T (R x K) d (K x 8Q)
+            // dcol (R x 4Q) = W^T (R x K) d (K x 4Q)
             gemm<T>(rows, columns, kernels, w.data(), 1, static_cast<std::ptrdiff_t>(rows), delta, lda, 1, dcol, ld,
                     Accumulate::no, pack);
             for (std::size_t n = first; n < last; ++n) col2im(dcol, ld, (n - first) * q, g, dx[n].data());

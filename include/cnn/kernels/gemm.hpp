@@ -87,12 +87,15 @@ void pack_a(std::size_t m, std::size_t k, const T* a, std::ptrdiff_t rs, std::pt
     for (std::size_t i0 = 0; i0 < m; i0 += mr) {
         const std::size_t rows = std::min(mr, m - i0);
         if (cs == 1) {
+            const T* first = a + static_cast<std::ptrdiff_t>(i0) * rs;
+            std::size_t p = 0;
+            if constexpr (fast_transpose<T>)
+                if (rs > 0)
+                    for (; p + 16 <= k; p += 16)
+                        transpose_into_panel(first + p, static_cast<std::size_t>(rs), rows, out + p * mr, mr);
             for (std::size_t i = 0; i < mr; ++i) {
-                const T* row = a + static_cast<std::ptrdiff_t>(i0 + i) * rs;
-                if (i < rows)
-                    for (std::size_t p = 0; p < k; ++p) out[p * mr + i] = row[p];
-                else
-                    for (std::size_t p = 0; p < k; ++p) out[p * mr + i] = T{0};
+                const T* row = first + static_cast<std::ptrdiff_t>(i) * rs;
+                for (std::size_t q = p; q < k; ++q) out[q * mr + i] = i < rows ? row[q] : T{0};
             }
             out += k * mr;
             continue;
@@ -181,9 +184,10 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::
     T* const packed_a = pack;
     T* const packed_b = pack + B::mc * B::kc;
     alignas(64) T edge[MR * nr];
-    // With at most two row panels each B panel is used at most twice: when its rows are
-    // contiguous the micro-kernel reads B in place instead of copying it first.
-    const bool read_b_in_place = cs_b == 1 && m <= 2 * MR;
+    // With at most two row panels each B panel is used at most twice, and with a short k
+    // (a first convolution's 9 or 25) the copy costs as much as the product: when its rows
+    // are contiguous the micro-kernel then reads B in place instead of copying it first.
+    const bool read_b_in_place = cs_b == 1 && (m <= 2 * MR || k <= 32);
     // k in equal blocks of at most KC (288 = 144 + 144, not 256 + 32): a short last block
     // would cost a whole extra pass over C for little work. Blocks are whole multiples of 16
     // where possible, the height of pack_b's block transposes.

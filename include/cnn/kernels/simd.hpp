@@ -190,12 +190,13 @@ inline constexpr bool fast_transpose =
     false;
 #endif
 
-/// out[j * ldo + i] = in[i * ldi + j] for a 16 x 16 block of floats.
+/// out[j * ldo + i] = in[i * ldi + j] for a 16 x 16 block of floats (transpose_16x16), and
+/// the same for the first `rows` rows of it into a GEMM panel of `width` <= 16 columns
+/// (transpose_into_panel: rows past `rows` are zero, and out's rows hold `width` values).
 #if defined(__AVX512F__)
 CNN_INTRINSICS_BEGIN
-inline void transpose_16x16(const float* in, std::size_t ldi, float* out, std::size_t ldo) {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(in + static_cast<std::size_t>(i) * ldi);
+inline void transpose_registers(__m512 (&r)[16]) {
+    __m512 t[16];
     // Interleave pairs of rows, then pairs of pairs, then 128-bit quarters twice.
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
@@ -216,7 +217,23 @@ inline void transpose_16x16(const float* in, std::size_t ldi, float* out, std::s
         r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
         r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
     }
-    for (int j = 0; j < 16; ++j) _mm512_storeu_ps(out + static_cast<std::size_t>(j) * ldo, r[j]);
+}
+
+inline void transpose_16x16(const float* in, std::size_t ldi, float* out, std::size_t ldo) {
+    __m512 r[16];
+    for (std::size_t i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(in + i * ldi);
+    transpose_registers(r);
+    for (std::size_t j = 0; j < 16; ++j) _mm512_storeu_ps(out + j * ldo, r[j]);
+}
+
+inline void transpose_into_panel(const float* in, std::size_t ldi, std::size_t rows, float* out, std::size_t width) {
+    __m512 r[16];
+    for (std::size_t i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_loadu_ps(in + i * ldi) : _mm512_setzero_ps();
+    transpose_registers(r);
+    // Whole-register stores run over into the next row, which the next store rewrites; the
+    // last one is masked so as not to write past the block.
+    for (std::size_t j = 0; j < 15; ++j) _mm512_storeu_ps(out + j * width, r[j]);
+    _mm512_mask_storeu_ps(out + 15 * width, static_cast<__mmask16>((1u << width) - 1u), r[15]);
 }
 CNN_INTRINSICS_END
 #endif
