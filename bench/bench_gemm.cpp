@@ -27,7 +27,8 @@ struct Product {
 // Square, then the products the example networks' layers make at batch 64 (see
 // cnn/kernels/conv2d.hpp): a convolution lowers `conv_chunk` samples at a time, so
 // m = filters, n = chunk x output positions (for LeNet's second convolution 10 rows of
-// 14, the input's width), k = channels x kernel area; weight gradients read B transposed.
+// 14, the input's width), k = channels x kernel area; weight gradients read B transposed,
+// except a first layer's, whose deltas are gathered transposed (R x K = col d^T).
 constexpr std::size_t chunk = cnn::kernels::conv_chunk;
 const Product products[] = {
     {"square 256", 256, 256, 256, false},
@@ -36,7 +37,7 @@ const Product products[] = {
     {"lenet conv1 forward", 6, chunk * 784, 25, false},
     {"lenet conv2 forward", 16, chunk * 140, 150, false},
     {"wide conv1 forward", 32, chunk * 784, 9, false},
-    {"wide conv1 weight grad (transposed)", 9, 32, chunk * 784, true},
+    {"wide conv1 weight grad (R x K)", 9, 32, chunk * 784, false},
     {"wide conv2 forward", 64, chunk * 196, 288, false},
     {"wide conv2 input grad", 288, chunk * 196, 64, false},
     {"wide conv2 weight grad", 64, 288, chunk * 196, true},

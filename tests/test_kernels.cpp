@@ -96,6 +96,14 @@ void check_conv_against_reference(const ConvCase& s, std::mt19937_64& rng) {
     const Tensor<T, 1> bias_grad({s.filters}, std::span<const T>(grad_b));
     const Tensor<T, 1> fast_bias_grad({s.filters}, std::span<const T>(conv.bias_gradients()));
     CHECK(cnn::test::max_relative_difference(fast_bias_grad, bias_grad) <= cnn::test::kernel_tolerance<T>());
+
+    // Without an input gradient (as for a network's first layer) the parameter gradients
+    // take another path for some shapes; they must be the same.
+    std::fill(conv.gradients().begin(), conv.gradients().end(), T{0});
+    conv.backward(x, y, dy, {}, scratch);
+    CHECK(cnn::test::max_relative_difference(conv.weight_gradients(), grad_w) <= cnn::test::kernel_tolerance<T>());
+    const Tensor<T, 1> first_layer_bias_grad({s.filters}, std::span<const T>(conv.bias_gradients()));
+    CHECK(cnn::test::max_relative_difference(first_layer_bias_grad, bias_grad) <= cnn::test::kernel_tolerance<T>());
 }
 
 }  // namespace

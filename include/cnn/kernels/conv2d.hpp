@@ -48,6 +48,7 @@ inline namespace CNN_KERNEL_VARIANT {
 using detail::add_run;
 using detail::copy_run;
 using detail::sum_run;
+using detail::transpose;
 using detail::zero_run;
 
 enum class Lowering { by_rows, shifted_planes, input_rows };
@@ -268,6 +269,11 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
     const bool want_dx = dx.data() != nullptr;
     // The weight gradient as R x K (col d^T) when that wastes less of the register tiles.
     const bool transposed = gemm_tile_use<T>(rows, kernels) > gemm_tile_use<T>(kernels, rows);
+    // Without an input gradient (a first layer) and with the transposed weight gradient, the
+    // deltas are laid out transposed (4Q x K) as they are gathered, so that the product reads
+    // them in place instead of transposing them again in its packing. (Not with positions W
+    // apart, whose unused columns would need zero deltas.)
+    const bool transposed_deltas = transposed && !want_dx && g.pitch == g.out_w;
 
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
         T* col = memory + worker * per_worker;
@@ -278,6 +284,19 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
         T* db_part = dw_part + weight_size;
         const auto [first, last] = chunk_samples(chunk, samples);
         const std::size_t columns = (last - first) * q;
+        const auto lda = static_cast<std::ptrdiff_t>(ld);
+        if (transposed_deltas) {
+            // d^T (4Q x K), transposed while copied: the B of dW^T = col d^T, read in place.
+            for (std::size_t n = first; n < last; ++n) {
+                im2col(x[n].data(), g, col, ld, (n - first) * q);
+                transpose(dy[n].data(), q, kernels, q, delta + (n - first) * q * kernels, kernels);
+            }
+            gemm<T>(rows, kernels, columns, col, lda, 1, delta, static_cast<std::ptrdiff_t>(kernels), 1, dw_part,
+                    kernels, Accumulate::no, pack);
+            std::fill_n(db_part, kernels, T{0});
+            for (std::size_t p = 0; p < columns; ++p) add_run(delta + p * kernels, kernels, db_part);
+            return;
+        }
         for (std::size_t n = first; n < last; ++n) {
             im2col(x[n].data(), g, col, ld, (n - first) * q);
             for (std::size_t k = 0; k < kernels; ++k) {
@@ -293,7 +312,6 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
                 }
             }
         }
-        const auto lda = static_cast<std::ptrdiff_t>(ld);
         if (transposed)  // dW^T (R x K) = col (R x 4Q) d^T (4Q x K)
             gemm<T>(rows, kernels, columns, col, lda, 1, delta, 1, lda, dw_part, kernels, Accumulate::no, pack);
         else  // dW (K x R) = d (K x 4Q) col^T (4Q x R)

@@ -238,6 +238,22 @@ inline void transpose_into_panel(const float* in, std::size_t ldi, std::size_t r
 CNN_INTRINSICS_END
 #endif
 
+/// out[j * ldo + i] = in[i * ldi + j] for i < rows, j < columns: 16 x 16 blocks in registers
+/// where the vector unit has them, value by value at the edges.
+template <class T>
+void transpose(const T* in, std::size_t ldi, std::size_t rows, std::size_t columns, T* out, std::size_t ldo) {
+    std::size_t i0 = 0;
+    if constexpr (fast_transpose<T>)
+        for (; i0 + 16 <= rows; i0 += 16) {
+            std::size_t j0 = 0;
+            for (; j0 + 16 <= columns; j0 += 16) transpose_16x16(in + i0 * ldi + j0, ldi, out + j0 * ldo + i0, ldo);
+            for (std::size_t j = j0; j < columns; ++j)
+                for (std::size_t i = i0; i < i0 + 16; ++i) out[j * ldo + i] = in[i * ldi + j];
+        }
+    for (std::size_t j = 0; j < columns; ++j)
+        for (std::size_t i = i0; i < rows; ++i) out[j * ldo + i] = in[i * ldi + j];
+}
+
 }  // namespace detail
 }  // inline namespace
 }  // namespace cnn::kernels
