@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "cnn/error.hpp"
+#include "cnn/kernels/threads.hpp"
 #include "cnn/layer.hpp"
 #include "cnn/layers/pooling.hpp"
 #include "cnn/layers/relu.hpp"
@@ -155,7 +156,11 @@ public:
     /// Sets every gradient to zero.
     void zero_gradients() {
         for_each_layer([](std::size_t, auto& layer) {
-            std::fill(layer.gradients().begin(), layer.gradients().end(), value_type{0});
+            const std::span<value_type> gradients = layer.gradients();
+            parallel_blocks(gradients.size(), 1 << 15, [&](std::size_t begin, std::size_t end) {
+                std::fill(gradients.begin() + static_cast<std::ptrdiff_t>(begin),
+                          gradients.begin() + static_cast<std::ptrdiff_t>(end), value_type{0});
+            });
         });
     }
 

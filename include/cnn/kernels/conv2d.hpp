@@ -324,17 +324,23 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
             for (std::size_t n = first; n < last; ++n) col2im(dcol, ld, (n - first) * q, g, dx[n].data());
         }
     });
+    // Each gradient adds its chunks' partial sums in chunk order; the gradients are spread
+    // over the threads (each one's sum is the same whoever computes it).
     T* const weights = dw.data();
-    for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
-        const T* dw_part = partials + chunk * per_chunk;
-        if (transposed) {
-            for (std::size_t k = 0; k < kernels; ++k)
-                for (std::size_t r = 0; r < rows; ++r) weights[k * rows + r] += dw_part[r * kernels + k];
-        } else {
-            for (std::size_t e = 0; e < weight_size; ++e) weights[e] += dw_part[e];
+    parallel_blocks(per_chunk, 4096, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
+            const T* dw_part = partials + chunk * per_chunk;
+            for (std::size_t e = begin; e < end; ++e) {
+                if (e >= weight_size) {
+                    db[e - weight_size] += dw_part[e];
+                } else if (transposed) {  // partial e = r K + k holds dW[k][r]
+                    weights[(e % kernels) * rows + e / kernels] += dw_part[e];
+                } else {
+                    weights[e] += dw_part[e];
+                }
+            }
         }
-        for (std::size_t k = 0; k < kernels; ++k) db[k] += dw_part[weight_size + k];
-    }
+    });
 }
 
 }  // inline namespace

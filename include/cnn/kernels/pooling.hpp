@@ -61,6 +61,39 @@ std::size_t window_argmax(const T* plane, const PoolGeometry& g, std::size_t i, 
     return start + offset;
 }
 
+CNN_INTRINSICS_BEGIN
+/// One row of 2 x 2 windows with stride 2: input rows r0 and r1, outputs o.
+template <Scalar T, bool AfterReLU>
+void maxpool2x2_forward_row(const T* __restrict r0, const T* __restrict r1, std::size_t windows, T* __restrict o) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+        // 8 windows at a time: the larger of the two rows, then of each lane pair, whose even
+        // lanes are gathered into the low half.
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
+        for (std::size_t j = 0; j < windows; j += 8) {
+            const std::size_t count = std::min<std::size_t>(8, windows - j);
+            const bool full = count == 8;
+            const auto lanes = static_cast<__mmask16>((1u << (2 * count)) - 1u);
+            const __m512 a = full ? _mm512_loadu_ps(r0 + 2 * j) : _mm512_maskz_loadu_ps(lanes, r0 + 2 * j);
+            const __m512 b = full ? _mm512_loadu_ps(r1 + 2 * j) : _mm512_maskz_loadu_ps(lanes, r1 + 2 * j);
+            const __m512 column_max = _mm512_max_ps(a, b);
+            __m512 best = _mm512_permutexvar_ps(even, _mm512_max_ps(column_max, _mm512_permute_ps(column_max, 0xB1)));
+            if constexpr (AfterReLU) best = _mm512_max_ps(best, _mm512_setzero_ps());
+            if (full)
+                _mm256_storeu_ps(o + j, _mm512_castps512_ps256(best));
+            else
+                _mm512_mask_storeu_ps(o + j, static_cast<__mmask16>((1u << count) - 1u), best);
+        }
+        return;
+    }
+#endif
+    for (std::size_t j = 0; j < windows; ++j) {
+        const T best = std::max(std::max(r0[2 * j], r0[2 * j + 1]), std::max(r1[2 * j], r1[2 * j + 1]));
+        o[j] = AfterReLU ? reference::relu(best) : best;
+    }
+}
+CNN_INTRINSICS_END
+
 /// y = max over each window of x, or of ReLU(x) when AfterReLU: max pooling commutes with
 /// ReLU, max(relu(a), relu(b)) = relu(max(a, b)), so a ReLU before the pool costs nothing.
 template <Scalar T, bool AfterReLU = false>
@@ -71,12 +104,9 @@ void maxpool_forward(const T* x, const PoolGeometry& g, T* y) {
         const T* plane = x + c * g.height * g.width;
         T* out = y + c * g.out_h * g.out_w;
         for (std::size_t i = 0; i < g.out_h; ++i) {
-            if (two_by_two) {  // the common case, in a form the compiler vectorises
-                const T* __restrict r0 = plane + 2 * i * g.width;
-                const T* __restrict r1 = r0 + g.width;
-                T* __restrict o = out + i * g.out_w;
-                for (std::size_t j = 0; j < g.out_w; ++j)
-                    o[j] = finish(std::max(std::max(r0[2 * j], r0[2 * j + 1]), std::max(r1[2 * j], r1[2 * j + 1])));
+            if (two_by_two) {  // the common case
+                const T* r0 = plane + 2 * i * g.width;
+                maxpool2x2_forward_row<T, AfterReLU>(r0, r0 + g.width, g.out_w, out + i * g.out_w);
                 continue;
             }
             for (std::size_t j = 0; j < g.out_w; ++j) out[i * g.out_w + j] = finish(window_max(plane, g, i, j));
