@@ -79,8 +79,9 @@ void micro_kernel(std::size_t kc, const T* __restrict a, const T* __restrict b, 
 }
 
 /// Packs rows [0, m) x columns [0, k) of A into MR-row panels, column by column, zero-padded.
-/// Rows that are contiguous in memory are read one after the other (reading a column of
-/// them at a time made the compiler gather, which costs more than the copy).
+/// Rows that are contiguous in memory are transposed 16 columns at a time in registers where
+/// the vector unit can (reading a column of them at a time made the compiler gather, which
+/// cost more than the copy).
 template <class T, std::size_t MR>
 void pack_a(std::size_t m, std::size_t k, const T* a, std::ptrdiff_t rs, std::ptrdiff_t cs, T* __restrict out) {
     constexpr std::size_t mr = MR;
@@ -114,9 +115,9 @@ void pack_a(std::size_t m, std::size_t k, const T* a, std::ptrdiff_t rs, std::pt
 }
 
 /// Packs rows [0, k) x columns [0, n) of B into NR-column panels, row by row, zero-padded.
-/// A transposed B (its columns contiguous, rs == 1) is packed by 16 x 16 block transposes
-/// where the vector unit has them: gathering it value by value costs more than the product
-/// for the short sums of a weight gradient.
+/// A transposed B (its columns contiguous, rs == 1) is packed by `transpose` (16 x 16 blocks
+/// in registers where the vector unit has them): gathering it value by value costs more than
+/// the product for the short sums of a weight gradient.
 template <class T>
 void pack_b(std::size_t k, std::size_t n, const T* b, std::ptrdiff_t rs, std::ptrdiff_t cs, T* __restrict out) {
     constexpr std::size_t nr = Blocking<T>::nr;
@@ -125,31 +126,16 @@ void pack_b(std::size_t k, std::size_t n, const T* b, std::ptrdiff_t rs, std::pt
     };
     for (std::size_t j0 = 0; j0 < n; j0 += nr, out += k * nr) {
         const std::size_t cols = std::min(nr, n - j0);
-        std::size_t p = 0;
         if (cs == 1) {
-            for (; p < k; ++p) {
-                copy_run(&at(p, j0), cols, out + p * nr);
-                zero_run(out + p * nr + cols, nr - cols);
-            }
-            continue;
+            for (std::size_t p = 0; p < k; ++p) copy_run(&at(p, j0), cols, out + p * nr);
+        } else if (rs == 1 && cs > 0) {
+            transpose(&at(0, j0), static_cast<std::size_t>(cs), cols, k, out, nr);
+        } else {
+            for (std::size_t p = 0; p < k; ++p)
+                for (std::size_t j = 0; j < cols; ++j) out[p * nr + j] = at(p, j0 + j);
         }
-        if constexpr (fast_transpose<T>) {
-            if (rs == 1 && cs > 0) {
-                const auto ld = static_cast<std::size_t>(cs);
-                for (; p + 16 <= k; p += 16) {
-                    std::size_t j = 0;
-                    for (; j + 16 <= cols; j += 16) transpose_16x16(&at(p, j0 + j), ld, out + p * nr + j, nr);
-                    for (std::size_t row = p; row < p + 16; ++row) {
-                        for (std::size_t jj = j; jj < cols; ++jj) out[row * nr + jj] = at(row, j0 + jj);
-                        zero_run(out + row * nr + cols, nr - cols);
-                    }
-                }
-            }
-        }
-        for (; p < k; ++p) {
-            for (std::size_t j = 0; j < cols; ++j) out[p * nr + j] = at(p, j0 + j);
-            for (std::size_t j = cols; j < nr; ++j) out[p * nr + j] = T{0};
-        }
+        if (cols < nr)
+            for (std::size_t p = 0; p < k; ++p) zero_run(out + p * nr + cols, nr - cols);
     }
 }
 

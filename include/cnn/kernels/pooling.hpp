@@ -46,10 +46,9 @@ T window_max(const T* plane, const PoolGeometry& g, std::size_t i, std::size_t j
     return best;
 }
 
-/// Offset (within a plane) of the first maximum of window (i, j).
+/// Offset (within a plane) of the first maximum of window (i, j), whose maximum is `best`.
 template <Scalar T>
-std::size_t window_argmax(const T* plane, const PoolGeometry& g, std::size_t i, std::size_t j) {
-    const T best = window_max(plane, g, i, j);
+std::size_t window_argmax(const T* plane, const PoolGeometry& g, std::size_t i, std::size_t j, T best) {
     const std::size_t start = i * g.stride * g.width + j * g.stride;
     std::size_t found = 0, offset = 0;
     for (std::size_t p = 0; p < g.window.height; ++p)
@@ -61,36 +60,66 @@ std::size_t window_argmax(const T* plane, const PoolGeometry& g, std::size_t i, 
     return start + offset;
 }
 
+/// A window's output: its maximum, or that of the ReLU of its values (relu of the maximum).
+template <bool AfterReLU, Scalar T>
+T pooled(T best) {
+    return AfterReLU ? reference::relu(best) : best;
+}
+
+/// The delta a window passes on to its first maximum: all of it, or after a ReLU only
+/// where that maximum is positive (elsewhere the winner is a ReLU that is off).
+template <bool AfterReLU, Scalar T>
+T passed(T delta, T best) {
+    return !AfterReLU || best > T{0} ? delta : T{0};
+}
+
 CNN_INTRINSICS_BEGIN
+#if defined(__AVX512F__)
+/// Eight 2 x 2 windows (stride 2) from column 2j of rows r0 and r1, for the AVX-512 rows
+/// below: lane pairs (2w, 2w + 1) hold window w's two columns, and `best` holds its maximum
+/// in both lanes of its pair. Plain loads where all 8 windows exist: the masked ones cost more.
+struct WindowPairs {
+    __m512 top, bottom, best;
+    __mmask16 lanes;    // the lane pairs of the windows that exist
+    __mmask16 windows;  // one lane per window that exists, for a row of outputs or deltas
+    bool full;
+};
+
+inline WindowPairs window_pairs(const float* r0, const float* r1, std::size_t j, std::size_t windows) {
+    WindowPairs w{};
+    const std::size_t count = std::min<std::size_t>(8, windows - j);
+    w.full = count == 8;
+    w.lanes = static_cast<__mmask16>((1u << (2 * count)) - 1u);
+    w.windows = static_cast<__mmask16>((1u << count) - 1u);
+    w.top = w.full ? _mm512_loadu_ps(r0 + 2 * j) : _mm512_maskz_loadu_ps(w.lanes, r0 + 2 * j);
+    w.bottom = w.full ? _mm512_loadu_ps(r1 + 2 * j) : _mm512_maskz_loadu_ps(w.lanes, r1 + 2 * j);
+    const __m512 column_max = _mm512_max_ps(w.top, w.bottom);
+    w.best = _mm512_max_ps(column_max, _mm512_permute_ps(column_max, 0xB1));  // swap lane pairs
+    return w;
+}
+#endif
+
 /// One row of 2 x 2 windows with stride 2: input rows r0 and r1, outputs o.
 template <Scalar T, bool AfterReLU>
 void maxpool2x2_forward_row(const T* __restrict r0, const T* __restrict r1, std::size_t windows, T* __restrict o) {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
-        // 8 windows at a time: the larger of the two rows, then of each lane pair, whose even
-        // lanes are gathered into the low half.
+        // 8 windows at a time, each maximum's even lane gathered into the low half.
         const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
         for (std::size_t j = 0; j < windows; j += 8) {
-            const std::size_t count = std::min<std::size_t>(8, windows - j);
-            const bool full = count == 8;
-            const auto lanes = static_cast<__mmask16>((1u << (2 * count)) - 1u);
-            const __m512 a = full ? _mm512_loadu_ps(r0 + 2 * j) : _mm512_maskz_loadu_ps(lanes, r0 + 2 * j);
-            const __m512 b = full ? _mm512_loadu_ps(r1 + 2 * j) : _mm512_maskz_loadu_ps(lanes, r1 + 2 * j);
-            const __m512 column_max = _mm512_max_ps(a, b);
-            __m512 best = _mm512_permutexvar_ps(even, _mm512_max_ps(column_max, _mm512_permute_ps(column_max, 0xB1)));
+            const WindowPairs w = window_pairs(r0, r1, j, windows);
+            __m512 best = _mm512_permutexvar_ps(even, w.best);
             if constexpr (AfterReLU) best = _mm512_max_ps(best, _mm512_setzero_ps());
-            if (full)
+            if (w.full)
                 _mm256_storeu_ps(o + j, _mm512_castps512_ps256(best));
             else
-                _mm512_mask_storeu_ps(o + j, static_cast<__mmask16>((1u << count) - 1u), best);
+                _mm512_mask_storeu_ps(o + j, w.windows, best);
         }
         return;
     }
 #endif
-    for (std::size_t j = 0; j < windows; ++j) {
-        const T best = std::max(std::max(r0[2 * j], r0[2 * j + 1]), std::max(r1[2 * j], r1[2 * j + 1]));
-        o[j] = AfterReLU ? reference::relu(best) : best;
-    }
+    for (std::size_t j = 0; j < windows; ++j)
+        o[j] = pooled<AfterReLU>(std::max(std::max(r0[2 * j], r0[2 * j + 1]), std::max(r1[2 * j], r1[2 * j + 1])));
 }
 CNN_INTRINSICS_END
 
@@ -99,7 +128,6 @@ CNN_INTRINSICS_END
 template <Scalar T, bool AfterReLU = false>
 void maxpool_forward(const T* x, const PoolGeometry& g, T* y) {
     const bool two_by_two = g.window.height == 2 && g.window.width == 2 && g.stride == 2;
-    const auto finish = [](T best) { return AfterReLU ? reference::relu(best) : best; };
     for_each_plane(g, [&](std::size_t c) {
         const T* plane = x + c * g.height * g.width;
         T* out = y + c * g.out_h * g.out_w;
@@ -109,7 +137,7 @@ void maxpool_forward(const T* x, const PoolGeometry& g, T* y) {
                 maxpool2x2_forward_row<T, AfterReLU>(r0, r0 + g.width, g.out_w, out + i * g.out_w);
                 continue;
             }
-            for (std::size_t j = 0; j < g.out_w; ++j) out[i * g.out_w + j] = finish(window_max(plane, g, i, j));
+            for (std::size_t j = 0; j < g.out_w; ++j) out[i * g.out_w + j] = pooled<AfterReLU>(window_max(plane, g, i, j));
         }
     });
 }
@@ -124,34 +152,28 @@ void maxpool2x2_backward_row(const T* __restrict r0, const T* __restrict r1, con
                              std::size_t windows, T* __restrict g0, T* __restrict g1) {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
-        // 8 windows at a time, lane pairs (2w, 2w + 1) holding window w's two columns.
+        // 8 windows at a time; each delta is copied to both lanes of its window's pair.
         const __m512i pairs = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
         constexpr unsigned even = 0x5555, odd = 0xAAAA;
         for (std::size_t j = 0; j < windows; j += 8) {
-            const std::size_t count = std::min<std::size_t>(8, windows - j);
-            const auto lanes = static_cast<__mmask16>((1u << (2 * count)) - 1u);
-            const bool full = count == 8;
-            const __m512 a = full ? _mm512_loadu_ps(r0 + 2 * j) : _mm512_maskz_loadu_ps(lanes, r0 + 2 * j);
-            const __m512 b = full ? _mm512_loadu_ps(r1 + 2 * j) : _mm512_maskz_loadu_ps(lanes, r1 + 2 * j);
-            const __m512 column_max = _mm512_max_ps(a, b);
-            const __m512 best = _mm512_max_ps(column_max, _mm512_permute_ps(column_max, 0xB1));  // swap lane pairs
-            const unsigned top_hit = _mm512_cmp_ps_mask(a, best, _CMP_EQ_OQ);
-            const unsigned bottom_hit = _mm512_cmp_ps_mask(b, best, _CMP_EQ_OQ);
+            const WindowPairs w = window_pairs(r0, r1, j, windows);
+            const unsigned top_hit = _mm512_cmp_ps_mask(w.top, w.best, _CMP_EQ_OQ);
+            const unsigned bottom_hit = _mm512_cmp_ps_mask(w.bottom, w.best, _CMP_EQ_OQ);
             const unsigned is_a = top_hit & even, is_b = top_hit & odd & ~(is_a << 1);
             const unsigned top_won = (is_a | (is_b >> 1)) & even;
             const unsigned is_c = bottom_hit & even & ~top_won, is_e = odd & ~((top_won | is_c) << 1);
             unsigned passed = 0xFFFF;
-            if constexpr (AfterReLU) passed = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
+            if constexpr (AfterReLU) passed = _mm512_cmp_ps_mask(w.best, _mm512_setzero_ps(), _CMP_GT_OQ);
             const __m512 delta =
-                _mm512_permutexvar_ps(pairs, _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1u), d + j));
+                _mm512_permutexvar_ps(pairs, _mm512_maskz_loadu_ps(w.windows, d + j));
             const __m512 top = _mm512_maskz_mov_ps(static_cast<__mmask16>((is_a | is_b) & passed), delta);
             const __m512 bottom = _mm512_maskz_mov_ps(static_cast<__mmask16>((is_c | is_e) & passed), delta);
-            if (full) {  // plain loads and stores where they fit: the masked ones cost more
+            if (w.full) {  // plain stores where they fit, as for the loads
                 _mm512_storeu_ps(g0 + 2 * j, top);
                 _mm512_storeu_ps(g1 + 2 * j, bottom);
             } else {
-                _mm512_mask_storeu_ps(g0 + 2 * j, lanes, top);
-                _mm512_mask_storeu_ps(g1 + 2 * j, lanes, bottom);
+                _mm512_mask_storeu_ps(g0 + 2 * j, w.lanes, top);
+                _mm512_mask_storeu_ps(g1 + 2 * j, w.lanes, bottom);
             }
         }
         return;
@@ -159,8 +181,7 @@ void maxpool2x2_backward_row(const T* __restrict r0, const T* __restrict r1, con
 #endif
     for (std::size_t j = 0; j < windows; ++j) {
         const T a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], e = r1[2 * j + 1];
-        const T best = std::max(std::max(a, b), std::max(c, e));
-        const T delta = !AfterReLU || best > T{0} ? d[j] : T{0};
+        const T best = std::max(std::max(a, b), std::max(c, e)), delta = passed<AfterReLU>(d[j], best);
         // Bit arithmetic, not && (which compiles to branches).
         const unsigned is_a = a == best, is_b = (b == best) & (is_a ^ 1u);
         const unsigned is_c = (c == best) & ((is_a | is_b) ^ 1u), is_e = (is_a | is_b | is_c) ^ 1u;
@@ -178,7 +199,6 @@ CNN_INTRINSICS_END
 /// and nowhere otherwise (where the pool's winner is a ReLU that is off).
 template <Scalar T, bool AfterReLU = false>
 void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx) {
-    const auto passed = [](T delta, T best) { return !AfterReLU || best > T{0} ? delta : T{0}; };
     const bool tiles = g.stride == g.window.height && g.stride == g.window.width;
     for_each_plane(g, [&](std::size_t c) {
         const T* plane = x + c * g.height * g.width;
@@ -187,8 +207,10 @@ void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx) {
         if (!tiles) {
             std::fill_n(grad, g.height * g.width, T{0});
             for (std::size_t i = 0; i < g.out_h; ++i)
-                for (std::size_t j = 0; j < g.out_w; ++j)
-                    grad[window_argmax(plane, g, i, j)] += passed(delta[i * g.out_w + j], window_max(plane, g, i, j));
+                for (std::size_t j = 0; j < g.out_w; ++j) {
+                    const T best = window_max(plane, g, i, j);
+                    grad[window_argmax(plane, g, i, j, best)] += passed<AfterReLU>(delta[i * g.out_w + j], best);
+                }
             return;
         }
         // Windows that do not overlap: every input is written once, the winner with its
@@ -201,7 +223,7 @@ void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx) {
                 continue;
             }
             for (std::size_t j = 0; j < g.out_w; ++j) {
-                const T best = window_max(plane, g, i, j), d = passed(delta[i * g.out_w + j], best);
+                const T best = window_max(plane, g, i, j), d = passed<AfterReLU>(delta[i * g.out_w + j], best);
                 const std::size_t start = i * g.stride * g.width + j * g.stride;
                 unsigned found = 0;
                 for (std::size_t p = 0; p < g.window.height; ++p)
