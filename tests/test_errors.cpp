@@ -5,6 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <vector>
+
 using cnn::Shape;
 
 TEST_CASE("Conv2D rejects an input with the wrong channel count", "[errors]") {
@@ -29,6 +32,18 @@ TEST_CASE("Pooling rejects a window larger than the input", "[errors]") {
                       "MaxPool(3x3, stride 3): the window is larger than the input [1, 2, 2, 8]");
     const cnn::MeanPool<double> mean_pool{{2, 4}, 1};
     CHECK_THROWS_AS(mean_pool.output_shape({1, 2, 5, 3}), cnn::shape_error);
+}
+
+TEST_CASE("Max pooling with recorded winners rejects a winner count that does not fit the output", "[errors]") {
+    const cnn::MaxPool<float> pool{2};
+    cnn::Tensor<float, 4> x({3, 2, 4, 4}), y({3, 2, 2, 2});
+    std::vector<std::uint32_t> winners(y.size() - 1);
+    CHECK_THROWS_WITH(pool.forward_after_relu(x, y, winners),
+                      "MaxPool(2x2, stride 2): 23 winners for the 24 outputs of shape [3, 2, 2, 2]");
+    CHECK_THROWS_WITH(pool.backward_after_relu(winners, y, x),
+                      "MaxPool(2x2, stride 2): 23 winners for the 24 outputs of shape [3, 2, 2, 2]");
+    winners.push_back(0);
+    CHECK_NOTHROW(pool.forward_after_relu(x, y, winners));
 }
 
 TEST_CASE("Dense rejects an input with the wrong feature count", "[errors]") {

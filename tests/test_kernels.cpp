@@ -6,7 +6,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <random>
+#include <vector>
 
 #include "test_support.hpp"
 
@@ -177,12 +179,17 @@ TEMPLATE_TEST_CASE("Pooling kernels match the reference on random shapes", "[ker
         cnn::MaxPool<TestType> max_pool{{wh, ww}, stride};
         cnn::MeanPool<TestType> mean_pool{{wh, ww}, stride};
         Tensor<TestType, 4> y(max_pool.output_shape(shape)), dx(shape), mean_y(y.shape()), mean_dx(shape);
-        Tensor<TestType, 4> relu_y(y.shape()), relu_dx(shape);
+        Tensor<TestType, 4> relu_y(y.shape()), relu_dx(shape), winners_y(y.shape()), winners_dx(shape);
+        std::vector<std::uint32_t> winners(y.size());
         const auto dy = cnn::test::random_tensor<TestType>(y.shape(), rng);
         max_pool.forward(x, y, scratch);
         max_pool.backward(x, y, dy, dx, scratch);
         max_pool.forward_after_relu(x, relu_y);
         max_pool.backward_after_relu(x, relu_y, dy, relu_dx);
+        // As Sequential runs it after a convolution: the places of the maxima recorded, then used.
+        std::ranges::fill(winners_dx, TestType{7});  // every element must be written
+        max_pool.forward_after_relu(x, winners_y, winners);
+        max_pool.backward_after_relu(winners, dy, winners_dx);
         mean_pool.forward(x, mean_y, scratch);
         mean_pool.backward(x, mean_y, dy, mean_dx, scratch);
         INFO("window " << wh << "x" << ww << " stride " << stride << " input " << cnn::to_string(shape));
@@ -204,6 +211,8 @@ TEMPLATE_TEST_CASE("Pooling kernels match the reference on random shapes", "[ker
             cnn::reference::relu_backward<TestType, 3>(x[n], rrdx, rrx);
             CHECK(cnn::test::max_abs_difference(relu_y[n], rry) == 0);
             CHECK(cnn::test::max_abs_difference(relu_dx[n], rrx) == 0);
+            CHECK(cnn::test::max_abs_difference(winners_y[n], rry) == 0);
+            CHECK(cnn::test::max_abs_difference(winners_dx[n], rrx) == 0);
         }
     }
 }

@@ -174,55 +174,80 @@ TEST_CASE("The whole LeNet-5 in double agrees with finite differences", "[networ
     }
 }
 
-TEMPLATE_TEST_CASE("A ReLU into a MaxPool gives what the two layers give one after the other", "[network]", float,
-                   double) {
-    // Sequential runs the pair as one pass (MaxPool::forward_after_relu and
-    // backward_after_relu); here the layers run one by one by hand. Values on a coarse grid
-    // make ties and whole windows of zeros and negatives, where the two could part.
+TEMPLATE_TEST_CASE("A Conv2D into a ReLU into a MaxPool gives what the layers give one after the other",
+                   "[network][threads]", float, double) {
+    // Sequential runs the ReLU and the MaxPool as one pass (MaxPool::forward_after_relu and
+    // backward_after_relu), inside the Conv2D a few samples at a time; here the layers run one
+    // by one by hand. Values on a coarse grid make ties and whole windows of zeros and
+    // negatives, where the two could part. Batches of 3 and 9 samples make one chunk and
+    // several, the last one short; the 1x1 Conv2D in front makes the fused one compute an
+    // input gradient, which the fused one at the very front of the second network does not.
     using T = TestType;
     std::mt19937_64 rng(17);
     struct Pooling {
         std::size_t window, stride;
     };
-    for (const auto [window, stride] : {Pooling{2, 2}, Pooling{3, 2}, Pooling{3, 3}, Pooling{2, 1}}) {
-        INFO("window " << window << " stride " << stride);
-        cnn::Sequential net{cnn::Conv2D<T>{2, 3, 3, {.padding = 1}}, cnn::ReLU<T>{}, cnn::MaxPool<T>{window, stride},
-                            cnn::Conv2D<T>{3, 2, 1}};
-        cnn::Random init{3};
-        net.initialize(init);
-        for (T& p : net.template layer<3>().parameters()) p = std::round(p * 4) / 4;
-        auto x = cnn::test::random_tensor<T>(Shape<4>{3, 2, 11, 11}, rng);
-        for (T& v : x) v = std::round(v * 2) / 2;
-        typename decltype(net)::Workspace workspace;
-        const Tensor<T, 4> y(net.forward(x, workspace));
-        const auto dy = cnn::test::random_tensor<T>(y.shape(), rng);
-        net.zero_gradients();
-        net.backward(dy, workspace);
+    const auto round_parameters = [](auto& layer) {
+        for (T& p : layer.parameters()) p = std::round(p * 4) / 4;
+    };
+    for (const std::size_t threads : {1, 3})
+        for (const std::size_t batch : {3, 9})
+            for (const auto [window, stride] : {Pooling{2, 2}, Pooling{3, 2}, Pooling{3, 3}, Pooling{2, 1}}) {
+                INFO("threads " << threads << ", batch " << batch << ", window " << window << " stride " << stride);
+                cnn::set_threads(threads);
+                cnn::Sequential net{cnn::Conv2D<T>{2, 2, 1}, cnn::Conv2D<T>{2, 3, 3, {.padding = 1}}, cnn::ReLU<T>{},
+                                    cnn::MaxPool<T>{window, stride}, cnn::Conv2D<T>{3, 2, 1}};
+                cnn::Random init{3};
+                net.initialize(init);
+                round_parameters(net.template layer<0>());
+                round_parameters(net.template layer<4>());
+                auto x = cnn::test::random_tensor<T>(Shape<4>{batch, 2, 11, 11}, rng);
+                for (T& v : x) v = std::round(v * 2) / 2;
+                typename decltype(net)::Workspace workspace;
+                const Tensor<T, 4> y(net.forward(x, workspace));
+                const auto dy = cnn::test::random_tensor<T>(y.shape(), rng);
+                net.zero_gradients();
+                net.backward(dy, workspace);
 
-        auto conv = net.template layer<0>(), last = net.template layer<3>();
-        cnn::ReLU<T> relu;
-        cnn::MaxPool<T> pool = net.template layer<2>();
-        const auto shapes = net.shapes(x.shape());
-        Tensor<T, 4> a(shapes[1]), r(shapes[2]), p(shapes[3]), out(shapes[4]);
-        cnn::Scratch<T> scratch;
-        conv.forward(x, a, scratch);
-        relu.forward(a, r, scratch);
-        pool.forward(r, p, scratch);
-        last.forward(p, out, scratch);
-        CHECK(cnn::test::max_abs_difference(y, out) == 0);
+                auto head = net.template layer<0>(), conv = net.template layer<1>(), last = net.template layer<4>();
+                cnn::ReLU<T> relu;
+                cnn::MaxPool<T> pool = net.template layer<3>();
+                const auto shapes = net.shapes(x.shape());
+                Tensor<T, 4> h(shapes[1]), a(shapes[2]), r(shapes[3]), p(shapes[4]), out(shapes[5]);
+                cnn::Scratch<T> scratch;
+                head.forward(x, h, scratch);
+                conv.forward(h, a, scratch);
+                relu.forward(a, r, scratch);
+                pool.forward(r, p, scratch);
+                last.forward(p, out, scratch);
+                CHECK(cnn::test::max_abs_difference(y, out) == 0);
 
-        Tensor<T, 4> dp(p.shape()), dr(r.shape()), da(a.shape());
-        std::fill(conv.gradients().begin(), conv.gradients().end(), T{0});
-        std::fill(last.gradients().begin(), last.gradients().end(), T{0});
-        last.backward(p, out, dy, dp, scratch);
-        pool.backward(r, p, dp, dr, scratch);
-        relu.backward(a, r, dr, da, scratch);
-        conv.backward(x, a, da, {}, scratch);
-        CHECK(std::ranges::equal(net.template layer<0>().gradients(), conv.gradients()));
-        CHECK(std::ranges::equal(net.template layer<3>().gradients(), last.gradients()));
-        // The pooled values must have reached the gradients: not all zero.
-        CHECK(std::ranges::any_of(conv.gradients(), [](T g) { return g != 0; }));
-    }
+                Tensor<T, 4> dp(p.shape()), dr(r.shape()), da(a.shape()), dh(h.shape());
+                for (auto* layer : {&head, &conv, &last}) std::ranges::fill(layer->gradients(), T{0});
+                last.backward(p, out, dy, dp, scratch);
+                pool.backward(r, p, dp, dr, scratch);
+                relu.backward(a, r, dr, da, scratch);
+                conv.backward(h, a, da, dh, scratch);
+                head.backward(x, h, dh, {}, scratch);
+                CHECK(std::ranges::equal(net.template layer<0>().gradients(), head.gradients()));
+                CHECK(std::ranges::equal(net.template layer<1>().gradients(), conv.gradients()));
+                CHECK(std::ranges::equal(net.template layer<4>().gradients(), last.gradients()));
+                // The pooled values must have reached the gradients: not all zero.
+                CHECK(std::ranges::any_of(head.gradients(), [](T g) { return g != 0; }));
+
+                // The same three layers at the front, where no input gradient is computed.
+                std::ranges::fill(conv.gradients(), T{0});
+                conv.backward(h, a, da, {}, scratch);
+                cnn::Sequential front{conv, relu, pool, last};
+                typename decltype(front)::Workspace front_workspace;
+                const Tensor<T, 4> front_y(front.forward(h, front_workspace));
+                CHECK(cnn::test::max_abs_difference(front_y, out) == 0);
+                front.zero_gradients();
+                front.backward(dy, front_workspace);
+                CHECK(std::ranges::equal(front.template layer<0>().gradients(), conv.gradients()));
+                CHECK(std::ranges::equal(front.template layer<3>().gradients(), last.gradients()));
+            }
+    cnn::set_threads(1);
 }
 
 TEST_CASE("A ReLU into a MaxPool as the first layers computes no input gradient", "[network]") {

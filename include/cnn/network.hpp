@@ -13,12 +13,21 @@
 //
 // A ReLU followed by a MaxPool runs as one pass over the data, forward and
 // backward (max pooling commutes with ReLU; see MaxPool::forward_after_relu),
-// with the same results as the two layers one after the other.
+// with the same results as the two layers one after the other. When a Conv2D
+// comes before them, that pass runs inside the convolution, a few samples at a
+// time, on the thread that computed them and while they are in its core's
+// cache: forward pools each part of the convolution's output right after it is
+// computed and records where each window's maximum lies, and backward puts each
+// part of the convolution's deltas together from those places right before the
+// convolution reads them. Neither the convolution's output nor its deltas are
+// ever stored for the whole batch. The numbers are the same; only the memory
+// traffic changes.
 #pragma once
 
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <iomanip>
 #include <sstream>
 #include <string>
@@ -30,6 +39,7 @@
 #include "cnn/error.hpp"
 #include "cnn/kernels/threads.hpp"
 #include "cnn/layer.hpp"
+#include "cnn/layers/conv2d.hpp"
 #include "cnn/layers/pooling.hpp"
 #include "cnn/layers/relu.hpp"
 #include "cnn/random.hpp"
@@ -85,6 +95,7 @@ public:
         friend class Sequential;
         std::array<Tensor<value_type, 4>, layer_count> outputs_;
         std::array<Tensor<value_type, 4>, layer_count> gradients_;  // dE/d(input) of layer i, i >= 1
+        std::array<std::vector<std::uint32_t>, layer_count> winners_;  // of a MaxPool after Conv2D and ReLU
         Scratch<value_type> scratch_;
         TensorView<const value_type, 4> input_;
         std::array<Shape<4>, layer_count + 1> shapes_{};
@@ -149,7 +160,7 @@ public:
                               ", the network's output has shape " + to_string(workspace.shapes_[layer_count]));
         // Gradient buffers are sized here, not in forward, so inference never pays for them.
         for (std::size_t i = 1; i < layer_count; ++i)
-            if (!folded_relus()[i - 1]) workspace.gradients_[i].resize(workspace.shapes_[i]);
+            if (!transient_outputs()[i - 1]) workspace.gradients_[i].resize(workspace.shapes_[i]);
         backward_impl<layer_count - 1>(d_output, workspace);
     }
 
@@ -233,8 +244,10 @@ private:
         if (workspace.has_shapes_ && workspace.shapes_[0] == input) return;
         workspace.shapes_ = shapes(input);
         workspace.has_shapes_ = true;
-        for (std::size_t i = 0; i < layer_count; ++i)
-            if (!folded_relus()[i]) workspace.outputs_[i].resize(workspace.shapes_[i + 1]);
+        for (std::size_t i = 0; i < layer_count; ++i) {
+            if (!transient_outputs()[i]) workspace.outputs_[i].resize(workspace.shapes_[i + 1]);
+            if (pooled_after_conv()[i]) workspace.winners_[i].resize(element_count(workspace.shapes_[i + 1]));
+        }
     }
 
     /// Whether layer I is a ReLU followed by a MaxPool, which runs both (the ReLU's own
@@ -249,10 +262,41 @@ private:
             return std::is_same_v<Here, ReLU<value_type>> && std::is_same_v<Next, MaxPool<value_type>>;
         }
     }
-    static constexpr std::array<bool, layer_count> folded_relus() {
+    /// Whether layer I is a Conv2D followed by a ReLU and a MaxPool, which the convolution pools
+    /// as it goes (the MaxPool's own forward and backward are then done by the Conv2D's).
+    template <std::size_t I>
+    static constexpr bool conv_into_pool() {
+        if constexpr (layer_count < 3 || I >= layer_count - 2) {  // also I = -1, -2, asked for the first layers
+            return false;
+        } else {
+            using Here = std::tuple_element_t<I, std::tuple<Layers...>>;
+            return std::is_same_v<Here, Conv2D<value_type>> && relu_into_maxpool<I + 1>();
+        }
+    }
+    /// Whether layer I is the MaxPool of a Conv2D -> ReLU -> MaxPool.
+    template <std::size_t I>
+    static constexpr bool pooled_by_conv() {
+        if constexpr (I < 2)
+            return false;
+        else
+            return conv_into_pool<I - 2>();
+    }
+    /// Per layer: whether its output (and so the gradient with respect to it) is never stored,
+    /// because a fused pass consumes it where it is computed.
+    static constexpr std::array<bool, layer_count> transient_outputs() {
         return []<std::size_t... I>(std::index_sequence<I...>) {
-            return std::array<bool, layer_count>{relu_into_maxpool<I>()...};
+            return std::array<bool, layer_count>{(relu_into_maxpool<I>() || conv_into_pool<I>())...};
         }(std::make_index_sequence<layer_count>{});
+    }
+    static constexpr std::array<bool, layer_count> pooled_after_conv() {
+        return []<std::size_t... I>(std::index_sequence<I...>) {
+            return std::array<bool, layer_count>{pooled_by_conv<I>()...};
+        }(std::make_index_sequence<layer_count>{});
+    }
+
+    /// Samples [first, last) of a batch of shape `shape`: where their elements start, and their shape.
+    static std::pair<std::size_t, Shape<4>> part_of(const Shape<4>& shape, std::size_t first, std::size_t last) {
+        return {first * shape[1] * shape[2] * shape[3], {last - first, shape[1], shape[2], shape[3]}};
     }
 
     template <std::size_t I>
@@ -270,8 +314,20 @@ private:
 
     template <std::size_t I>
     void forward_layer(Workspace& workspace) const {
-        if constexpr (relu_into_maxpool<I>()) {
-            return;  // the MaxPool after it applies it
+        if constexpr (relu_into_maxpool<I>() || pooled_by_conv<I>()) {
+            return;  // the MaxPool after it applies it, or the Conv2D before runs the MaxPool
+        } else if constexpr (conv_into_pool<I>()) {
+            // The convolution's output is not stored: each part goes straight into the pool.
+            const auto& pool = std::get<I + 2>(layers_);
+            const TensorView<value_type, 4> pooled = workspace.outputs_[I + 2].view();
+            std::uint32_t* const winners = workspace.winners_[I + 2].data();
+            std::get<I>(layers_).forward(
+                input_of<I>(workspace), TensorView<value_type, 4>{nullptr, workspace.shapes_[I + 1]}, workspace.scratch_,
+                [&](std::size_t begin, std::size_t end, TensorView<const value_type, 4> net) {
+                    const auto [offset, shape] = part_of(pooled.shape(), begin, end);
+                    pool.forward_after_relu(net, TensorView<value_type, 4>{pooled.data() + offset, shape},
+                                            std::span{winners + offset, element_count(shape)});
+                });
         } else if constexpr (relu_into_maxpool<I - 1>()) {
             std::get<I>(layers_).forward_after_relu(input_of<I - 1>(workspace), workspace.outputs_[I].view());
         } else {
@@ -281,17 +337,32 @@ private:
 
     template <std::size_t I>
     void backward_impl(TensorView<const value_type, 4> d_output, Workspace& workspace) {
-        // Layer I, or the MaxPool I with the ReLU before it, whose input gradient it writes.
+        // Layer I; or the MaxPool I with the ReLU before it, whose input gradient it writes; or
+        // those two with the Conv2D before them, which has the pool write its deltas as it goes.
+        constexpr bool triple = pooled_by_conv<I>();
         constexpr bool pair = relu_into_maxpool<I - 1>();
-        constexpr std::size_t first = pair ? I - 1 : I;
+        constexpr std::size_t first = triple ? I - 2 : pair ? I - 1 : I;
         const TensorView<value_type, 4> d_input =
             first == 0 ? TensorView<value_type, 4>{} : workspace.gradients_[first].view();
-        if constexpr (pair)
+        if constexpr (triple) {
+            // The convolution's deltas are not stored: each part comes from the pool's winners.
+            const auto& pool = std::get<I>(layers_);
+            const std::uint32_t* const winners = workspace.winners_[I].data();
+            const TensorView<const value_type, 4> net{nullptr, workspace.shapes_[I - 1]};
+            std::get<I - 2>(layers_).backward(
+                input_of<I - 2>(workspace), net, net, d_input, workspace.scratch_,
+                [&](std::size_t begin, std::size_t end, TensorView<value_type, 4> d_net) {
+                    const auto [offset, shape] = part_of(d_output.shape(), begin, end);
+                    pool.backward_after_relu(std::span{winners + offset, element_count(shape)},
+                                             TensorView<const value_type, 4>{d_output.data() + offset, shape}, d_net);
+                });
+        } else if constexpr (pair) {
             std::get<I>(layers_).backward_after_relu(input_of<first>(workspace), workspace.outputs_[I].view(), d_output,
                                                      d_input);
-        else
+        } else {
             std::get<I>(layers_).backward(input_of<I>(workspace), workspace.outputs_[I].view(), d_output, d_input,
                                           workspace.scratch_);
+        }
         if constexpr (first > 0) backward_impl<first - 1>(workspace.gradients_[first].view(), workspace);
     }
 

@@ -215,22 +215,38 @@ inline std::pair<std::size_t, std::size_t> chunk_samples(std::size_t chunk, std:
     return {chunk * conv_chunk, std::min(samples, (chunk + 1) * conv_chunk)};
 }
 
+/// The default hook of conv2d_forward and conv2d_backward: none.
+struct NoHook {
+    template <class View>
+    void operator()(std::size_t /*first*/, std::size_t /*last*/, const View& /*part*/) const noexcept {}
+};
+
 // Forward, per chunk of up to 4 samples: the chunk's columns side by side,
 // col (R x 4Q), one product net (K x 4Q) = W col, then each sample's K x H2 x W2 block
 // (plus bias) copied to its place in y.
-template <Scalar T>
+// Then after(first, last, part) is called on the same thread, with `part` samples
+// [first, last) of the output, still in this core's cache: a layer after the
+// convolution (a pool, see Sequential) consumes them there. When y has a shape but no
+// data, the output is not stored at all: each chunk's goes to its worker's scratch
+// memory, for `after` alone.
+template <Scalar T, class After = NoHook>
 void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b, std::size_t stride,
-                    std::size_t padding, TensorView<T, 4> y, Scratch<T>& scratch) {
+                    std::size_t padding, TensorView<T, 4> y, Scratch<T>& scratch, const After& after = {}) {
     const ConvGeometry g = conv_geometry(x.shape(), w.shape(), stride, padding, y.shape());
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
     const std::size_t q = g.positions(), ld = conv_chunk * q, out_plane = g.out_h * g.out_w;
-    const std::size_t per_worker = round_up((g.rows() + g.filters) * ld) + gemm_pack_size<T>();
-    T* const memory = scratch.get(threads() * per_worker).data();
+    const std::size_t sample_size = g.filters * out_plane;
+    const bool stored = y.data() != nullptr;
+    const std::size_t own_output = stored ? 0 : round_up(conv_chunk * sample_size);
+    const std::size_t per_worker = round_up((g.rows() + g.filters) * ld) + own_output + gemm_pack_size<T>();
+    const WorkerScratch<T> memory = scratch.per_worker(threads(), per_worker);
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
-        T* col = memory + worker * per_worker;
+        T* col = memory.worker(worker);
         T* net = col + g.rows() * ld;
-        T* pack = col + round_up((g.rows() + g.filters) * ld);
+        T* own = col + round_up((g.rows() + g.filters) * ld);
+        T* pack = own + own_output;
         const auto [first, last] = chunk_samples(chunk, samples);
+        T* const part = stored ? y.data() + first * sample_size : own;
         for (std::size_t n = first; n < last; ++n) im2col(x[n].data(), g, col, ld, (n - first) * q);
         const std::size_t columns = (last - first) * q;
         gemm<T>(g.filters, columns, g.rows(), w.data(), static_cast<std::ptrdiff_t>(g.rows()), 1, col,
@@ -238,7 +254,7 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
         for (std::size_t n = first; n < last; ++n)
             for (std::size_t k = 0; k < g.filters; ++k) {
                 const T* source = net + k * ld + (n - first) * q;
-                T* out = y[n].data() + k * out_plane;
+                T* out = part + (n - first) * sample_size + k * out_plane;
                 const T bias = b[k];
                 if (g.pitch == g.out_w) {
                     for (std::size_t p = 0; p < out_plane; ++p) out[p] = source[p] + bias;
@@ -247,6 +263,7 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
                         for (std::size_t j = 0; j < g.out_w; ++j) out[i * g.out_w + j] = source[i * g.pitch + j] + bias;
                 }
             }
+        after(first, last, TensorView<const T, 4>{part, {last - first, g.filters, g.out_h, g.out_w}});
     });
 }
 
@@ -254,18 +271,26 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
 //   dW_chunk = d col^T (or its transpose),   db_chunk = row sums of d,
 //   dcol = W^T d, folded back by col2im.
 // The chunks' weight and bias gradients are added in chunk order: the same result for any thread count.
-template <Scalar T>
+// When dy has a shape but no data, the deltas were never stored: each chunk calls
+// before(first, last, part) on its own thread, which writes the deltas of samples
+// [first, last) into `part`, in its worker's scratch memory (the layer after the
+// convolution computes them there, see Sequential), and they are read from this
+// core's cache.
+template <Scalar T, class Before = NoHook>
 void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
                      std::size_t stride, std::size_t padding, TensorView<T, 4> dx, TensorView<T, 4> dw,
-                     std::span<T> db, Scratch<T>& scratch) {
+                     std::span<T> db, Scratch<T>& scratch, const Before& before = {}) {
     const ConvGeometry g = conv_geometry(x.shape(), w.shape(), stride, padding, dy.shape());
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
     const std::size_t q = g.positions(), ld = conv_chunk * q, out_plane = g.out_h * g.out_w;
     const std::size_t kernels = g.filters, rows = g.rows(), weight_size = kernels * rows;
-    const std::size_t per_worker = round_up((2 * rows + kernels) * ld) + gemm_pack_size<T>();
+    const std::size_t sample_size = kernels * out_plane;
+    const bool stored = dy.data() != nullptr;
+    const std::size_t own_deltas = stored ? 0 : round_up(conv_chunk * sample_size);
+    const std::size_t per_worker = round_up((2 * rows + kernels) * ld) + own_deltas + gemm_pack_size<T>();
     const std::size_t per_chunk = weight_size + kernels;
-    T* const memory = scratch.get(threads() * per_worker + chunks * per_chunk).data();
-    T* const partials = memory + threads() * per_worker;
+    const WorkerScratch<T> memory = scratch.per_worker(threads(), per_worker, chunks * per_chunk);
+    T* const partials = memory.shared;
     const bool want_dx = dx.data() != nullptr;
     // The weight gradient as R x K (col d^T) when that wastes less of the register tiles.
     const bool transposed = gemm_tile_use<T>(rows, kernels) > gemm_tile_use<T>(kernels, rows);
@@ -276,20 +301,23 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
     const bool transposed_deltas = transposed && !want_dx && g.pitch == g.out_w;
 
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
-        T* col = memory + worker * per_worker;
+        T* col = memory.worker(worker);
         T* dcol = col + rows * ld;
         T* delta = dcol + rows * ld;
-        T* pack = col + round_up((2 * rows + kernels) * ld);
+        T* own = col + round_up((2 * rows + kernels) * ld);
+        T* pack = own + own_deltas;
         T* dw_part = partials + chunk * per_chunk;
         T* db_part = dw_part + weight_size;
         const auto [first, last] = chunk_samples(chunk, samples);
+        const T* const deltas = stored ? dy.data() + first * sample_size : own;
+        if (!stored) before(first, last, TensorView<T, 4>{own, {last - first, kernels, g.out_h, g.out_w}});
         const std::size_t columns = (last - first) * q;
         const auto lda = static_cast<std::ptrdiff_t>(ld);
         if (transposed_deltas) {
             // d^T (4Q x K), transposed while copied: the B of dW^T = col d^T, read in place.
             for (std::size_t n = first; n < last; ++n) {
                 im2col(x[n].data(), g, col, ld, (n - first) * q);
-                transpose(dy[n].data(), q, kernels, q, delta + (n - first) * q * kernels, kernels);
+                transpose(deltas + (n - first) * sample_size, q, kernels, q, delta + (n - first) * q * kernels, kernels);
             }
             gemm<T>(rows, kernels, columns, col, lda, 1, delta, static_cast<std::ptrdiff_t>(kernels), 1, dw_part,
                     kernels, Accumulate::no, pack);
@@ -300,7 +328,7 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
         for (std::size_t n = first; n < last; ++n) {
             im2col(x[n].data(), g, col, ld, (n - first) * q);
             for (std::size_t k = 0; k < kernels; ++k) {
-                const T* source = dy[n].data() + k * out_plane;
+                const T* source = deltas + (n - first) * sample_size + k * out_plane;
                 T* target = delta + k * ld + (n - first) * q;
                 if (g.pitch == g.out_w) {
                     copy_run(source, out_plane, target);

@@ -39,13 +39,13 @@ template <Scalar T>
 void dense_forward(const T* x, std::size_t samples, std::size_t in, TensorView<const T, 2> w, std::span<const T> b,
                    T* y, Scratch<T>& scratch) {
     const std::size_t out = w.extent(0), parts = column_parts(out);
-    T* const packs = scratch.get(threads() * gemm_pack_size<T>()).data();
+    const WorkerScratch<T> packs = scratch.per_worker(threads(), gemm_pack_size<T>());
     thread_pool().parallel_for(parts, [&](std::size_t part, std::size_t worker) {
         const auto [first, last] = column_part(out, part, parts);
         for (std::size_t n = 0; n < samples; ++n) std::copy(b.begin() + first, b.begin() + last, y + n * out + first);
         // Y[:, first:last] += X (N x in) W[first:last]^T (in x cols)
         gemm<T>(samples, last - first, in, x, static_cast<std::ptrdiff_t>(in), 1, w.data() + first * in, 1,
-                static_cast<std::ptrdiff_t>(in), y + first, out, Accumulate::yes, packs + worker * gemm_pack_size<T>());
+                static_cast<std::ptrdiff_t>(in), y + first, out, Accumulate::yes, packs.worker(worker));
     });
 }
 
@@ -54,9 +54,9 @@ template <Scalar T>
 void dense_backward(const T* x, const T* dy, std::size_t samples, std::size_t in, TensorView<const T, 2> w, T* dx,
                     TensorView<T, 2> dw, std::span<T> db, Scratch<T>& scratch) {
     const std::size_t out = w.extent(0), parts = column_parts(in);
-    T* const packs = scratch.get(threads() * gemm_pack_size<T>()).data();
+    const WorkerScratch<T> packs = scratch.per_worker(threads(), gemm_pack_size<T>());
     thread_pool().parallel_for(dx ? 2 * parts : parts, [&](std::size_t task, std::size_t worker) {
-        T* const pack = packs + worker * gemm_pack_size<T>();
+        T* const pack = packs.worker(worker);
         const auto [first, last] = column_part(in, task % parts, parts);
         if (task < parts) {
             // dW[:, first:last] += dY^T (out x N) X[:, first:last]

@@ -79,18 +79,25 @@ public:
     [[nodiscard]] std::span<T> gradients() noexcept { return gradients_.span(); }
     [[nodiscard]] std::span<const T> parameters() const noexcept { return parameters_.span(); }
 
-    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& scratch) const {
+    /// y = the convolution of x. The samples are computed a few at a time, and after(first, last),
+    /// when given, is called as soon as samples [first, last) of y are final, on the thread that
+    /// computed them: Sequential pools them there, while they are still in that core's cache.
+    template <class After = kernels::NoHook>
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& scratch, const After& after = {}) const {
         detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
-        kernels::conv2d_forward<T>(x, weights(), bias(), stride_, padding_, y, scratch);
+        kernels::conv2d_forward<T>(x, weights(), bias(), stride_, padding_, y, scratch, after);
     }
 
+    /// Adds the weight and bias gradients and writes dx (skipped when dx is null: the first layer
+    /// of a network). before(first, last), when given, is called on the thread that reads samples
+    /// [first, last) of dy, just before it does, and may write them there.
+    template <class Before = kernels::NoHook>
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
-                  TensorView<T, 4> dx, Scratch<T>& scratch) {
-        // A null dx (the first layer of a network) skips the input gradient.
+                  TensorView<T, 4> dx, Scratch<T>& scratch, const Before& before = {}) {
         detail::expect_shape(dy, y.shape(), *this, "output gradient");
         if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), *this, "input gradient");
         kernels::conv2d_backward<T>(x, dy, weights(), stride_, padding_, dx, weight_gradients(), bias_gradients(),
-                                    scratch);
+                                    scratch, before);
     }
 
 private:

@@ -7,6 +7,7 @@
 //         (the Kronecker product delta (x) (1/n^2) when windows tile the input).
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 
@@ -78,6 +79,18 @@ public:
         kernels::maxpool_forward<T, true>(x.data(), geometry(x.shape(), y.shape()), y.data());
     }
 
+    /// The same, and where each window's delta will go, one place per output in `winners`:
+    /// then backward_after_relu needs neither x nor y. On the calling thread. Sequential pools
+    /// a convolution's output this way, a few samples at a time, right after computing them,
+    /// and stores neither that output nor its gradient.
+    void forward_after_relu(TensorView<const T, 4> x, TensorView<T, 4> y, std::span<std::uint32_t> winners) const
+        requires(Kind == PoolKind::max)
+    {
+        expect_shape(y, output_shape(x.shape()), *this, "forward output");
+        const kernels::PoolGeometry g = winners_geometry(x.shape(), y.shape(), winners.size());
+        kernels::maxpool_forward_winners<T>(x.data(), g, y.data(), winners.data(), {0, g.planes});
+    }
+
     /// The gradient with respect to x of MaxPool(ReLU(x)), in one pass: what ReLU::backward
     /// would make of this layer's backward.
     void backward_after_relu(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
@@ -90,7 +103,28 @@ public:
         kernels::maxpool_backward<T, true>(x.data(), dy.data(), geometry(x.shape(), y.shape()), dx.data());
     }
 
+    /// The same from the places forward_after_relu(x, y, winners) found, on the calling thread.
+    void backward_after_relu(std::span<const std::uint32_t> winners, TensorView<const T, 4> dy,
+                             TensorView<T, 4> dx) const
+        requires(Kind == PoolKind::max)
+    {
+        expect_shape(dy, output_shape(dx.shape()), *this, "output gradient");
+        const kernels::PoolGeometry g = winners_geometry(dx.shape(), dy.shape(), winners.size());
+        kernels::maxpool_backward_winners<T>(winners.data(), dy.data(), g, dx.data(), {0, g.planes});
+    }
+
 private:
+    /// The geometry, checked for `count` winners (one per output, each fitting an uint32).
+    [[nodiscard]] kernels::PoolGeometry winners_geometry(const Shape<4>& in, const Shape<4>& out,
+                                                         std::size_t count) const {
+        if (count != element_count(out))
+            throw shape_error(describe() + ": " + std::to_string(count) + " winners for the " +
+                              std::to_string(element_count(out)) + " outputs of shape " + to_string(out));
+        if (window_.height * window_.width >= kernels::no_winner)
+            throw shape_error(describe() + ": the window is too large to record its maxima in 32 bits");
+        return geometry(in, out);
+    }
+
     [[nodiscard]] kernels::PoolGeometry geometry(const Shape<4>& in, const Shape<4>& out) const noexcept {
         return {in[0] * in[1], in[2], in[3], out[2], out[3], window_, stride_};
     }
