@@ -14,12 +14,12 @@
 // A ReLU followed by a MaxPool runs as one pass over the data, forward and
 // backward (max pooling commutes with ReLU; see MaxPool::forward_after_relu),
 // with the same results as the two layers one after the other. When a Conv2D
-// comes before them, that pass runs inside the convolution, a few samples at a
-// time, on the thread that computed them and while they are in its core's
-// cache: forward pools each part of the convolution's output right after it is
-// computed and records where each window's maximum lies, and backward puts each
-// part of the convolution's deltas together from those places right before the
-// convolution reads them. Neither the convolution's output nor its deltas are
+// comes before them, that pass runs inside the convolution, sample by sample,
+// on the thread that computed the sample and while it is in its core's cache:
+// forward pools each sample's convolution output right after it is computed and
+// records where each window's maximum lies, and backward puts each sample's
+// convolution deltas together from those places right before the convolution
+// reads them. Neither the convolution's output nor its deltas are
 // ever stored for the whole batch. The numbers are the same; only the memory
 // traffic changes.
 #pragma once

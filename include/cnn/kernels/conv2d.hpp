@@ -224,11 +224,12 @@ struct NoHook {
 // Forward, per chunk of up to 4 samples: the chunk's columns side by side,
 // col (R x 4Q), one product net (K x 4Q) = W col, then each sample's K x H2 x W2 block
 // (plus bias) copied to its place in y.
-// Then after(first, last, part) is called on the same thread, with `part` samples
-// [first, last) of the output, still in this core's cache: a layer after the
-// convolution (a pool, see Sequential) consumes them there. When y has a shape but no
-// data, the output is not stored at all: each chunk's goes to its worker's scratch
-// memory, for `after` alone.
+// After each sample n's copy, after(n, n + 1, part) is called on the same thread, with
+// `part` that sample's output, still in this core's cache: a layer after the
+// convolution (a pool, see Sequential) consumes it there. When y has a shape but no
+// data, the output is not stored at all: each sample's goes to its worker's scratch
+// memory (one sample's worth, so that the chunk's working set stays in L2), for
+// `after` alone.
 template <Scalar T, class After = NoHook>
 void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b, std::size_t stride,
                     std::size_t padding, TensorView<T, 4> y, Scratch<T>& scratch, const After& after = {}) {
@@ -237,7 +238,7 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
     const std::size_t q = g.positions(), ld = conv_chunk * q, out_plane = g.out_h * g.out_w;
     const std::size_t sample_size = g.filters * out_plane;
     const bool stored = y.data() != nullptr;
-    const std::size_t own_output = stored ? 0 : round_up(conv_chunk * sample_size);
+    const std::size_t own_output = stored ? 0 : round_up(sample_size);
     const std::size_t per_worker = round_up((g.rows() + g.filters) * ld) + own_output + gemm_pack_size<T>();
     const WorkerScratch<T> memory = scratch.per_worker(threads(), per_worker);
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
@@ -246,15 +247,15 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
         T* own = col + round_up((g.rows() + g.filters) * ld);
         T* pack = own + own_output;
         const auto [first, last] = chunk_samples(chunk, samples);
-        T* const part = stored ? y.data() + first * sample_size : own;
         for (std::size_t n = first; n < last; ++n) im2col(x[n].data(), g, col, ld, (n - first) * q);
         const std::size_t columns = (last - first) * q;
         gemm<T>(g.filters, columns, g.rows(), w.data(), static_cast<std::ptrdiff_t>(g.rows()), 1, col,
                 static_cast<std::ptrdiff_t>(ld), 1, net, ld, Accumulate::no, pack);
-        for (std::size_t n = first; n < last; ++n)
+        for (std::size_t n = first; n < last; ++n) {
+            T* const part = stored ? y.data() + n * sample_size : own;
             for (std::size_t k = 0; k < g.filters; ++k) {
                 const T* source = net + k * ld + (n - first) * q;
-                T* out = part + (n - first) * sample_size + k * out_plane;
+                T* out = part + k * out_plane;
                 const T bias = b[k];
                 if (g.pitch == g.out_w) {
                     for (std::size_t p = 0; p < out_plane; ++p) out[p] = source[p] + bias;
@@ -263,7 +264,8 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
                         for (std::size_t j = 0; j < g.out_w; ++j) out[i * g.out_w + j] = source[i * g.pitch + j] + bias;
                 }
             }
-        after(first, last, TensorView<const T, 4>{part, {last - first, g.filters, g.out_h, g.out_w}});
+            after(n, n + 1, TensorView<const T, 4>{part, {1, g.filters, g.out_h, g.out_w}});
+        }
     });
 }
 
@@ -271,11 +273,11 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
 //   dW_chunk = d col^T (or its transpose),   db_chunk = row sums of d,
 //   dcol = W^T d, folded back by col2im.
 // The chunks' weight and bias gradients are added in chunk order: the same result for any thread count.
-// When dy has a shape but no data, the deltas were never stored: each chunk calls
-// before(first, last, part) on its own thread, which writes the deltas of samples
-// [first, last) into `part`, in its worker's scratch memory (the layer after the
-// convolution computes them there, see Sequential), and they are read from this
-// core's cache.
+// When dy has a shape but no data, the deltas were never stored: for each sample n the
+// chunk calls before(n, n + 1, part) on its own thread, which writes that sample's
+// deltas into `part`, one sample's worth of its worker's scratch memory (the layer
+// after the convolution computes them there, see Sequential), and they are read
+// from this core's cache right after.
 template <Scalar T, class Before = NoHook>
 void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
                      std::size_t stride, std::size_t padding, TensorView<T, 4> dx, TensorView<T, 4> dw,
@@ -286,7 +288,7 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
     const std::size_t kernels = g.filters, rows = g.rows(), weight_size = kernels * rows;
     const std::size_t sample_size = kernels * out_plane;
     const bool stored = dy.data() != nullptr;
-    const std::size_t own_deltas = stored ? 0 : round_up(conv_chunk * sample_size);
+    const std::size_t own_deltas = stored ? 0 : round_up(sample_size);
     const std::size_t per_worker = round_up((2 * rows + kernels) * ld) + own_deltas + gemm_pack_size<T>();
     const std::size_t per_chunk = weight_size + kernels;
     const WorkerScratch<T> memory = scratch.per_worker(threads(), per_worker, chunks * per_chunk);
@@ -309,15 +311,19 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
         T* dw_part = partials + chunk * per_chunk;
         T* db_part = dw_part + weight_size;
         const auto [first, last] = chunk_samples(chunk, samples);
-        const T* const deltas = stored ? dy.data() + first * sample_size : own;
-        if (!stored) before(first, last, TensorView<T, 4>{own, {last - first, kernels, g.out_h, g.out_w}});
+        // Sample n's deltas: in dy, or computed into `own` now.
+        const auto deltas_of = [&](std::size_t n) -> const T* {
+            if (stored) return dy.data() + n * sample_size;
+            before(n, n + 1, TensorView<T, 4>{own, {1, kernels, g.out_h, g.out_w}});
+            return own;
+        };
         const std::size_t columns = (last - first) * q;
         const auto lda = static_cast<std::ptrdiff_t>(ld);
         if (transposed_deltas) {
             // d^T (4Q x K), transposed while copied: the B of dW^T = col d^T, read in place.
             for (std::size_t n = first; n < last; ++n) {
                 im2col(x[n].data(), g, col, ld, (n - first) * q);
-                transpose(deltas + (n - first) * sample_size, q, kernels, q, delta + (n - first) * q * kernels, kernels);
+                transpose(deltas_of(n), q, kernels, q, delta + (n - first) * q * kernels, kernels);
             }
             gemm<T>(rows, kernels, columns, col, lda, 1, delta, static_cast<std::ptrdiff_t>(kernels), 1, dw_part,
                     kernels, Accumulate::no, pack);
@@ -327,8 +333,9 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
         }
         for (std::size_t n = first; n < last; ++n) {
             im2col(x[n].data(), g, col, ld, (n - first) * q);
+            const T* const deltas = deltas_of(n);
             for (std::size_t k = 0; k < kernels; ++k) {
-                const T* source = deltas + (n - first) * sample_size + k * out_plane;
+                const T* source = deltas + k * out_plane;
                 T* target = delta + k * ld + (n - first) * q;
                 if (g.pitch == g.out_w) {
                     copy_run(source, out_plane, target);

@@ -79,9 +79,10 @@ public:
     [[nodiscard]] std::span<T> gradients() noexcept { return gradients_.span(); }
     [[nodiscard]] std::span<const T> parameters() const noexcept { return parameters_.span(); }
 
-    /// y = the convolution of x. The samples are computed a few at a time, and after(first, last),
-    /// when given, is called as soon as samples [first, last) of y are final, on the thread that
-    /// computed them: Sequential pools them there, while they are still in that core's cache.
+    /// y = the convolution of x. When `after` is given, after(first, last, part) is called as
+    /// soon as samples [first, last) are computed, with `part` their output, on the thread that
+    /// computed them: Sequential pools them there, while they are in that core's cache. y may
+    /// have a shape but no data: the output is then handed to `after` and never stored.
     template <class After = kernels::NoHook>
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& scratch, const After& after = {}) const {
         detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
@@ -89,8 +90,9 @@ public:
     }
 
     /// Adds the weight and bias gradients and writes dx (skipped when dx is null: the first layer
-    /// of a network). before(first, last), when given, is called on the thread that reads samples
-    /// [first, last) of dy, just before it does, and may write them there.
+    /// of a network). dy may have a shape but no data: before(first, last, part) is then called
+    /// on the thread that needs the deltas of samples [first, last), just before it reads them,
+    /// and writes them into `part`, so that they are never stored for the whole batch.
     template <class Before = kernels::NoHook>
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
                   TensorView<T, 4> dx, Scratch<T>& scratch, const Before& before = {}) {

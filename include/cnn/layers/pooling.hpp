@@ -81,7 +81,7 @@ public:
 
     /// The same, and where each window's delta will go, one place per output in `winners`:
     /// then backward_after_relu needs neither x nor y. On the calling thread. Sequential pools
-    /// a convolution's output this way, a few samples at a time, right after computing them,
+    /// a convolution's output this way, sample by sample, right after computing it,
     /// and stores neither that output nor its gradient.
     void forward_after_relu(TensorView<const T, 4> x, TensorView<T, 4> y, std::span<std::uint32_t> winners) const
         requires(Kind == PoolKind::max)
