@@ -273,3 +273,51 @@ TEST_CASE("A ReLU into a MaxPool as the first layers computes no input gradient"
     net.backward(dy, workspace);
     CHECK(std::ranges::any_of(net.layer<2>().gradients(), [](float g) { return g != 0; }));
 }
+
+TEST_CASE("Flatten layers copy nothing, first, in the middle, twice in a row and last", "[network]") {
+    // Sequential lets the layer after a Flatten read the Flatten's input with the flattened
+    // shape, and write its input gradient straight into the Flatten input's gradient.
+    using T = double;
+    cnn::Sequential net{cnn::Flatten<T>{}, cnn::Dense<T>{12, 5},    cnn::ReLU<T>{},   cnn::Flatten<T>{},
+                        cnn::Flatten<T>{}, cnn::Dense<T>{5, 3}, cnn::Flatten<T>{}};
+    cnn::Random init{8};
+    net.initialize(init);
+    std::mt19937_64 rng(9);
+    const auto x = cnn::test::random_tensor<T>(Shape<4>{4, 3, 2, 2}, rng);
+    decltype(net)::Workspace workspace;
+    const Tensor<T, 4> y(net.forward(x, workspace));
+    REQUIRE(y.shape() == Shape<4>{4, 3, 1, 1});
+    const auto dy = cnn::test::random_tensor<T>(y.shape(), rng);
+    net.zero_gradients();
+    net.backward(dy, workspace);
+
+    // The same by hand, without the Flattens.
+    auto first = net.layer<1>(), second = net.layer<5>();
+    cnn::ReLU<T> relu;
+    cnn::Scratch<T> scratch;
+    Tensor<T, 4> flat(x), a({4, 5, 1, 1}), r({4, 5, 1, 1}), out({4, 3, 1, 1}), dr({4, 5, 1, 1}), da({4, 5, 1, 1}),
+        dx({4, 12, 1, 1});
+    flat.resize({4, 12, 1, 1});
+    first.forward(flat, a, scratch);
+    relu.forward(a, r, scratch);
+    second.forward(r, out, scratch);
+    CHECK(cnn::test::max_abs_difference(y, out) == 0);
+    std::ranges::fill(first.gradients(), T{0});
+    std::ranges::fill(second.gradients(), T{0});
+    second.backward(r, out, dy, dr, scratch);
+    relu.backward(a, r, dr, da, scratch);
+    first.backward(flat, a, da, dx, scratch);
+    CHECK(std::ranges::equal(net.layer<1>().gradients(), first.gradients()));
+    CHECK(std::ranges::equal(net.layer<5>().gradients(), second.gradients()));
+    CHECK(std::ranges::any_of(first.gradients(), [](T g) { return g != 0; }));
+
+    // A second pass with another batch size through the same workspace.
+    const auto x2 = cnn::test::random_tensor<T>(Shape<4>{2, 3, 2, 2}, rng);
+    const Tensor<T, 4> y2(net.forward(x2, workspace));
+    Tensor<T, 4> flat2(x2), a2({2, 5, 1, 1}), r2({2, 5, 1, 1}), out2({2, 3, 1, 1});
+    flat2.resize({2, 12, 1, 1});
+    first.forward(flat2, a2, scratch);
+    relu.forward(a2, r2, scratch);
+    second.forward(r2, out2, scratch);
+    CHECK(cnn::test::max_abs_difference(y2, out2) == 0);
+}

@@ -20,8 +20,10 @@
 // records where each window's maximum lies, and backward puts each sample's
 // convolution deltas together from those places right before the convolution
 // reads them. Neither the convolution's output nor its deltas are
-// ever stored for the whole batch. The numbers are the same; only the memory
-// traffic changes.
+// ever stored for the whole batch. A Flatten copies nothing: the next layer reads
+// its input's data with the flattened shape, and writes its input gradient
+// straight into the gradient of the Flatten's input. The numbers are the same;
+// only the memory traffic changes.
 #pragma once
 
 #include <array>
@@ -40,6 +42,7 @@
 #include "cnn/kernels/threads.hpp"
 #include "cnn/layer.hpp"
 #include "cnn/layers/conv2d.hpp"
+#include "cnn/layers/flatten.hpp"
 #include "cnn/layers/pooling.hpp"
 #include "cnn/layers/relu.hpp"
 #include "cnn/random.hpp"
@@ -146,7 +149,7 @@ public:
         prepare(x.shape(), workspace);
         workspace.input_ = x;
         forward_layers(workspace, std::make_index_sequence<layer_count>{});
-        return workspace.outputs_[layer_count - 1].view();
+        return output_of<layer_count - 1>(workspace);
     }
 
     /// Back-propagates d_output = dE/d(network output) through the pass that `workspace`
@@ -262,6 +265,12 @@ private:
             return std::is_same_v<Here, ReLU<value_type>> && std::is_same_v<Next, MaxPool<value_type>>;
         }
     }
+    /// Whether layer I only reshapes its input (a Flatten), which Sequential does without a copy.
+    template <std::size_t I>
+    static constexpr bool reshapes() {
+        return std::is_same_v<std::tuple_element_t<I, std::tuple<Layers...>>, Flatten<value_type>>;
+    }
+
     /// Whether layer I is a Conv2D followed by a ReLU and a MaxPool, which the convolution pools
     /// as it goes (the MaxPool's own forward and backward are then done by the Conv2D's).
     template <std::size_t I>
@@ -282,10 +291,11 @@ private:
             return conv_into_pool<I - 2>();
     }
     /// Per layer: whether its output (and so the gradient with respect to it) is never stored,
-    /// because a fused pass consumes it where it is computed.
+    /// because a fused pass consumes it where it is computed, or because it is its input's
+    /// data with another shape.
     static constexpr std::array<bool, layer_count> transient_outputs() {
         return []<std::size_t... I>(std::index_sequence<I...>) {
-            return std::array<bool, layer_count>{(relu_into_maxpool<I>() || conv_into_pool<I>())...};
+            return std::array<bool, layer_count>{(relu_into_maxpool<I>() || conv_into_pool<I>() || reshapes<I>())...};
         }(std::make_index_sequence<layer_count>{});
     }
     static constexpr std::array<bool, layer_count> pooled_after_conv() {
@@ -304,7 +314,27 @@ private:
         if constexpr (I == 0)
             return workspace.input_;
         else
-            return workspace.outputs_[I - 1].view();
+            return output_of<I - 1>(workspace);
+    }
+
+    template <std::size_t I>
+    static TensorView<const value_type, 4> output_of(const Workspace& workspace) {
+        if constexpr (reshapes<I>())
+            return {input_of<I>(workspace).data(), workspace.shapes_[I + 1]};
+        else
+            return workspace.outputs_[I].view();
+    }
+
+    /// dE/d(input of layer I), where layer I - 1 writes it: none for the first layer, and
+    /// after a Flatten the gradient of the Flatten's input, seen with the flattened shape.
+    template <std::size_t I>
+    static TensorView<value_type, 4> gradient_of(Workspace& workspace) {
+        if constexpr (I == 0)
+            return {};
+        else if constexpr (reshapes<I - 1>())
+            return {gradient_of<I - 1>(workspace).data(), workspace.shapes_[I]};
+        else
+            return workspace.gradients_[I].view();
     }
 
     template <std::size_t... I>
@@ -314,8 +344,8 @@ private:
 
     template <std::size_t I>
     void forward_layer(Workspace& workspace) const {
-        if constexpr (relu_into_maxpool<I>() || pooled_by_conv<I>()) {
-            return;  // the MaxPool after it applies it, or the Conv2D before runs the MaxPool
+        if constexpr (relu_into_maxpool<I>() || pooled_by_conv<I>() || reshapes<I>()) {
+            return;  // the MaxPool after it applies it, the Conv2D before runs the MaxPool, or a reshape
         } else if constexpr (conv_into_pool<I>()) {
             // The convolution's output is not stored: each part goes straight into the pool.
             const auto& pool = std::get<I + 2>(layers_);
@@ -337,13 +367,18 @@ private:
 
     template <std::size_t I>
     void backward_impl(TensorView<const value_type, 4> d_output, Workspace& workspace) {
+        if constexpr (reshapes<I>()) {
+            // The gradient of a reshape's input is its output's, seen with the input's shape
+            // (and when it is not the last layer, the next layer wrote it there already).
+            if constexpr (I > 0) backward_impl<I - 1>({d_output.data(), workspace.shapes_[I]}, workspace);
+            return;
+        }
         // Layer I; or the MaxPool I with the ReLU before it, whose input gradient it writes; or
         // those two with the Conv2D before them, which has the pool write its deltas as it goes.
         constexpr bool triple = pooled_by_conv<I>();
         constexpr bool pair = relu_into_maxpool<I - 1>();
         constexpr std::size_t first = triple ? I - 2 : pair ? I - 1 : I;
-        const TensorView<value_type, 4> d_input =
-            first == 0 ? TensorView<value_type, 4>{} : workspace.gradients_[first].view();
+        const TensorView<value_type, 4> d_input = gradient_of<first>(workspace);
         if constexpr (triple) {
             // The convolution's deltas are not stored: each part comes from the pool's winners.
             const auto& pool = std::get<I>(layers_);
@@ -363,7 +398,7 @@ private:
             std::get<I>(layers_).backward(input_of<I>(workspace), workspace.outputs_[I].view(), d_output, d_input,
                                           workspace.scratch_);
         }
-        if constexpr (first > 0) backward_impl<first - 1>(workspace.gradients_[first].view(), workspace);
+        if constexpr (first > 0) backward_impl<first - 1>(gradient_of<first>(workspace), workspace);
     }
 
     std::tuple<Layers...> layers_;
