@@ -3,9 +3,12 @@
 
 Trains LeNet-5 and the wide CNN (the same architectures as examples/networks.hpp)
 for one epoch, batch 64, SGD with momentum 0.9 and learning rate 0.01, at 1 and at
-2 threads, alternating the two libraries run by run, and prints images/s of the
-training loop (data conversion, forward, loss, backward, update; no evaluation)
-and their ratio. Each figure is the best of --repeats runs.
+2 threads, and prints images/s of the training loop (data conversion, forward,
+loss, backward, update; no evaluation) and their ratio, then how each library's
+speed grows from 1 thread to 2. Each figure is the best of --repeats runs; the runs
+alternate library by library and thread count by thread count (ours 1, PyTorch 1,
+ours 2, PyTorch 2, then again), so that a slow or fast minute of a shared machine
+falls on all four alike.
 
 PyTorch gets its best settings: OPENBLAS_NUM_THREADS=1, OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE unset, and glibc's malloc told not to return memory to the
@@ -103,20 +106,37 @@ def main():
     parser.add_argument("--scratch", default="/tmp")
     args = parser.parse_args()
 
-    rows = []
-    for net in args.nets.split(","):
-        for threads in [int(t) for t in args.threads.split(",")]:
-            ours, theirs = [], []
-            for _ in range(args.repeats):
-                ours.append(run_ours(args.trainer, net, threads, args.data, args.limit, args.scratch))
-                theirs.append(run_torch(net, threads, args.data, args.limit))
-            rows.append((net, threads, max(ours), max(theirs)))
-            print(f"{net} {threads} thread(s): ours {ours}, pytorch {theirs}", file=sys.stderr)
+    nets = args.nets.split(",")
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    ours = {(net, t): [] for net in nets for t in thread_counts}
+    theirs = {(net, t): [] for net in nets for t in thread_counts}
+    for net in nets:
+        for _ in range(args.repeats):
+            for threads in thread_counts:
+                ours[net, threads].append(run_ours(args.trainer, net, threads, args.data, args.limit, args.scratch))
+                theirs[net, threads].append(run_torch(net, threads, args.data, args.limit))
+        for threads in thread_counts:
+            print(f"{net} {threads} thread(s): ours {ours[net, threads]}, pytorch {theirs[net, threads]}",
+                  file=sys.stderr)
+
+    def best(runs, key):
+        return max(runs[key])
 
     print(f"| network | threads | this library (images/s) | PyTorch {__import__('torch').__version__} (images/s) | ratio |")
     print("|---|---|---|---|---|")
-    for net, threads, ours, theirs in rows:
-        print(f"| {net} | {threads} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x |")
+    for net in nets:
+        for threads in thread_counts:
+            a, b = best(ours, (net, threads)), best(theirs, (net, threads))
+            print(f"| {net} | {threads} | {a:,.0f} | {b:,.0f} | {a / b:.2f}x |")
+    if len(thread_counts) > 1:
+        low, high = min(thread_counts), max(thread_counts)
+        print()
+        print(f"| network | {high} threads / {low} (this library) | {high} threads / {low} (PyTorch) |")
+        print("|---|---|---|")
+        for net in nets:
+            scale_ours = best(ours, (net, high)) / best(ours, (net, low))
+            scale_theirs = best(theirs, (net, high)) / best(theirs, (net, low))
+            print(f"| {net} | {scale_ours:.2f}x | {scale_theirs:.2f}x |")
 
 
 if __name__ == "__main__":
