@@ -371,34 +371,35 @@ private:
             // The gradient of a reshape's input is its output's, seen with the input's shape
             // (and when it is not the last layer, the next layer wrote it there already).
             if constexpr (I > 0) backward_impl<I - 1>({d_output.data(), workspace.shapes_[I]}, workspace);
-            return;
-        }
-        // Layer I; or the MaxPool I with the ReLU before it, whose input gradient it writes; or
-        // those two with the Conv2D before them, which has the pool write its deltas as it goes.
-        constexpr bool triple = pooled_by_conv<I>();
-        constexpr bool pair = relu_into_maxpool<I - 1>();
-        constexpr std::size_t first = triple ? I - 2 : pair ? I - 1 : I;
-        const TensorView<value_type, 4> d_input = gradient_of<first>(workspace);
-        if constexpr (triple) {
-            // The convolution's deltas are not stored: each part comes from the pool's winners.
-            const auto& pool = std::get<I>(layers_);
-            const std::uint32_t* const winners = workspace.winners_[I].data();
-            const TensorView<const value_type, 4> net{nullptr, workspace.shapes_[I - 1]};
-            std::get<I - 2>(layers_).backward(
-                input_of<I - 2>(workspace), net, net, d_input, workspace.scratch_,
-                [&](std::size_t begin, std::size_t end, TensorView<value_type, 4> d_net) {
-                    const auto [offset, shape] = part_of(d_output.shape(), begin, end);
-                    pool.backward_after_relu(std::span{winners + offset, element_count(shape)},
-                                             TensorView<const value_type, 4>{d_output.data() + offset, shape}, d_net);
-                });
-        } else if constexpr (pair) {
-            std::get<I>(layers_).backward_after_relu(input_of<first>(workspace), workspace.outputs_[I].view(), d_output,
-                                                     d_input);
         } else {
-            std::get<I>(layers_).backward(input_of<I>(workspace), workspace.outputs_[I].view(), d_output, d_input,
-                                          workspace.scratch_);
+            // Layer I; or the MaxPool I with the ReLU before it, whose input gradient it writes; or
+            // those two with the Conv2D before them, which has the pool write its deltas as it goes.
+            constexpr bool triple = pooled_by_conv<I>();
+            constexpr bool pair = relu_into_maxpool<I - 1>();
+            constexpr std::size_t first = triple ? I - 2 : pair ? I - 1 : I;
+            const TensorView<value_type, 4> d_input = gradient_of<first>(workspace);
+            if constexpr (triple) {
+                // The convolution's deltas are not stored: each part comes from the pool's winners.
+                const auto& pool = std::get<I>(layers_);
+                const std::uint32_t* const winners = workspace.winners_[I].data();
+                const TensorView<const value_type, 4> net{nullptr, workspace.shapes_[I - 1]};
+                std::get<I - 2>(layers_).backward(
+                    input_of<I - 2>(workspace), net, net, d_input, workspace.scratch_,
+                    [&](std::size_t begin, std::size_t end, TensorView<value_type, 4> d_net) {
+                        const auto [offset, shape] = part_of(d_output.shape(), begin, end);
+                        pool.backward_after_relu(std::span{winners + offset, element_count(shape)},
+                                                 TensorView<const value_type, 4>{d_output.data() + offset, shape},
+                                                 d_net);
+                    });
+            } else if constexpr (pair) {
+                std::get<I>(layers_).backward_after_relu(input_of<first>(workspace), workspace.outputs_[I].view(),
+                                                         d_output, d_input);
+            } else {
+                std::get<I>(layers_).backward(input_of<I>(workspace), workspace.outputs_[I].view(), d_output, d_input,
+                                              workspace.scratch_);
+            }
+            if constexpr (first > 0) backward_impl<first - 1>(gradient_of<first>(workspace), workspace);
         }
-        if constexpr (first > 0) backward_impl<first - 1>(gradient_of<first>(workspace), workspace);
     }
 
     std::tuple<Layers...> layers_;

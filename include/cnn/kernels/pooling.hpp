@@ -96,7 +96,6 @@ void zero_unreached(T* grad, const PoolGeometry& g) {
 /// output (see maxpool_forward_winners).
 inline constexpr std::uint32_t no_winner = 0xFFFFFFFFu;
 
-
 /// A window's output: its maximum, or that of the ReLU of its values (relu of the maximum).
 template <bool AfterReLU, Scalar T>
 T pooled(T best) {
