@@ -19,10 +19,10 @@
 //                      e.g. "Conv2D(1->6, 5x5, stride 1, padding 2)".
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <limits>
-#include <algorithm>
 #include <span>
 #include <string>
 #include <utility>

@@ -363,17 +363,21 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
     // over the threads (each one's sum is the same whoever computes it).
     T* const weights = dw.data();
     parallel_blocks(per_chunk, 4096, [&](std::size_t begin, std::size_t end) {
+        const std::size_t split = std::clamp(weight_size, begin, end);  // weights [begin, split), biases after
         for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
             const T* dw_part = partials + chunk * per_chunk;
-            for (std::size_t e = begin; e < end; ++e) {
-                if (e >= weight_size) {
-                    db[e - weight_size] += dw_part[e];
-                } else if (transposed) {  // partial e = r K + k holds dW[k][r]
-                    weights[(e % kernels) * rows + e / kernels] += dw_part[e];
-                } else {
-                    weights[e] += dw_part[e];
+            if (transposed) {  // partial r K + k holds dW[k][r]
+                for (std::size_t e = begin, r = begin / kernels, k = begin % kernels; e < split; ++e) {
+                    weights[k * rows + r] += dw_part[e];
+                    if (++k == kernels) {
+                        k = 0;
+                        ++r;
+                    }
                 }
+            } else if (begin < split) {
+                add_run(dw_part + begin, split - begin, weights + begin);
             }
+            if (split < end) add_run(dw_part + split, end - split, db.data() + (split - weight_size));
         }
     });
 }

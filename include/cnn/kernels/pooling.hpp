@@ -96,6 +96,16 @@ void zero_unreached(T* grad, const PoolGeometry& g) {
 /// output (see maxpool_forward_winners).
 inline constexpr std::uint32_t no_winner = 0xFFFFFFFFu;
 
+/// Which of a 2 x 2 window's values a b / c e (row-major) is the first equal to its maximum
+/// `best`: 0, 1, 2 or 3 (e when none of a, b, c is). Bit arithmetic, not && (which compiles
+/// to branches).
+template <Scalar T>
+unsigned first_of_2x2(T a, T b, T c, T best) {
+    const unsigned is_a = a == best, is_b = (b == best) & (is_a ^ 1u);
+    const unsigned is_c = (c == best) & ((is_a | is_b) ^ 1u), is_e = (is_a | is_b | is_c) ^ 1u;
+    return is_b + 2 * is_c + 3 * is_e;
+}
+
 /// A window's output: its maximum, or that of the ReLU of its values (relu of the maximum).
 template <bool AfterReLU, Scalar T>
 T pooled(T best) {
@@ -219,13 +229,11 @@ void maxpool2x2_backward_row(const T* __restrict r0, const T* __restrict r1, con
     for (std::size_t j = 0; j < windows; ++j) {
         const T a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], e = r1[2 * j + 1];
         const T best = std::max(std::max(a, b), std::max(c, e)), delta = passed<AfterReLU>(d[j], best);
-        // Bit arithmetic, not && (which compiles to branches).
-        const unsigned is_a = a == best, is_b = (b == best) & (is_a ^ 1u);
-        const unsigned is_c = (c == best) & ((is_a | is_b) ^ 1u), is_e = (is_a | is_b | is_c) ^ 1u;
-        g0[2 * j] = delta * static_cast<T>(is_a);
-        g0[2 * j + 1] = delta * static_cast<T>(is_b);
-        g1[2 * j] = delta * static_cast<T>(is_c);
-        g1[2 * j + 1] = delta * static_cast<T>(is_e);
+        const unsigned at = first_of_2x2(a, b, c, best);
+        g0[2 * j] = delta * static_cast<T>(at == 0);
+        g0[2 * j + 1] = delta * static_cast<T>(at == 1);
+        g1[2 * j] = delta * static_cast<T>(at == 2);
+        g1[2 * j + 1] = delta * static_cast<T>(at == 3);
     }
 }
 CNN_INTRINSICS_END
@@ -350,10 +358,8 @@ void maxpool2x2_winners_row(const T* __restrict r0, const T* __restrict r1, std:
     for (std::size_t j = 0; j < windows; ++j) {
         const T a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], e = r1[2 * j + 1];
         const T best = std::max(std::max(a, b), std::max(c, e));
-        const unsigned is_a = a == best, is_b = (b == best) & (is_a ^ 1u);
-        const unsigned is_c = (c == best) & ((is_a | is_b) ^ 1u), is_e = (is_a | is_b | is_c) ^ 1u;
         o[j] = pooled<true>(best);
-        winners[j] = best > T{0} ? is_b + 2 * is_c + 3 * is_e : no_winner;
+        winners[j] = best > T{0} ? first_of_2x2(a, b, c, best) : no_winner;
     }
 }
 
