@@ -30,9 +30,11 @@ inline std::pair<std::size_t, std::size_t> column_part(std::size_t n, std::size_
     return {at(part), at(part + 1)};
 }
 
-/// Parts for n columns: one per thread, no more than there are grains.
-inline std::size_t column_parts(std::size_t n) {
-    return std::max<std::size_t>(1, std::min(threads(), (n + dense_column_grain - 1) / dense_column_grain));
+/// Parts for n columns: `per_thread` per thread on more than one thread (one on one
+/// thread), no more than there are grains.
+inline std::size_t column_parts(std::size_t n, std::size_t per_thread = 1) {
+    const std::size_t wanted = threads() == 1 ? 1 : threads() * per_thread;
+    return std::max<std::size_t>(1, std::min(wanted, (n + dense_column_grain - 1) / dense_column_grain));
 }
 
 template <Scalar T>
@@ -53,7 +55,10 @@ void dense_forward(const T* x, std::size_t samples, std::size_t in, TensorView<c
 template <Scalar T>
 void dense_backward(const T* x, const T* dy, std::size_t samples, std::size_t in, TensorView<const T, 2> w, T* dx,
                     TensorView<T, 2> dw, std::span<T> db, Scratch<T>& scratch) {
-    const std::size_t out = w.extent(0), parts = column_parts(in);
+    // Four parts per thread: the parts pack only the small dY besides their own columns,
+    // and smaller parts let a faster core take more of them (cores of a virtual machine,
+    // or a hybrid processor's, need not run at the same speed).
+    const std::size_t out = w.extent(0), parts = column_parts(in, 4);
     const WorkerScratch<T> packs = scratch.per_worker(threads(), gemm_pack_size<T>());
     thread_pool().parallel_for(dx ? 2 * parts : parts, [&](std::size_t task, std::size_t worker) {
         T* const pack = packs.worker(worker);
