@@ -94,10 +94,13 @@ public:
 
         task_ = &task;
         error_ = nullptr;
-        const std::size_t workers = size();
-        for (std::size_t w = 0; w < workers; ++w) {  // the workers are idle: no lock needed
-            shares_[w].front = count * w / workers;
-            shares_[w].back = count * (w + 1) / workers;
+        // Shares of count / workers tasks, the first count % workers of them one more; the
+        // workers are idle, so no lock is needed.
+        const std::size_t workers = size(), each = count / workers, extra = count % workers;
+        for (std::size_t w = 0, front = 0; w < workers; ++w) {
+            shares_[w].front = front;
+            front += each + (w < extra ? 1 : 0);
+            shares_[w].back = front;
         }
         pending_.store(workers_.size(), std::memory_order_relaxed);
         generation_.fetch_add(1, std::memory_order_release);
