@@ -16,7 +16,7 @@
 
 namespace {
 
-// Waits until `done` holds, at most a few seconds, so that a broken pool fails the test
+// Waits until `done` holds, at most 20 seconds, so that a broken pool fails the test
 // instead of hanging it.
 template <class Done>
 bool wait_for(const Done& done) {

@@ -23,6 +23,9 @@ struct PoolGeometry {
     std::size_t height, width, out_h, out_w;
     reference::Window window;
     std::size_t stride;
+
+    /// 2 x 2 windows with stride 2, which the vectorised rows handle.
+    [[nodiscard]] bool two_by_two() const noexcept { return window.height == 2 && window.width == 2 && stride == 2; }
 };
 
 inline constexpr std::size_t pool_planes_per_task = 16;
@@ -174,7 +177,7 @@ CNN_INTRINSICS_END
 /// Planes `planes` only, on the calling thread.
 template <Scalar T, bool AfterReLU = false>
 void maxpool_forward(const T* x, const PoolGeometry& g, T* y, Planes planes) {
-    const bool two_by_two = g.window.height == 2 && g.window.width == 2 && g.stride == 2;
+    const bool two_by_two = g.two_by_two();
     for_each_plane(planes, [&](std::size_t c) {
         const T* plane = x + c * g.height * g.width;
         T* out = y + c * g.out_h * g.out_w;
@@ -408,7 +411,7 @@ CNN_INTRINSICS_END
 /// Planes `planes`, on the calling thread. Windows must have fewer than no_winner elements.
 template <Scalar T>
 void maxpool_forward_winners(const T* x, const PoolGeometry& g, T* y, std::uint32_t* winners, Planes planes) {
-    const bool two_by_two = g.window.height == 2 && g.window.width == 2 && g.stride == 2;
+    const bool two_by_two = g.two_by_two();
     for_each_plane(planes, [&](std::size_t c) {
         const T* plane = x + c * g.height * g.width;
         T* out = y + c * g.out_h * g.out_w;
@@ -434,7 +437,7 @@ void maxpool_forward_winners(const T* x, const PoolGeometry& g, T* y, std::uint3
 /// counts as no_winner: no memory outside dx is ever written, whatever `winners` holds.
 template <Scalar T>
 void maxpool_backward_winners(const std::uint32_t* winners, const T* dy, const PoolGeometry& g, T* dx, Planes planes) {
-    const bool two_by_two = g.window.height == 2 && g.window.width == 2 && g.stride == 2;
+    const bool two_by_two = g.two_by_two();
     const std::size_t area = g.window.height * g.window.width;
     for_each_plane(planes, [&](std::size_t c) {
         const std::uint32_t* places = winners + c * g.out_h * g.out_w;

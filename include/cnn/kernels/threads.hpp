@@ -141,25 +141,28 @@ private:
     struct alignas(64) Share {
         std::atomic<bool> locked{false};
         std::size_t front = 0, back = 0;
+
+        void lock() noexcept {
+            while (locked.exchange(true, std::memory_order_acquire)) pause();
+        }
+        void unlock() noexcept { locked.store(false, std::memory_order_release); }
     };
 
     /// Takes the first task left in worker w's share (from_back: the last); false when none is left.
     bool take(std::size_t w, bool from_back, std::size_t& index) noexcept {
         Share& share = shares_[w];
-        while (share.locked.exchange(true, std::memory_order_acquire)) pause();
-        const bool taken = share.front < share.back;
-        if (taken) index = from_back ? --share.back : share.front++;
-        share.locked.store(false, std::memory_order_release);
-        return taken;
+        const std::lock_guard lock(share);
+        if (share.front >= share.back) return false;
+        index = from_back ? --share.back : share.front++;
+        return true;
     }
 
     /// Leaves no task to take (after a task threw).
     void drop_tasks() noexcept {
         for (std::size_t w = 0; w < size(); ++w) {
             Share& share = shares_[w];
-            while (share.locked.exchange(true, std::memory_order_acquire)) pause();
+            const std::lock_guard lock(share);
             share.front = share.back;
-            share.locked.store(false, std::memory_order_release);
         }
     }
 
