@@ -1,8 +1,10 @@
 // The fast kernels (GEMM, convolution, dense, pooling) against plain loops and
 // the reference, on random shapes. This file is built several times (see
-// tests/CMakeLists.txt), once per kernel variant (AVX-512, AVX2+FMA, portable),
-// and checks that it got the variant it was built for.
+// tests/CMakeLists.txt), once per kernel variant (AVX-512, AVX2+FMA, portable):
+// each program pins its variant before any test runs and checks that the kernels
+// run in it.
 #include <cnn/cnn.hpp>
+#include <cnn/kernels/gemm.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -15,8 +17,23 @@
 using cnn::Shape;
 using cnn::Tensor;
 
-TEST_CASE("The translation unit uses the micro-kernel its flags select", "[kernels]") {
+namespace {
+
+cnn::kernels::Variant variant_named(std::string_view name) {
+    for (const auto v : {cnn::kernels::Variant::portable, cnn::kernels::Variant::avx2, cnn::kernels::Variant::avx512})
+        if (name == cnn::kernels::name(v)) return v;
+    throw std::invalid_argument("no kernel variant is called " + std::string(name));
+}
+
+// Before main: every test of this program runs in the variant it was built for.
+const bool variant_pinned = (cnn::kernels::use_variant(variant_named(CNN_EXPECTED_KERNEL)), true);
+
+}  // namespace
+
+TEST_CASE("The kernels run in the variant this program pins", "[kernels]") {
+    REQUIRE(variant_pinned);
     CHECK(std::string(cnn::kernels::gemm_kernel_name()) == CNN_EXPECTED_KERNEL);
+    CHECK(cnn::kernels::active_variant() == variant_named(CNN_EXPECTED_KERNEL));
 }
 
 TEMPLATE_TEST_CASE("GEMM matches a plain triple loop for any shape, layout and accumulation", "[kernels]", float,

@@ -1,305 +1,32 @@
-// Matrix products for the lowered convolution and dense layers:
+// The matrix product the lowered convolution and dense layers run on:
 //   C (m x n) = [C +] A (m x k) B (k x n),
-// with A and B given by row and column strides (so transposes cost nothing)
-// and C row-major. A packed, cache-blocked GEMM in the manner of Goto and van
-// de Geijn (BLIS): B is packed in KC x NR panels that stay in L1, A in MR x KC
-// panels streamed from L2, and a register-tiled micro-kernel keeps an MR x NR
-// block of C in vector registers.
-//
-// The micro-kernel is chosen at compile time from the compiler's flags
-// (cnn/kernels/simd.hpp); its tile of C is MR x NR with
-//   AVX-512F          float MR x 32, double MR x 16   (zmm registers)
-//   AVX2 + FMA        float MR x 16, double MR x 8    (ymm registers)
-//   anything else     MR x 4 in portable C++
-// where MR is the full height (12, 12, 6, 4) or 2/3, 1/2 or 1/3 of it, whichever
-// pads m the least. gemm_kernel_name() tells which variant a translation unit got.
-//
-// Every element of C is summed in the same order (over k, in blocks of KC)
-// whatever the split of m and n between calls, so results never depend on how
-// the caller divides work between threads.
+// a packed, cache-blocked GEMM with a register-tiled micro-kernel per kernel variant
+// (cnn/kernels/variant/gemm.hpp), called in the variant this processor runs best
+// (cnn/kernels/common.hpp).
 #pragma once
 
-#include <algorithm>
-#include <cstddef>
-
-#include "cnn/kernels/simd.hpp"
-#include "cnn/tensor.hpp"
+#include "cnn/kernels/variants.hpp"
 
 namespace cnn::kernels {
-
-enum class Accumulate { no, yes };
-
-inline namespace CNN_KERNEL_VARIANT {
-
-namespace detail {
-
-/// Block sizes: an MR x KC panel of A and a KC x NR panel of B in L1, an MC x KC
-/// block of A in L2, a KC x NC block of B in L3.
-template <class T>
-struct Blocking {
-    static constexpr std::size_t mr = Vector<T>::rows, nr = Vector<T>::columns;
-    static constexpr std::size_t kc = 256 * 4 / sizeof(T);
-    static constexpr std::size_t mc = mr * (96 / mr + (96 % mr != 0));
-    static constexpr std::size_t nc = nr * (2048 / nr);
-};
-
-/// C (MR x NR, leading dimension ldc) = [C +] the product of one packed A panel (MR rows,
-/// column by column) and one B panel whose k-th row of NR values starts at b + k * b_stride
-/// (a packed panel, b_stride = NR, or B itself when its rows are contiguous).
-template <class T, std::size_t MR>
-void micro_kernel(std::size_t kc, const T* __restrict a, const T* __restrict b, std::size_t b_stride,
-                  T* __restrict c, std::size_t ldc, bool accumulate) {
-    using V = Vector<T>;
-    constexpr std::size_t vectors = V::columns / V::lanes;
-    typename V::reg acc[MR][vectors];
-#pragma GCC unroll 16
-    for (std::size_t i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-        for (std::size_t j = 0; j < vectors; ++j) acc[i][j] = V::zero();
-    for (std::size_t p = 0; p < kc; ++p) {
-        typename V::reg bv[vectors];
-#pragma GCC unroll 4
-        for (std::size_t j = 0; j < vectors; ++j) bv[j] = V::loadu(b + j * V::lanes);
-#pragma GCC unroll 16
-        for (std::size_t i = 0; i < MR; ++i) {
-            const typename V::reg av = V::broadcast(a + i);
-#pragma GCC unroll 4
-            for (std::size_t j = 0; j < vectors; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
-        }
-        a += MR;
-        b += b_stride;
-    }
-#pragma GCC unroll 16
-    for (std::size_t i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-        for (std::size_t j = 0; j < vectors; ++j) {
-            T* at = c + i * ldc + j * V::lanes;
-            V::storeu(at, accumulate ? V::add(V::loadu(at), acc[i][j]) : acc[i][j]);
-        }
-}
-
-/// Packs rows [0, m) x columns [0, k) of A into MR-row panels, column by column, zero-padded.
-/// Rows that are contiguous in memory are transposed 16 columns at a time in registers where
-/// the vector unit can (reading a column of them at a time made the compiler gather, which
-/// cost more than the copy).
-template <class T, std::size_t MR>
-void pack_a(std::size_t m, std::size_t k, const T* a, std::ptrdiff_t rs, std::ptrdiff_t cs, T* __restrict out) {
-    constexpr std::size_t mr = MR;
-    for (std::size_t i0 = 0; i0 < m; i0 += mr) {
-        const std::size_t rows = std::min(mr, m - i0);
-        if (cs == 1) {
-            const T* first = a + static_cast<std::ptrdiff_t>(i0) * rs;
-            std::size_t p = 0;
-            if constexpr (fast_transpose<T>)
-                if (rs > 0)
-                    for (; p + 16 <= k; p += 16)
-                        transpose_into_panel(first + p, static_cast<std::size_t>(rs), rows, out + p * mr, mr);
-            for (std::size_t i = 0; i < mr; ++i) {
-                const T* row = first + static_cast<std::ptrdiff_t>(i) * rs;
-                for (std::size_t q = p; q < k; ++q) out[q * mr + i] = i < rows ? row[q] : T{0};
-            }
-            out += k * mr;
-            continue;
-        }
-        for (std::size_t p = 0; p < k; ++p) {
-            const T* column = a + static_cast<std::ptrdiff_t>(i0) * rs + static_cast<std::ptrdiff_t>(p) * cs;
-            if (rs == 1) {
-                copy_run(column, rows, out);
-            } else {
-                for (std::size_t i = 0; i < rows; ++i) out[i] = column[static_cast<std::ptrdiff_t>(i) * rs];
-            }
-            for (std::size_t i = rows; i < mr; ++i) out[i] = T{0};
-            out += mr;
-        }
-    }
-}
-
-/// Packs rows [0, k) x columns [0, n) of B into NR-column panels, row by row, zero-padded.
-/// A transposed B (its columns contiguous, rs == 1) is packed by `transpose` (16 x 16 blocks
-/// in registers where the vector unit has them): gathering it value by value costs more than
-/// the product for the short sums of a weight gradient.
-template <class T>
-void pack_b(std::size_t k, std::size_t n, const T* b, std::ptrdiff_t rs, std::ptrdiff_t cs, T* __restrict out) {
-    constexpr std::size_t nr = Blocking<T>::nr;
-    const auto at = [&](std::size_t p, std::size_t j) -> const T& {
-        return b[static_cast<std::ptrdiff_t>(p) * rs + static_cast<std::ptrdiff_t>(j) * cs];
-    };
-    for (std::size_t j0 = 0; j0 < n; j0 += nr, out += k * nr) {
-        const std::size_t cols = std::min(nr, n - j0);
-        if (cs == 1) {
-            for (std::size_t p = 0; p < k; ++p) copy_run(&at(p, j0), cols, out + p * nr);
-        } else if (rs == 1 && cs > 0) {
-            transpose(&at(0, j0), static_cast<std::size_t>(cs), cols, k, out, nr);
-        } else {
-            for (std::size_t p = 0; p < k; ++p)
-                for (std::size_t j = 0; j < cols; ++j) out[p * nr + j] = at(p, j0 + j);
-        }
-        if (cols < nr)
-            for (std::size_t p = 0; p < k; ++p) zero_run(out + p * nr + cols, nr - cols);
-    }
-}
-
-/// Per-thread packing memory for callers that bring none, allocated once per thread.
-template <class T>
-T* thread_pack_memory() {
-    thread_local Tensor<T, 1> memory{Shape<1>{Blocking<T>::mc * Blocking<T>::kc + Blocking<T>::kc * Blocking<T>::nc}};
-    return memory.data();
-}
-
-}  // namespace detail
-
-/// Which micro-kernel this translation unit uses: "avx512", "avx2" or "portable".
-inline const char* gemm_kernel_name() noexcept { return detail::kernel_name; }
-
-/// Elements of packing memory one gemm call needs (see the `pack` argument of gemm).
-template <Scalar T>
-constexpr std::size_t gemm_pack_size() noexcept {
-    using B = detail::Blocking<T>;
-    return B::mc * B::kc + B::kc * B::nc;
-}
-
-namespace detail {
-
-/// The blocked product with MR-row micro-tiles.
-template <Scalar T, std::size_t MR>
-void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a,
-                  const T* b, std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate,
-                  T* pack) {
-    using B = Blocking<T>;
-    constexpr std::size_t nr = B::nr, mc_max = MR * (B::mc / MR);
-    T* const packed_a = pack;
-    T* const packed_b = pack + B::mc * B::kc;
-    alignas(64) T edge[MR * nr];
-    // With at most two row panels each B panel is used at most twice, and with a short k
-    // (a first convolution's 9 or 25) the copy costs as much as the product: when its rows
-    // are contiguous the micro-kernel then reads B in place instead of copying it first.
-    const bool read_b_in_place = cs_b == 1 && (m <= 2 * MR || k <= 32);
-    // k in equal blocks of at most KC (288 = 144 + 144, not 256 + 32): a short last block
-    // would cost a whole extra pass over C for little work. Blocks are whole multiples of 16
-    // where possible, the height of pack_b's block transposes.
-    const std::size_t k_blocks = (k + B::kc - 1) / B::kc;
-    const std::size_t kc_step = std::min(B::kc, ((k + k_blocks - 1) / k_blocks + 15) / 16 * 16);
-
-    for (std::size_t jc = 0; jc < n; jc += B::nc) {
-        const std::size_t nc = std::min(B::nc, n - jc);
-        for (std::size_t pc = 0; pc < k; pc += kc_step) {
-            const std::size_t kc = std::min(kc_step, k - pc);
-            const bool add = pc > 0 || accumulate == Accumulate::yes;
-            const T* b_block = b + static_cast<std::ptrdiff_t>(pc) * rs_b + static_cast<std::ptrdiff_t>(jc) * cs_b;
-            if (!read_b_in_place) pack_b(kc, nc, b_block, rs_b, cs_b, packed_b);
-            for (std::size_t ic = 0; ic < m; ic += mc_max) {
-                const std::size_t mc = std::min(mc_max, m - ic);
-                pack_a<T, MR>(mc, kc, a + static_cast<std::ptrdiff_t>(ic) * rs_a + static_cast<std::ptrdiff_t>(pc) * cs_a,
-                              rs_a, cs_a, packed_a);
-                for (std::size_t jr = 0; jr < nc; jr += nr) {
-                    const std::size_t cols = std::min(nr, nc - jr);
-                    // A panel of B: in place (full width only), or packed.
-                    const T* pb = packed_b + jr * kc;
-                    std::size_t b_stride = nr;
-                    if (read_b_in_place) {
-                        if (cols == nr) {
-                            pb = b_block + jr;
-                            b_stride = static_cast<std::size_t>(rs_b);
-                        } else {
-                            pack_b(kc, cols, b_block + jr, rs_b, cs_b, packed_b);
-                            pb = packed_b;
-                        }
-                    }
-                    for (std::size_t ir = 0; ir < mc; ir += MR) {
-                        const std::size_t rows = std::min(MR, mc - ir);
-                        T* target = c + (ic + ir) * ldc + jc + jr;
-                        const T* pa = packed_a + ir * kc;
-                        if (rows == MR && cols == nr) {
-                            micro_kernel<T, MR>(kc, pa, pb, b_stride, target, ldc, add);
-                        } else {
-                            // An edge tile: compute the full tile aside, keep the valid part.
-                            micro_kernel<T, MR>(kc, pa, pb, b_stride, edge, nr, false);
-                            for (std::size_t i = 0; i < rows; ++i)
-                                for (std::size_t j = 0; j < cols; ++j)
-                                    target[i * ldc + j] = (add ? target[i * ldc + j] : T{0}) + edge[i * nr + j];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The micro-tile heights: the full MR, or 2/3, 1/2 or 1/3 of it.
-template <class T>
-inline constexpr std::size_t tile_heights[4] = {Blocking<T>::mr, Blocking<T>::mr * 2 / 3, Blocking<T>::mr / 2,
-                                                Blocking<T>::mr / 3};
-
-/// The tile height that pads m rows the least (the larger one on a tie): 16 filters
-/// run as two tiles of 8 rows rather than 12 + 4.
-template <class T>
-std::size_t tile_height(std::size_t m) {
-    const auto padded = [m](std::size_t h) { return (m + h - 1) / h * h; };
-    std::size_t best = tile_heights<T>[0];
-    for (const std::size_t h : tile_heights<T>)
-        if (padded(h) < padded(best)) best = h;
-    return best;
-}
-
-}  // namespace detail
 
 /// C (m x n, row-major, leading dimension ldc) = [C +] A B, where A(i, p) = a[i rs_a + p cs_a]
 /// and B(p, j) = b[p rs_b + j cs_b]. `pack` is gemm_pack_size<T>() elements of memory for the
 /// packed panels, 64-byte aligned (when null, a buffer of the calling thread's, allocated on
-/// its first use).
+/// its first use). Every element of C is summed in the same order whatever the split of m
+/// and n between calls.
 template <Scalar T>
 void gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a, const T* b,
           std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate, T* pack = nullptr) {
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-        if (accumulate == Accumulate::no)
-            for (std::size_t i = 0; i < m; ++i) std::fill_n(c + i * ldc, n, T{0});
-        return;
-    }
-    if (pack == nullptr) pack = detail::thread_pack_memory<T>();
-    using detail::gemm_blocked, detail::tile_heights;
-    const std::size_t height = detail::tile_height<T>(m);
-    if (height == tile_heights<T>[0])
-        gemm_blocked<T, tile_heights<T>[0]>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
-    else if (height == tile_heights<T>[1])
-        gemm_blocked<T, tile_heights<T>[1]>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
-    else if (height == tile_heights<T>[2])
-        gemm_blocked<T, tile_heights<T>[2]>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
-    else
-        gemm_blocked<T, tile_heights<T>[3]>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
+    CNN_KERNEL_CALL(gemm<T>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack));
 }
 
-/// The fraction of the multiply-adds of an m x n product's register tiles that land in C
-/// (the rest pad m up to the tile height and n up to the tile width), for callers that can
-/// compute a product or its transpose.
+/// Elements of packing memory one gemm call needs in the active variant.
 template <Scalar T>
-double gemm_tile_use(std::size_t m, std::size_t n) noexcept {
-    constexpr std::size_t nr = detail::Blocking<T>::nr;
-    const std::size_t h = detail::tile_height<T>(m);
-    return static_cast<double>(m * n) / static_cast<double>((m + h - 1) / h * h * ((n + nr - 1) / nr * nr));
+std::size_t gemm_pack_size() {
+    CNN_KERNEL_CALL(gemm_pack_size<T>());
 }
 
-}  // inline namespace
-
-/// C (m x n) = [C +] A (m x k) * B (k x n), row-major with leading dimensions.
-template <Scalar T>
-void gemm_nn(std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda, const T* b, std::size_t ldb,
-             T* c, std::size_t ldc, Accumulate accumulate, T* pack = nullptr) {
-    gemm<T>(m, n, k, a, static_cast<std::ptrdiff_t>(lda), 1, b, static_cast<std::ptrdiff_t>(ldb), 1, c, ldc, accumulate, pack);
-}
-
-/// C (m x n) = [C +] A^T * B, with A stored k x m and B stored k x n
-template <Scalar T>
-void gemm_tn(std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda, const T* b, std::size_t ldb,
-             T* c, std::size_t ldc, Accumulate accumulate, T* pack = nullptr) {
-    gemm<T>(m, n, k, a, 1, static_cast<std::ptrdiff_t>(lda), b, static_cast<std::ptrdiff_t>(ldb), 1, c, ldc, accumulate, pack);
-}
-
-/// C (m x n) = [C +] A * B^T, with A stored m x k and B stored n x k
-template <Scalar T>
-void gemm_nt(std::size_t m, std::size_t n, std::size_t k, const T* a, std::size_t lda, const T* b, std::size_t ldb,
-             T* c, std::size_t ldc, Accumulate accumulate, T* pack = nullptr) {
-    gemm<T>(m, n, k, a, static_cast<std::ptrdiff_t>(lda), 1, b, 1, static_cast<std::ptrdiff_t>(ldb), c, ldc, accumulate, pack);
-}
+/// Which micro-kernel the products run on: "avx512", "avx2" or "portable".
+inline const char* gemm_kernel_name() { return name(active_variant()); }
 
 }  // namespace cnn::kernels

@@ -1,50 +1,17 @@
-// The vector operations the fast kernels are written in, chosen at compile time
-// from the compiler's flags:
-//   AVX-512F          16 floats / 8 doubles per register
-//   AVX2 + FMA         8 floats / 4 doubles
-//   anything else      plain C++, one value at a time
-// Each variant lives in its own inline namespace (CNN_KERNEL_VARIANT), and so
-// does every kernel built on them, so translation units built with different
-// flags never mix them up.
+// The vector operations the fast kernels are written in, one set per variant
+// (CNN_KERNEL_LEVEL, set by cnn/kernels/variants.hpp, which includes this file
+// once per variant inside that variant's target options):
+//   2  avx512     AVX-512F          16 floats / 8 doubles per register
+//   1  avx2       AVX2 + FMA         8 floats / 4 doubles
+//   0  portable   plain C++, one value at a time
 //
 // Besides whole registers, the kernels move short runs of values (a 14-wide
 // output row of a convolution, say): copy_run, add_run and zero_run do those
 // with masked loads and stores instead of a call to memcpy per row, which cost
 // more than the copying itself.
-#pragma once
-
-#include <algorithm>
-#include <cstddef>
-#include <type_traits>
-
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-#include <immintrin.h>
-#endif
-
-// The inline namespace every kernel header opens: its name differs per variant.
-#if defined(__AVX512F__)
-#define CNN_KERNEL_VARIANT avx512
-#elif defined(__AVX2__) && defined(__FMA__)
-#define CNN_KERNEL_VARIANT avx2
-#else
-#define CNN_KERNEL_VARIANT portable
-#endif
-
-// GCC 12 warns about the deliberately undefined register inside its own AVX-512
-// intrinsics (GCC bug 105593); the warning is about its header, not our code, so
-// functions written in those intrinsics sit between these two.
-#if defined(__GNUC__) && !defined(__clang__)
-#define CNN_INTRINSICS_BEGIN                                                                            \
-    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")               \
-        _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
-#define CNN_INTRINSICS_END _Pragma("GCC diagnostic pop")
-#else
-#define CNN_INTRINSICS_BEGIN
-#define CNN_INTRINSICS_END
-#endif
 
 namespace cnn::kernels {
-inline namespace CNN_KERNEL_VARIANT {
+namespace CNN_KERNEL_VARIANT {
 
 namespace detail {
 
@@ -53,8 +20,7 @@ namespace detail {
 template <class T>
 struct Vector;
 
-#if defined(__AVX512F__)
-inline constexpr const char* kernel_name = "avx512";
+#if CNN_KERNEL_LEVEL == 2
 template <>
 struct Vector<float> {
     using reg = __m512;
@@ -83,8 +49,7 @@ struct Vector<double> {
     static reg loadu(const double* p, std::size_t n) { return _mm512_maskz_loadu_pd(mask(n), p); }
     static void storeu(double* p, reg r, std::size_t n) { _mm512_mask_storeu_pd(p, mask(n), r); }
 };
-#elif defined(__AVX2__) && defined(__FMA__)
-inline constexpr const char* kernel_name = "avx2";
+#elif CNN_KERNEL_LEVEL == 1
 template <>
 struct Vector<float> {
     using reg = __m256;
@@ -118,7 +83,6 @@ struct Vector<double> {
     static void storeu(double* p, reg r, std::size_t n) { _mm256_maskstore_pd(p, mask(n), r); }
 };
 #else
-inline constexpr const char* kernel_name = "portable";
 template <class T>
 struct Vector {
     using reg = T;
@@ -184,7 +148,7 @@ inline T sum_run(const T* src, std::size_t n) {
 /// Whether transpose_16x16 below has a vector version for T (else it is plain loops).
 template <class T>
 inline constexpr bool fast_transpose =
-#if defined(__AVX512F__)
+#if CNN_KERNEL_LEVEL == 2
     std::is_same_v<T, float>;
 #else
     false;
@@ -193,7 +157,7 @@ inline constexpr bool fast_transpose =
 /// out[j * ldo + i] = in[i * ldi + j] for a 16 x 16 block of floats (transpose_16x16), and
 /// the same for the first `rows` rows of it into a GEMM panel of `width` <= 16 columns
 /// (transpose_into_panel: rows past `rows` are zero, and out's rows hold `width` values).
-#if defined(__AVX512F__)
+#if CNN_KERNEL_LEVEL == 2
 CNN_INTRINSICS_BEGIN
 inline void transpose_registers(__m512 (&r)[16]) {
     __m512 t[16];
@@ -255,5 +219,5 @@ void transpose(const T* in, std::size_t ldi, std::size_t rows, std::size_t colum
 }
 
 }  // namespace detail
-}  // inline namespace
+}  // namespace CNN_KERNEL_VARIANT
 }  // namespace cnn::kernels

@@ -1,0 +1,365 @@
+// The convolution kernels behind the Conv2D layer: the formulas of
+// FORMULAS.md 4.3 and 8.4-8.6 lowered to matrix products (im2col), batch-aware
+// and spread over the thread pool. The reference kernels in
+// cnn/reference/convolution.hpp are their oracle (tests/test_kernels.cpp).
+//
+// With R = C*Fh*Fw rows and Q = H2*W2 output positions per sample:
+//   col[r][q]   = x~[c][iS+m][jS+n]           for r = (c,m,n), q = (i,j)
+//   forward:      net_n (K x Q)  = W (K x R) col_n (R x Q) + b
+//   input grad:   dcol (R x Q)   = W^T (R x K) delta_n (K x Q), then col2im adds
+//                 each dcol[r][q] back onto x~[c][iS+m][jS+n], cropped by P
+//                 (the same sums as the full convolution with rotated filters)
+//   weight grad:  dW (K x R)    += delta_n (K x Q) col_n^T (Q x R)
+//                 (or its transpose, col_n delta_n^T, when that fills the
+//                 GEMM's register tiles better: 32 filters of 3x3 on one channel)
+//   bias grad:    db[k]         += sum_q delta_n[k][q]
+// A chunk of up to 4 samples is lowered side by side (4Q columns), so each
+// product is 4 times wider and the filters are packed once per chunk, while the
+// chunk's columns still fit in L2 (with 8 samples the wide CNN's second
+// convolution spilled to L3, and a step took about 25 % longer).
+//
+// How a row of col is built depends on the geometry (ConvGeometry::lowering):
+//  - shifted planes (stride 1, output as wide as the input, i.e. "same"
+//    padding): the row for (c, m, n) is the input plane shifted by
+//    (m - P, n - P): one contiguous copy per row of col.
+//  - input rows (stride 1, no padding, narrower output): the positions are
+//    laid out W apart instead of W2 (Q = H2 * W, the last W - W2 columns of
+//    each output row unused), so that again each row of col is one contiguous
+//    run of the input. The unused columns are never copied to y, and their
+//    deltas are zero, so they add nothing to any gradient.
+//  - otherwise, output row by output row.
+// Each output row otherwise costs a short copy of its own, which for LeNet's
+// second convolution took longer than the product.
+
+namespace cnn::kernels {
+namespace CNN_KERNEL_VARIANT {
+
+using detail::add_run;
+using detail::copy_run;
+using detail::sum_run;
+using detail::transpose;
+using detail::zero_run;
+
+enum class Lowering { by_rows, shifted_planes, input_rows };
+
+struct ConvGeometry {
+    std::size_t channels, height, width;  // input, per sample
+    std::size_t filters, kernel_h, kernel_w, stride, padding;
+    std::size_t out_h, out_w;
+    Lowering lowering;
+    std::size_t pitch;  // distance between output rows in the lowered matrices: W2, or W for input rows
+
+    [[nodiscard]] std::size_t rows() const noexcept { return channels * kernel_h * kernel_w; }
+    [[nodiscard]] std::size_t positions() const noexcept { return out_h * pitch; }
+};
+
+inline ConvGeometry conv_geometry(const Shape<4>& x, const Shape<4>& w, std::size_t stride, std::size_t padding,
+                                  const Shape<4>& y) {
+    ConvGeometry g{x[1], x[2], x[3], w[0], w[2], w[3], stride, padding, y[2], y[3], Lowering::by_rows, y[3]};
+    if (stride == 1 && g.out_w == g.width) {
+        g.lowering = Lowering::shifted_planes;
+    } else if (stride == 1 && padding == 0) {
+        g.lowering = Lowering::input_rows;
+        g.pitch = g.width;
+    }
+    return g;
+}
+
+/// The output columns j whose input column j S + n - P lies inside [0, W): [first, last).
+inline std::pair<std::size_t, std::size_t> valid_columns(const ConvGeometry& g, std::size_t n) {
+    const std::size_t first = n >= g.padding ? 0 : (g.padding - n + g.stride - 1) / g.stride;
+    const std::size_t reach = g.width + g.padding;  // v = j S + n - P < W  <=>  j S + n < W + P
+    const std::size_t last = n >= reach ? 0 : std::min(g.out_w, (reach - n + g.stride - 1) / g.stride);
+    return {std::min(first, last), last};
+}
+
+/// Whether output row i of filter row m reads an input row, and which: u = i S + m - P.
+inline bool input_row(const ConvGeometry& g, std::size_t i, std::size_t m, std::size_t& u) {
+    u = i * g.stride + m;
+    if (u < g.padding || u - g.padding >= g.height) return false;
+    u -= g.padding;
+    return true;
+}
+
+/// A row of col as one run of its input plane: col row [start, start + length) holds
+/// plane[source, source + length), and the row's other values are zero, except the
+/// `wrap` values from column `wrap_column` of each output row in [i0, i1), which a
+/// shifted plane brings in from the neighbouring input row and which are padding.
+struct PlaneRun {
+    std::size_t start, length, source;
+    std::size_t i0, i1, wrap_column, wrap;
+    bool usable;
+};
+
+inline PlaneRun plane_run(const ConvGeometry& g, std::size_t m, std::size_t n) {
+    PlaneRun run{};
+    const std::size_t w = g.width, plane = g.height * w;
+    if (g.lowering == Lowering::input_rows) {
+        // Positions i W + j read plane[(i + m) W + j + n]: all in one run, up to the plane's end.
+        run.source = m * w + n;
+        run.length = std::min(g.positions(), plane - std::min(plane, run.source));
+        run.usable = true;
+        return run;
+    }
+    if (g.lowering != Lowering::shifted_planes || n >= w + g.padding || n + w <= g.padding) return run;
+    // Output rows [i0, i1) read input rows i + m - P inside [0, H); columns shift by n - P.
+    const auto du = static_cast<std::ptrdiff_t>(m) - static_cast<std::ptrdiff_t>(g.padding);
+    const auto dv = static_cast<std::ptrdiff_t>(n) - static_cast<std::ptrdiff_t>(g.padding);
+    const auto h = static_cast<std::ptrdiff_t>(g.height), out_h = static_cast<std::ptrdiff_t>(g.out_h);
+    run.i0 = static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(-du, 0, out_h));
+    run.i1 = std::max(run.i0, static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(h - du, 0, out_h)));
+    run.wrap = static_cast<std::size_t>(dv < 0 ? -dv : dv);
+    run.wrap_column = dv > 0 ? w - run.wrap : 0;
+    run.usable = true;
+    if (run.i1 == run.i0) return run;
+    // Destination [i0 W + max(0, -dv), i1 W - max(0, dv)) reads the plane from
+    // (i0 + du) W + max(0, dv): never outside the plane.
+    run.start = run.i0 * w + (dv < 0 ? run.wrap : 0);
+    run.length = (run.i1 - run.i0) * w - run.wrap;
+    run.source = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(run.i0) + du) * w + (dv > 0 ? run.wrap : 0);
+    return run;
+}
+
+/// col[r][offset + q] for one sample, in a column buffer whose rows hold `ld` values.
+template <Scalar T>
+void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, std::size_t ld, std::size_t offset) {
+    const std::size_t q = g.positions();
+    for (std::size_t c = 0; c < g.channels; ++c) {
+        const T* plane = x + c * g.height * g.width;
+        for (std::size_t m = 0; m < g.kernel_h; ++m)
+            for (std::size_t n = 0; n < g.kernel_w; ++n) {
+                T* row = col + ((c * g.kernel_h + m) * g.kernel_w + n) * ld + offset;
+                if (const PlaneRun run = plane_run(g, m, n); run.usable) {
+                    zero_run(row, run.start);
+                    copy_run(plane + run.source, run.length, row + run.start);
+                    zero_run(row + run.start + run.length, q - run.start - run.length);
+                    for (std::size_t i = run.i0; i < run.i1; ++i) zero_run(row + i * g.width + run.wrap_column, run.wrap);
+                    continue;
+                }
+                const auto [first, last] = valid_columns(g, n);
+                for (std::size_t i = 0; i < g.out_h; ++i) {
+                    T* out = row + i * g.out_w;
+                    std::size_t u = 0;
+                    if (!input_row(g, i, m, u) || first >= last) {
+                        zero_run(out, g.out_w);
+                        continue;
+                    }
+                    // Columns [first, last) read x[u][j S + n - P]; the others are padding.
+                    const T* source = plane + u * g.width + (first * g.stride + n - g.padding);
+                    zero_run(out, first);
+                    if (g.stride == 1) {
+                        copy_run(source, last - first, out + first);
+                    } else {
+                        for (std::size_t j = first; j < last; ++j) out[j] = source[(j - first) * g.stride];
+                    }
+                    zero_run(out + last, g.out_w - last);
+                }
+            }
+    }
+}
+
+/// dx[c][u][v] = sum of dcol[r][offset + q] over the (r, q) that read x[c][u][v] in im2col.
+/// The wrapped-around values of a shifted plane's rows are cleared in dcol first (they are
+/// padding), so that each row of dcol is added in one run.
+template <Scalar T>
+void col2im(T* __restrict dcol, std::size_t ld, std::size_t offset, const ConvGeometry& g, T* __restrict dx) {
+    zero_run(dx, g.channels * g.height * g.width);
+    for (std::size_t c = 0; c < g.channels; ++c) {
+        T* plane = dx + c * g.height * g.width;
+        for (std::size_t m = 0; m < g.kernel_h; ++m)
+            for (std::size_t n = 0; n < g.kernel_w; ++n) {
+                T* row = dcol + ((c * g.kernel_h + m) * g.kernel_w + n) * ld + offset;
+                if (const PlaneRun run = plane_run(g, m, n); run.usable) {
+                    for (std::size_t i = run.i0; i < run.i1; ++i) zero_run(row + i * g.width + run.wrap_column, run.wrap);
+                    add_run(row + run.start, run.length, plane + run.source);
+                    continue;
+                }
+                const auto [first, last] = valid_columns(g, n);
+                if (first >= last) continue;
+                for (std::size_t i = 0; i < g.out_h; ++i) {
+                    std::size_t u = 0;
+                    if (!input_row(g, i, m, u)) continue;
+                    T* target = plane + u * g.width + (first * g.stride + n - g.padding);
+                    const T* in = row + i * g.out_w;
+                    if (g.stride == 1) {
+                        add_run(in + first, last - first, target);
+                    } else {
+                        for (std::size_t j = first; j < last; ++j) target[(j - first) * g.stride] += in[j];
+                    }
+                }
+            }
+    }
+}
+
+/// `count` rounded up to a whole number of 64-byte lines of floats, so that the regions
+/// carved out of one scratch buffer stay aligned.
+constexpr std::size_t round_up(std::size_t count) noexcept { return (count + 15) / 16 * 16; }
+
+/// The samples [first, last) of chunk `chunk`.
+inline std::pair<std::size_t, std::size_t> chunk_samples(std::size_t chunk, std::size_t samples) {
+    return {chunk * conv_chunk, std::min(samples, (chunk + 1) * conv_chunk)};
+}
+
+// Forward, per chunk of up to 4 samples: the chunk's columns side by side,
+// col (R x 4Q), one product net (K x 4Q) = W col, then each sample's K x H2 x W2 block
+// (plus bias) copied to its place in y.
+// After each sample n's copy, after(n, n + 1, part) is called on the same thread, with
+// `part` that sample's output, still in this core's cache: a layer after the
+// convolution (a pool, see Sequential) consumes it there. When y has a shape but no
+// data, the output is not stored at all: each sample's goes to its worker's scratch
+// memory (one sample's worth, so that the chunk's working set stays in L2), for
+// `after` alone.
+template <Scalar T, class After = NoHook>
+void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b, std::size_t stride,
+                    std::size_t padding, TensorView<T, 4> y, Scratch<T>& scratch, const After& after = {}) {
+    const ConvGeometry g = conv_geometry(x.shape(), w.shape(), stride, padding, y.shape());
+    const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
+    const std::size_t q = g.positions(), ld = conv_chunk * q, out_plane = g.out_h * g.out_w;
+    const std::size_t sample_size = g.filters * out_plane;
+    const bool stored = y.data() != nullptr;
+    const std::size_t own_output = stored ? 0 : round_up(sample_size);
+    const std::size_t per_worker = round_up((g.rows() + g.filters) * ld) + own_output + gemm_pack_size<T>();
+    const WorkerScratch<T> memory = scratch.per_worker(threads(), per_worker);
+    thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
+        T* col = memory.worker(worker);
+        T* net = col + g.rows() * ld;
+        T* own = col + round_up((g.rows() + g.filters) * ld);
+        T* pack = own + own_output;
+        const auto [first, last] = chunk_samples(chunk, samples);
+        for (std::size_t n = first; n < last; ++n) im2col(x[n].data(), g, col, ld, (n - first) * q);
+        const std::size_t columns = (last - first) * q;
+        gemm<T>(g.filters, columns, g.rows(), w.data(), static_cast<std::ptrdiff_t>(g.rows()), 1, col,
+                static_cast<std::ptrdiff_t>(ld), 1, net, ld, Accumulate::no, pack);
+        for (std::size_t n = first; n < last; ++n) {
+            T* const part = stored ? y.data() + n * sample_size : own;
+            for (std::size_t k = 0; k < g.filters; ++k) {
+                const T* source = net + k * ld + (n - first) * q;
+                T* out = part + k * out_plane;
+                const T bias = b[k];
+                if (g.pitch == g.out_w) {
+                    for (std::size_t p = 0; p < out_plane; ++p) out[p] = source[p] + bias;
+                } else {
+                    for (std::size_t i = 0; i < g.out_h; ++i)
+                        for (std::size_t j = 0; j < g.out_w; ++j) out[i * g.out_w + j] = source[i * g.pitch + j] + bias;
+                }
+            }
+            after(n, n + 1, TensorView<const T, 4>{part, {1, g.filters, g.out_h, g.out_w}});
+        }
+    });
+}
+
+// Backward, per chunk: the chunk's deltas side by side, d (K x 4Q), and its columns, col (R x 4Q);
+//   dW_chunk = d col^T (or its transpose),   db_chunk = row sums of d,
+//   dcol = W^T d, folded back by col2im.
+// The chunks' weight and bias gradients are added in chunk order: the same result for any thread count.
+// When dy has a shape but no data, the deltas were never stored: for each sample n the
+// chunk calls before(n, n + 1, part) on its own thread, which writes that sample's
+// deltas into `part`, one sample's worth of its worker's scratch memory (the layer
+// after the convolution computes them there, see Sequential), and they are read
+// from this core's cache right after.
+template <Scalar T, class Before = NoHook>
+void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
+                     std::size_t stride, std::size_t padding, TensorView<T, 4> dx, TensorView<T, 4> dw,
+                     std::span<T> db, Scratch<T>& scratch, const Before& before = {}) {
+    const ConvGeometry g = conv_geometry(x.shape(), w.shape(), stride, padding, dy.shape());
+    const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
+    const std::size_t q = g.positions(), ld = conv_chunk * q, out_plane = g.out_h * g.out_w;
+    const std::size_t kernels = g.filters, rows = g.rows(), weight_size = kernels * rows;
+    const std::size_t sample_size = kernels * out_plane;
+    const bool stored = dy.data() != nullptr;
+    const std::size_t own_deltas = stored ? 0 : round_up(sample_size);
+    const std::size_t per_worker = round_up((2 * rows + kernels) * ld) + own_deltas + gemm_pack_size<T>();
+    const std::size_t per_chunk = weight_size + kernels;
+    const WorkerScratch<T> memory = scratch.per_worker(threads(), per_worker, chunks * per_chunk);
+    T* const partials = memory.shared;
+    const bool want_dx = dx.data() != nullptr;
+    // The weight gradient as R x K (col d^T) when that wastes less of the register tiles.
+    const bool transposed = gemm_tile_use<T>(rows, kernels) > gemm_tile_use<T>(kernels, rows);
+    // Without an input gradient (a first layer) and with the transposed weight gradient, the
+    // deltas are laid out transposed (4Q x K) as they are gathered, so that the product reads
+    // them in place instead of transposing them again in its packing. (Not with positions W
+    // apart, whose unused columns would need zero deltas.)
+    const bool transposed_deltas = transposed && !want_dx && g.pitch == g.out_w;
+
+    thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
+        T* col = memory.worker(worker);
+        T* dcol = col + rows * ld;
+        T* delta = dcol + rows * ld;
+        T* own = col + round_up((2 * rows + kernels) * ld);
+        T* pack = own + own_deltas;
+        T* dw_part = partials + chunk * per_chunk;
+        T* db_part = dw_part + weight_size;
+        const auto [first, last] = chunk_samples(chunk, samples);
+        // Sample n's deltas: in dy, or computed into `own` now.
+        const auto deltas_of = [&](std::size_t n) -> const T* {
+            if (stored) return dy.data() + n * sample_size;
+            before(n, n + 1, TensorView<T, 4>{own, {1, kernels, g.out_h, g.out_w}});
+            return own;
+        };
+        const std::size_t columns = (last - first) * q;
+        const auto lda = static_cast<std::ptrdiff_t>(ld);
+        if (transposed_deltas) {
+            // d^T (4Q x K), transposed while copied: the B of dW^T = col d^T, read in place.
+            for (std::size_t n = first; n < last; ++n) {
+                im2col(x[n].data(), g, col, ld, (n - first) * q);
+                transpose(deltas_of(n), q, kernels, q, delta + (n - first) * q * kernels, kernels);
+            }
+            gemm<T>(rows, kernels, columns, col, lda, 1, delta, static_cast<std::ptrdiff_t>(kernels), 1, dw_part,
+                    kernels, Accumulate::no, pack);
+            std::fill_n(db_part, kernels, T{0});
+            for (std::size_t p = 0; p < columns; ++p) add_run(delta + p * kernels, kernels, db_part);
+            return;
+        }
+        for (std::size_t n = first; n < last; ++n) {
+            im2col(x[n].data(), g, col, ld, (n - first) * q);
+            const T* const deltas = deltas_of(n);
+            for (std::size_t k = 0; k < kernels; ++k) {
+                const T* source = deltas + k * out_plane;
+                T* target = delta + k * ld + (n - first) * q;
+                if (g.pitch == g.out_w) {
+                    copy_run(source, out_plane, target);
+                } else {
+                    for (std::size_t i = 0; i < g.out_h; ++i) {
+                        copy_run(source + i * g.out_w, g.out_w, target + i * g.pitch);
+                        zero_run(target + i * g.pitch + g.out_w, g.pitch - g.out_w);
+                    }
+                }
+            }
+        }
+        if (transposed)  // dW^T (R x K) = col (R x 4Q) d^T (4Q x K)
+            gemm<T>(rows, kernels, columns, col, lda, 1, delta, 1, lda, dw_part, kernels, Accumulate::no, pack);
+        else  // dW (K x R) = d (K x 4Q) col^T (4Q x R)
+            gemm<T>(kernels, rows, columns, delta, lda, 1, col, 1, lda, dw_part, rows, Accumulate::no, pack);
+        for (std::size_t k = 0; k < kernels; ++k) db_part[k] = sum_run(delta + k * ld, columns);
+        if (want_dx) {
+            // dcol (R x 4Q) = W^T (R x K) d (K x 4Q)
+            gemm<T>(rows, columns, kernels, w.data(), 1, static_cast<std::ptrdiff_t>(rows), delta, lda, 1, dcol, ld,
+                    Accumulate::no, pack);
+            for (std::size_t n = first; n < last; ++n) col2im(dcol, ld, (n - first) * q, g, dx[n].data());
+        }
+    });
+    // Each gradient adds its chunks' partial sums in chunk order; the gradients are spread
+    // over the threads (each one's sum is the same whoever computes it).
+    T* const weights = dw.data();
+    parallel_blocks(per_chunk, 4096, [&](std::size_t begin, std::size_t end) {
+        const std::size_t split = std::clamp(weight_size, begin, end);  // weights [begin, split), biases after
+        for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
+            const T* dw_part = partials + chunk * per_chunk;
+            if (transposed) {  // partial r K + k holds dW[k][r]
+                for (std::size_t e = begin, r = begin / kernels, k = begin % kernels; e < split; ++e) {
+                    weights[k * rows + r] += dw_part[e];
+                    if (++k == kernels) {
+                        k = 0;
+                        ++r;
+                    }
+                }
+            } else if (begin < split) {
+                add_run(dw_part + begin, split - begin, weights + begin);
+            }
+            if (split < end) add_run(dw_part + split, end - split, db.data() + (split - weight_size));
+        }
+    });
+}
+
+}  // namespace CNN_KERNEL_VARIANT
+}  // namespace cnn::kernels
