@@ -7,6 +7,7 @@
 #include "cnn/gradient_check.hpp"
 #include "cnn/io/checkpoint.hpp"
 #include "cnn/io/model.hpp"
+#include "cnn/kernels/gemm.hpp"
 #include "cnn/kernels/threads.hpp"
 #include "cnn/layer.hpp"
 #include "cnn/layers/conv2d.hpp"
@@ -21,6 +22,7 @@
 #include "cnn/reference.hpp"
 #include "cnn/tensor.hpp"
 #include "cnn/train.hpp"
+#include "cnn/version.hpp"
 
 namespace cnn {
 static_assert(Layer<Conv2D<float>> && Layer<Conv2D<double>>);

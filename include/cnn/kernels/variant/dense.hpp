@@ -37,7 +37,7 @@ void dense_forward(const T* x, std::size_t samples, std::size_t in, TensorView<c
     const WorkerScratch<T> packs = scratch.per_worker(threads(), gemm_pack_size<T>());
     thread_pool().parallel_for(parts, [&](std::size_t part, std::size_t worker) {
         const auto [first, last] = column_part(out, part, parts);
-        for (std::size_t n = 0; n < samples; ++n) std::copy(b.begin() + first, b.begin() + last, y + n * out + first);
+        for (std::size_t n = 0; n < samples; ++n) std::copy(b.data() + first, b.data() + last, y + n * out + first);
         // Y[:, first:last] += X (N x in) W[first:last]^T (in x cols)
         gemm<T>(samples, last - first, in, x, static_cast<std::ptrdiff_t>(in), 1, w.data() + first * in, 1,
                 static_cast<std::ptrdiff_t>(in), y + first, out, Accumulate::yes, packs.worker(worker));

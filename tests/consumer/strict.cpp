@@ -1,0 +1,58 @@
+// A user's program built with strict warnings (-Wall -Wextra -Wpedantic -Wconversion
+// -Wsign-conversion -Wshadow -Werror, see tests/CMakeLists.txt), with g++ and clang++:
+// it instantiates the public templates in float and double, so that any warning inside
+// the headers fails the build.
+#include <cnn/cnn.hpp>
+#include <cnn/kernels/gemm.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <iostream>
+#include <vector>
+
+namespace {
+
+template <class T>
+auto lenet() {
+    return cnn::Sequential{cnn::Conv2D<T>{1, 6, 5, {.padding = 2}}, cnn::ReLU<T>{}, cnn::MaxPool<T>{2},
+                           cnn::Conv2D<T>{6, 16, 5, {.stride = 1}},  cnn::ReLU<T>{}, cnn::MeanPool<T>{2},
+                           cnn::Flatten<T>{},
+                           cnn::Dense<T>{400, 84}, cnn::ReLU<T>{},
+                           cnn::Dense<T>{84, 10}};
+}
+
+template <class T, class Optimizer>
+double train_once(const cnn::Dataset& data, Optimizer optimizer, const std::filesystem::path& dir) {
+    auto net = lenet<T>();
+    cnn::Random rng{7};
+    net.initialize(rng, cnn::Init::xavier);
+    cnn::FitOptions options{.epochs = 1, .batch_size = 4, .schedule = cnn::Schedule::cosine()};
+    const auto history = cnn::fit(net, optimizer, data, rng, options);
+    const cnn::Evaluation result = cnn::evaluate(net, data, {}, 4);
+    cnn::save_model(net, dir / "model.cnn", "note=strict\n");
+    cnn::load_model(net, dir / "model.cnn");
+    if (history.resume) cnn::save_checkpoint(net, *history.resume, dir / "run.checkpoint");
+
+    typename decltype(net)::Workspace workspace;
+    cnn::Tensor<T, 4> x(data.batch_shape(2), T{0});
+    const auto logits = net.forward(x, workspace);
+    std::vector<T> point{T(1), T(2)}, analytic{T(2), T(4)};
+    const auto check = cnn::gradient_check<T>(
+        [&] { return static_cast<double>(point[0] * point[0] + point[1] * point[1]); }, std::span<T>{point},
+        std::span<const T>{analytic});
+    std::cout << net.summary(data.batch_shape(4)) << logits.size() << " " << check.relative_error << "\n";
+    return result.accuracy;
+}
+
+}  // namespace
+
+int main() {
+    cnn::Dataset data{std::vector<std::uint8_t>(8 * 28 * 28, 100), {0, 1, 2, 3, 4, 5, 6, 7}, 8, 28, 28, 10};
+    const auto dir = std::filesystem::temp_directory_path() / "cnn-strict-consumer";
+    std::filesystem::create_directories(dir);
+    double accuracy = train_once<float>(data, cnn::SGD<float>{{.learning_rate = 0.01, .momentum = 0.9}}, dir);
+    accuracy += train_once<double>(data, cnn::Adam<double>{{.learning_rate = 0.001}}, dir);
+    std::filesystem::remove_all(dir);
+    std::cout << cnn::kernels::gemm_kernel_name() << " " << accuracy << "\n";
+    return 0;
+}
