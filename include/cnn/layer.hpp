@@ -71,12 +71,16 @@ private:
     std::size_t stride_ = 0;
 };
 
+/// A type whose value_type is float or double. Checked before the requirements below, which
+/// would otherwise fail on their parameter types with errors of their own (GCC).
 template <class L>
-concept Layer = requires(L& layer, const L& const_layer, const Shape<4>& shape,
+concept HasScalarValueType = requires { typename L::value_type; } && Scalar<typename L::value_type>;
+
+template <class L>
+concept Layer = HasScalarValueType<L> && requires(L& layer, const L& const_layer, const Shape<4>& shape,
                          TensorView<const typename L::value_type, 4> in,
                          TensorView<typename L::value_type, 4> out,
                          Scratch<typename L::value_type>& scratch) {
-    requires Scalar<typename L::value_type>;
     { const_layer.output_shape(shape) } -> std::same_as<Shape<4>>;
     const_layer.forward(in, out, scratch);
     layer.backward(in, in, in, out, scratch);

@@ -63,15 +63,26 @@ struct ParameterGroup {
 };
 
 namespace detail {
-/// The value type of the first layer, or void when it is no layer (the static_assert in
-/// Sequential then reports the mistake once, without a cascade of follow-up errors).
+/// The value type of the first layer when every argument is a layer, else float: the
+/// static_assert in Sequential then reports the mistake once, and the rest of the class
+/// still names valid types, so that no cascade of follow-up errors hides it.
 template <class... Layers>
 struct SequentialValueType {
-    using type = void;
+    using type = float;
 };
-template <Layer First, class... Rest>
+template <Layer First, Layer... Rest>
 struct SequentialValueType<First, Rest...> {
     using type = typename First::value_type;
+};
+
+/// L::value_type for a layer, else Fallback.
+template <class L, class Fallback>
+struct LayerValueType {
+    using type = Fallback;
+};
+template <Layer L, class Fallback>
+struct LayerValueType<L, Fallback> {
+    using type = typename L::value_type;
 };
 }  // namespace detail
 
@@ -84,7 +95,7 @@ class Sequential {
 
 public:
     using value_type = typename detail::SequentialValueType<Layers...>::type;
-    static_assert((std::is_same_v<typename Layers::value_type, value_type> && ...),
+    static_assert((std::is_same_v<typename detail::LayerValueType<Layers, value_type>::type, value_type> && ...),
                   "cnn::Sequential: every layer must use the same number type (all float or all double)");
     static constexpr std::size_t layer_count = sizeof...(Layers);
 

@@ -1,11 +1,29 @@
-// Must not compile: Sequential takes layers only, and says so in one sentence.
+// Must not compile: Sequential takes layers only, and says so in one sentence, whatever
+// the stray argument is and wherever it stands (tests/compile_fail/one_error.cmake
+// compiles each NOT_A_LAYER_CASE with g++ and clang++ and counts the errors).
 #include <cnn/cnn.hpp>
 
+#include <string>
+
+struct NoValueType {};
+struct IntegerValueType {
+    using value_type = int;
+};
 struct NotALayer {
     using value_type = float;
 };
 
 int main() {
+#if NOT_A_LAYER_CASE == 1
     auto net = cnn::Sequential{cnn::ReLU<float>{}, NotALayer{}};
+#elif NOT_A_LAYER_CASE == 2
+    auto net = cnn::Sequential{NoValueType{}, cnn::ReLU<float>{}};
+#elif NOT_A_LAYER_CASE == 3
+    auto net = cnn::Sequential{cnn::ReLU<float>{}, 42, cnn::ReLU<float>{}};
+#elif NOT_A_LAYER_CASE == 4
+    auto net = cnn::Sequential{cnn::ReLU<float>{}, IntegerValueType{}};
+#else
+    auto net = cnn::Sequential{cnn::ReLU<float>{}, std::string{}};
+#endif
     (void)net;
 }

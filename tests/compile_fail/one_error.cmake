@@ -1,0 +1,13 @@
+# Compiles tests/compile_fail/not_a_layer.cpp once per case with COMPILER: each must
+# fail with exactly one error, the static_assert's sentence.
+foreach(case 1 2 3 4 5)
+    execute_process(COMMAND ${COMPILER} -std=c++20 -fsyntax-only -I${INCLUDE_DIR} -DNOT_A_LAYER_CASE=${case}
+                            ${SOURCE}
+                    RESULT_VARIABLE result ERROR_VARIABLE output OUTPUT_VARIABLE stdout)
+    string(APPEND output "${stdout}")
+    string(REGEX MATCHALL "error:" errors "${output}")
+    list(LENGTH errors count)
+    if(result EQUAL 0 OR NOT count EQUAL 1 OR NOT output MATCHES "cnn::Sequential: every argument must be a layer")
+        message(FATAL_ERROR "case ${case}: ${count} errors, not the one sentence:\n${output}")
+    endif()
+endforeach()
