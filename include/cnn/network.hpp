@@ -6,7 +6,8 @@
 //
 //   cnn::Sequential net{cnn::Conv2D<float>{1, 6, 5, {.padding = 2}}, cnn::ReLU<float>{}, ...};
 //   cnn::Random rng{42};
-//   net.initialize(rng);                         // He (default) or Xavier/Glorot
+//   net.initialize(rng);                         // He (default) or Xavier/Glorot; without
+//                                                // this call, He from Random{default_seed}
 //   decltype(net)::Workspace ws;
 //   auto logits = net.forward(x, ws);            // x: N x C x H x W
 //   net.backward(d_logits, ws);                  // adds into every layer's gradients
@@ -116,7 +117,21 @@ public:
         bool has_shapes_ = false;
     };
 
-    explicit Sequential(Layers... layers) : layers_(std::move(layers)...) {}
+    /// The seed of the initialisation a network gets when it is constructed.
+    static constexpr std::uint64_t default_seed = 0;
+
+    /// Takes the layers. Each layer that arrives with all its parameters zero (as layers are
+    /// when constructed) is initialised as initialize does (He), from Random{default_seed},
+    /// so that a network is never trained from all-zero weights by mistake; layers that carry
+    /// values (trained, loaded or set by hand) keep them. Call initialize with your own
+    /// generator to choose the seed and the scheme.
+    explicit Sequential(Layers... layers) : layers_(std::move(layers)...) {
+        Random rng{default_seed};
+        for_each_layer([&](std::size_t, auto& layer) {
+            if (std::ranges::all_of(layer.parameters(), [](value_type p) { return p == value_type{0}; }))
+                Sequential::initialize_layer(layer, rng, Init::he);
+        });
+    }
 
     template <std::size_t I>
     [[nodiscard]] auto& layer() noexcept {
@@ -206,19 +221,7 @@ public:
 
     /// Draws every weight from `rng` (biases start at 0).
     void initialize(Random& rng, Init scheme = Init::he) {
-        for_each_layer([&](std::size_t, auto& layer) {
-            if constexpr (requires { layer.fan_in(); layer.fan_out(); layer.bias(); }) {
-                const auto fan_in = static_cast<double>(layer.fan_in());
-                const auto fan_out = static_cast<double>(layer.fan_out());
-                const std::span<value_type> all = layer.parameters();
-                const std::size_t weight_count = all.size() - layer.bias().size();
-                const double he_std = std::sqrt(2.0 / fan_in), limit = std::sqrt(6.0 / (fan_in + fan_out));
-                for (std::size_t i = 0; i < weight_count; ++i)
-                    all[i] = static_cast<value_type>(scheme == Init::he ? he_std * rng.normal()
-                                                                        : rng.uniform(-limit, limit));
-                std::fill(all.begin() + static_cast<std::ptrdiff_t>(weight_count), all.end(), value_type{0});
-            }
-        });
+        for_each_layer([&](std::size_t, auto& layer) { Sequential::initialize_layer(layer, rng, scheme); });
     }
 
     /// A table of the layers, their output shapes and parameter counts, for input shape `input`.
@@ -245,6 +248,20 @@ public:
     }
 
 private:
+    template <class L>
+    static void initialize_layer(L& layer, Random& rng, Init scheme) {
+        if constexpr (requires { layer.fan_in(); layer.fan_out(); layer.bias(); }) {
+            const auto fan_in = static_cast<double>(layer.fan_in());
+            const auto fan_out = static_cast<double>(layer.fan_out());
+            const std::span<value_type> all = layer.parameters();
+            const std::size_t weight_count = all.size() - layer.bias().size();
+            const double he_std = std::sqrt(2.0 / fan_in), limit = std::sqrt(6.0 / (fan_in + fan_out));
+            for (std::size_t i = 0; i < weight_count; ++i)
+                all[i] = static_cast<value_type>(scheme == Init::he ? he_std * rng.normal() : rng.uniform(-limit, limit));
+            std::fill(all.begin() + static_cast<std::ptrdiff_t>(weight_count), all.end(), value_type{0});
+        }
+    }
+
     template <class Tuple, class F, std::size_t... I>
     static void for_each_impl(Tuple& layers, F& f, std::index_sequence<I...>) {
         (f(I, std::get<I>(layers)), ...);
