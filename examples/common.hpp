@@ -4,8 +4,13 @@
 
 #include <cnn/cnn.hpp>
 
+#include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
+#include <regex>
+#include <thread>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -17,26 +22,30 @@ namespace examples {
 
 inline const char* default_data_directory = "/usr/share/datasets/fashion-mnist";
 
-/// "--name value" flags and positional arguments.
+/// "--name value" (or "--name=value") flags and positional arguments, parsed strictly:
+/// an empty value, a flag given twice, a number that is not plain decimal, and a flag the
+/// program does not take are errors, never a silent default.
 class Arguments {
 public:
     Arguments(int argc, char** argv, const std::vector<std::string>& switches = {}) {
         for (int i = 1; i < argc; ++i) {
             const std::string arg = argv[i];
-            if (arg.rfind("--", 0) == 0) {
-                const std::string name = arg.substr(2);
-                const auto equals = name.find('=');
-                if (equals != std::string::npos) {
-                    values_[name.substr(0, equals)] = name.substr(equals + 1);
-                } else if (std::find(switches.begin(), switches.end(), name) != switches.end()) {
-                    values_[name] = "1";
-                } else {
-                    if (i + 1 >= argc) throw std::invalid_argument("--" + name + " needs a value");
-                    values_[name] = argv[++i];
-                }
-            } else {
+            if (arg.rfind("--", 0) != 0) {
                 positional_.push_back(arg);
+                continue;
             }
+            std::string name = arg.substr(2), value;
+            if (const auto equals = name.find('='); equals != std::string::npos) {
+                value = name.substr(equals + 1);
+                name.resize(equals);
+            } else if (std::find(switches.begin(), switches.end(), name) != switches.end()) {
+                value = "1";
+            } else {
+                if (i + 1 >= argc) throw std::invalid_argument("--" + name + " needs a value");
+                value = argv[++i];
+            }
+            if (value.empty()) throw std::invalid_argument("--" + name + " needs a value, got an empty one");
+            if (!values_.emplace(name, value).second) throw std::invalid_argument("--" + name + " is given twice");
         }
     }
 
@@ -45,24 +54,39 @@ public:
         used_.push_back(name);
         return has(name) ? values_.at(name) : fallback;
     }
+    /// A decimal number: digits with an optional sign, point and exponent (no hex, no inf, no nan).
     [[nodiscard]] double number(const std::string& name, double fallback) {
-        const std::string value = text(name, "");
-        if (value.empty()) return fallback;
-        std::size_t end = 0;
+        used_.push_back(name);
+        if (!has(name)) return fallback;
+        const std::string& value = values_.at(name);
+        static const std::regex decimal(R"([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)");
         double result = 0;
-        try {
-            result = std::stod(value, &end);
-        } catch (const std::exception&) {
-            end = 0;
+        if (std::regex_match(value, decimal)) {
+            try {
+                result = std::stod(value);
+            } catch (const std::out_of_range&) {
+                result = INFINITY;
+            }
         }
-        if (end != value.size()) throw std::invalid_argument("--" + name + " takes a number, got '" + value + "'");
+        if (!std::regex_match(value, decimal) || !std::isfinite(result))
+            throw std::invalid_argument("--" + name + " takes a finite decimal number, got '" + value + "'");
         return result;
     }
-    [[nodiscard]] std::size_t count(const std::string& name, std::size_t fallback) {
-        const double value = number(name, static_cast<double>(fallback));
-        if (value < 0 || value != static_cast<double>(static_cast<std::size_t>(value)))
-            throw std::invalid_argument("--" + name + " takes a whole number >= 0, got " + text(name, ""));
-        return static_cast<std::size_t>(value);
+    /// A whole number written in decimal digits, at most `maximum`.
+    [[nodiscard]] std::size_t count(const std::string& name, std::size_t fallback,
+                                    std::size_t maximum = std::numeric_limits<std::uint32_t>::max()) {
+        used_.push_back(name);
+        if (!has(name)) return fallback;
+        const std::string& value = values_.at(name);
+        std::size_t result = 0;
+        const auto [end, status] = std::from_chars(value.data(), value.data() + value.size(), result);
+        const bool digits = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
+            return c >= '0' && c <= '9';
+        });
+        if (!digits || status != std::errc{} || end != value.data() + value.size() || result > maximum)
+            throw std::invalid_argument("--" + name + " takes a whole number from 0 to " + std::to_string(maximum) +
+                                        ", got '" + value + "'");
+        return result;
     }
     [[nodiscard]] bool flag(const std::string& name) {
         used_.push_back(name);
@@ -70,11 +94,15 @@ public:
     }
     [[nodiscard]] const std::vector<std::string>& positional() const { return positional_; }
 
-    /// Throws for a flag no one asked about (a typo should not be silently ignored).
-    void reject_unknown() const {
-        for (const auto& [name, value] : values_)
-            if (std::find(used_.begin(), used_.end(), name) == used_.end())
-                throw std::invalid_argument("unknown flag --" + name + " (see --help)");
+    /// Throws for a flag no one asked about (a typo should not be silently ignored). `why` says
+    /// why a known flag was not asked about (with --resume, the settings come from the checkpoint).
+    void reject_unknown(const std::vector<std::string>& known = {}, const std::string& why = "") const {
+        for (const auto& [name, value] : values_) {
+            if (std::find(used_.begin(), used_.end(), name) != used_.end()) continue;
+            if (std::find(known.begin(), known.end(), name) != known.end())
+                throw std::invalid_argument("--" + name + " cannot be used here: " + why);
+            throw std::invalid_argument("unknown flag --" + name + " (see --help)");
+        }
     }
 
 private:
@@ -82,6 +110,18 @@ private:
     std::vector<std::string> positional_;
     std::vector<std::string> used_;
 };
+
+/// The kernel threads for --threads N: 0 means every hardware thread. More than the
+/// hardware has only slows training down, so it gets a warning; cnn::max_threads is the limit.
+inline std::size_t thread_count(Arguments& args, const char* program) {
+    const std::size_t hardware = std::max(1u, std::thread::hardware_concurrency());
+    std::size_t threads = args.count("threads", 0, cnn::max_threads);
+    if (threads == 0) threads = std::min(hardware, cnn::max_threads);
+    if (threads > hardware)
+        std::cerr << program << ": warning: " << threads << " threads on " << hardware
+                  << " hardware threads will be slower than " << hardware << "\n";
+    return threads;
+}
 
 inline std::vector<std::string> class_names_for(const std::filesystem::path& data_directory) {
     if (data_directory.string().find("fashion") != std::string::npos)

@@ -127,7 +127,7 @@ TEST_CASE("Bad model files give clear errors and leave the network unchanged", "
         CHECK_THROWS_WITH(cnn::load_model(target, dir), dir.string() + ": is a directory, not a model file");
     }
     SECTION("a missing file") {
-        CHECK_THROWS_WITH(cnn::load_model(target, dir / "missing.cnn"), Catch::Contains("cannot open"));
+        CHECK_THROWS_WITH(cnn::load_model(target, dir / "missing.cnn"), Catch::Contains("missing.cnn: no such file"));
     }
     SECTION("a parameter that is not a finite number") {
         auto broken = make_small<float>();

@@ -6,6 +6,7 @@
 #include "cnn/error.hpp"
 #include "cnn/gradient_check.hpp"
 #include "cnn/io/checkpoint.hpp"
+#include "cnn/io/file.hpp"
 #include "cnn/io/model.hpp"
 #include "cnn/kernels/gemm.hpp"
 #include "cnn/kernels/threads.hpp"

@@ -3,9 +3,12 @@
 // batch: scaled to [0, 1], or standardised with a mean and deviation.
 #pragma once
 
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <span>
 #include <string>
@@ -37,6 +40,13 @@ struct Dataset {
     std::vector<std::uint8_t> images;  ///< count x rows x cols, row-major
     std::vector<std::uint8_t> labels;  ///< count, each below classes
     std::size_t count = 0, rows = 0, cols = 0, classes = 0;
+    std::vector<std::string> class_names = {};  ///< one per class when known (load_mnist: classes.txt), else empty
+    std::vector<std::filesystem::path> files = {};  ///< the files it was read from
+
+    /// Class `label`'s name, or its number when the names are not known.
+    [[nodiscard]] std::string class_name(std::size_t label) const {
+        return label < class_names.size() ? class_names[label] : std::to_string(label);
+    }
 
     [[nodiscard]] std::size_t size() const noexcept { return count; }
     [[nodiscard]] Shape<4> batch_shape(std::size_t batch) const noexcept { return {batch, 1, rows, cols}; }
@@ -73,7 +83,7 @@ struct Dataset {
 
     /// The samples `indices`, copied into a data set of their own.
     [[nodiscard]] Dataset subset(std::span<const std::size_t> indices) const {
-        Dataset part{{}, {}, indices.size(), rows, cols, classes};
+        Dataset part{{}, {}, indices.size(), rows, cols, classes, class_names, files};
         const std::size_t pixels = rows * cols;
         part.images.reserve(indices.size() * pixels);
         for (std::size_t index : indices) {
@@ -114,6 +124,7 @@ inline Dataset load_idx_dataset(const std::filesystem::path& image_path, const s
     data.rows = image_file.dimensions[1];
     data.cols = image_file.dimensions[2];
     data.classes = classes;
+    data.files = {image_path, label_path};
     if (label_file.dimensions[0] != data.count)
         throw data_error(label_path.string() + ": holds " + std::to_string(label_file.dimensions[0]) + " labels, but " +
                          image_path.string() + " holds " + std::to_string(data.count) + " images");
@@ -127,18 +138,50 @@ inline Dataset load_idx_dataset(const std::filesystem::path& image_path, const s
     return data;
 }
 
-/// The file `stem` in `directory`, raw or with ".gz" (the raw one first).
+/// The file `stem` in `directory`: the raw file when it exists, else `stem`.gz (when both
+/// exist the raw one is read; Dataset::files says which). Throws cnn::data_error naming the
+/// missing directory, or both names when neither file is there.
 inline std::filesystem::path find_idx_file(const std::filesystem::path& directory, const std::string& stem) {
+    std::error_code error;
+    if (!std::filesystem::is_directory(directory, error))
+        throw data_error(directory.string() + ": no such directory");
     for (const std::string& name : {stem, stem + ".gz"})
-        if (std::filesystem::exists(directory / name)) return directory / name;
-    throw data_error((directory / stem).string() + "(.gz): no such file");
+        if (std::filesystem::exists(directory / name, error)) return directory / name;
+    throw data_error(directory.string() + ": has neither " + stem + " nor " + stem + ".gz");
+}
+
+/// The class names in `path`, one per line (a classes.txt beside the IDX files): exactly
+/// `classes` lines, none empty, none with a comma. Throws cnn::data_error naming the line.
+inline std::vector<std::string> read_class_names(const std::filesystem::path& path, std::size_t classes) {
+    std::ifstream file(path);
+    if (!file) throw data_error(path.string() + ": cannot open: " + std::strerror(errno));
+    std::vector<std::string> names;
+    std::string line;
+    while (std::getline(file, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        const std::string where = path.string() + ": line " + std::to_string(names.size() + 1);
+        if (line.empty() || line.find(',') != std::string::npos)
+            throw data_error(where + ": a class name must be non-empty and without commas");
+        if (names.size() == classes)
+            throw data_error(path.string() + ": names more than the " + std::to_string(classes) + " classes");
+        names.push_back(line);
+    }
+    if (names.size() != classes)
+        throw data_error(path.string() + ": names " + std::to_string(names.size()) + " classes, the data set has " +
+                         std::to_string(classes));
+    return names;
 }
 
 /// Loads the MNIST layout of `directory`: `prefix`-images-idx3-ubyte and `prefix`-labels-idx1-ubyte,
-/// raw or gzip, with prefix "train" or "t10k".
+/// raw or gzip, with prefix "train" or "t10k", and the class names from `directory`/classes.txt
+/// when it exists (one per line).
 inline Dataset load_mnist(const std::filesystem::path& directory, const std::string& prefix, std::size_t classes = 10) {
-    return load_idx_dataset(find_idx_file(directory, prefix + "-images-idx3-ubyte"),
-                            find_idx_file(directory, prefix + "-labels-idx1-ubyte"), classes);
+    Dataset data = load_idx_dataset(find_idx_file(directory, prefix + "-images-idx3-ubyte"),
+                                    find_idx_file(directory, prefix + "-labels-idx1-ubyte"), classes);
+    std::error_code error;
+    if (std::filesystem::exists(directory / "classes.txt", error))
+        data.class_names = read_class_names(directory / "classes.txt", classes);
+    return data;
 }
 
 /// Writes an IDX file of unsigned bytes (used by tests and tools to make data sets).

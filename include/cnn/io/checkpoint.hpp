@@ -98,7 +98,7 @@ void save_checkpoint(const Net& net, const TrainingState<typename Net::value_typ
         }
     }
     out.put(detail::crc32(out.bytes().data(), out.bytes().size()));
-    detail::write_file_atomically(path, out.bytes());
+    write_file_atomically<model_error>(path, out.bytes());
 }
 
 /// Loads a checkpoint: restores `net`'s parameters and returns the training state to
@@ -109,14 +109,13 @@ TrainingState<typename Net::value_type> load_checkpoint(Net& net, const std::fil
                                                         std::string* metadata = nullptr) {
     using T = typename Net::value_type;
     const std::string name = path.string();
-    std::error_code status_error;
-    if (std::filesystem::is_directory(path, status_error)) throw model_error(name + ": is a directory, not a checkpoint");
-    std::ifstream file(path, std::ios::binary);
-    if (!file) throw model_error(name + ": cannot open: " + std::strerror(errno));
-    const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-    if (bytes.size() < checkpoint_magic.size() + 8 ||
+    const std::vector<std::uint8_t> bytes = read_file<model_error>(path, max_model_file_size * 4, "checkpoint");
+    if (bytes.size() < checkpoint_magic.size() ||
         std::memcmp(bytes.data(), checkpoint_magic.data(), checkpoint_magic.size()) != 0)
         throw model_error(name + ": not a checkpoint file (it does not start with \"CNNCHKPT\")");
+    if (bytes.size() < checkpoint_magic.size() + 8)
+        throw model_error(name + ": truncated: " + std::to_string(bytes.size()) +
+                          " bytes, too short for a checkpoint's header and checksum");
     std::uint32_t version;
     std::memcpy(&version, bytes.data() + checkpoint_magic.size(), 4);
     if (version != checkpoint_format_version)

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "cnn/error.hpp"
+#include "cnn/io/file.hpp"
 #include "cnn/network.hpp"
 
 #if defined(__unix__) || defined(__APPLE__)
@@ -53,6 +54,8 @@ struct model_error : error {
 
 inline constexpr std::uint32_t model_format_version = 1;
 inline constexpr std::string_view model_magic = "CNNMODEL";
+/// The largest model file load_model reads (16 GiB): anything larger is not one of ours.
+inline constexpr std::uint64_t max_model_file_size = std::uint64_t{1} << 34;
 
 static_assert(std::endian::native == std::endian::little, "the model format is written for little-endian machines");
 
@@ -139,47 +142,6 @@ inline std::vector<std::string> split_lines(const std::string& text) {
     return lines;
 }
 
-/// Writes bytes to `path` through a temporary file and an atomic rename.
-inline void write_file_atomically(const std::filesystem::path& path, const std::vector<std::uint8_t>& bytes) {
-    const std::string name = path.string();
-    std::filesystem::path temporary = path;
-    std::string suffix = ".tmp";
-#if defined(__unix__) || defined(__APPLE__)
-    suffix += '.';
-    suffix += std::to_string(::getpid());  // two processes saving at once do not share a temporary
-#endif
-    temporary += suffix;
-    std::FILE* file = std::fopen(temporary.c_str(), "wb");
-    if (file == nullptr) throw model_error(name + ": cannot create " + temporary.string() + ": " + std::strerror(errno));
-    bool ok = std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size() && std::fflush(file) == 0;
-#if defined(__unix__) || defined(__APPLE__)
-    ok = ok && ::fsync(::fileno(file)) == 0;
-#endif
-    const int saved_errno = errno;
-    ok = (std::fclose(file) == 0) && ok;
-    if (!ok) {
-        std::error_code ignored;
-        std::filesystem::remove(temporary, ignored);
-        throw model_error(name + ": writing failed (" + std::strerror(saved_errno) + "); the previous file is unchanged");
-    }
-    std::error_code rename_error;
-    std::filesystem::rename(temporary, path, rename_error);
-    if (rename_error) {
-        std::error_code ignored;
-        std::filesystem::remove(temporary, ignored);
-        throw model_error(name + ": cannot replace it: " + rename_error.message() + "; the previous file is unchanged");
-    }
-#if defined(__unix__) || defined(__APPLE__)
-    // Make the rename itself durable.
-    const std::filesystem::path directory = path.has_parent_path() ? path.parent_path() : ".";
-    const int dir = ::open(directory.c_str(), O_RDONLY);
-    if (dir >= 0) {
-        ::fsync(dir);
-        ::close(dir);
-    }
-#endif
-}
-
 }  // namespace detail
 
 /// The model file as bytes (what save_model writes).
@@ -204,7 +166,7 @@ std::vector<std::uint8_t> serialize_model(const Net& net, std::string_view metad
 /// Saves the architecture and parameters of `net` (and the application's metadata) to `path`.
 template <class Net>
 void save_model(const Net& net, const std::filesystem::path& path, std::string_view metadata = {}) {
-    detail::write_file_atomically(path, serialize_model(net, metadata));
+    write_file_atomically<model_error>(path, serialize_model(net, metadata));
 }
 
 /// Loads parameters saved from a network of the same architecture and number type into
@@ -285,13 +247,7 @@ std::string deserialize_model(Net& net, const std::vector<std::uint8_t>& bytes, 
 template <class Net>
 std::string load_model(Net& net, const std::filesystem::path& path) {
     const std::string name = path.string();
-    std::error_code status_error;
-    if (std::filesystem::is_directory(path, status_error))
-        throw model_error(name + ": is a directory, not a model file");
-    std::ifstream file(path, std::ios::binary);
-    if (!file) throw model_error(name + ": cannot open: " + std::strerror(errno));
-    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-    if (file.bad()) throw model_error(name + ": cannot read: " + std::strerror(errno));
+    const std::vector<std::uint8_t> bytes = read_file<model_error>(path, max_model_file_size, "model file");
     return deserialize_model(net, bytes, name);
 }
 

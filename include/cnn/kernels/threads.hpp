@@ -2,7 +2,8 @@
 // results do not depend on which thread computes them, so the thread count
 // changes speed, never the numbers.
 //
-//   cnn::set_threads(n)   threads the kernels use from now on (default 1)
+//   cnn::set_threads(n)   threads the kernels use from now on (default 1, at most
+//                         cnn::max_threads)
 //   cnn::threads()        the current count
 //
 // A training step hands the pool a few dozen short jobs, so waking a sleeping
@@ -23,7 +24,10 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <string>
 #include <vector>
+
+#include "cnn/error.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -235,7 +239,19 @@ inline ThreadPool& thread_pool() {
     return pool;
 }
 
-inline void set_threads(std::size_t threads) { thread_pool().resize(threads); }
+/// The most threads set_threads takes. Each is a kernel worker; past the hardware's
+/// threads they only take turns (1,000 made a 1-second epoch take 98 s), and a count in
+/// the hundreds of thousands would exhaust the process table.
+inline constexpr std::size_t max_threads = 256;
+
+/// Threads the kernels use from now on, the caller's included (0 counts as 1). Throws
+/// cnn::parameter_error above max_threads. Not to be called while a kernel runs.
+inline void set_threads(std::size_t threads) {
+    if (threads > max_threads)
+        throw parameter_error("set_threads: " + std::to_string(threads) + " threads is more than the " +
+                              std::to_string(max_threads) + " the library runs");
+    thread_pool().resize(threads);
+}
 
 /// Calls f(begin, end) for the blocks of `block` elements that cover [0, count), spread
 /// over the pool: for element-wise work, whose results never depend on the split.
