@@ -123,21 +123,36 @@ inline std::size_t thread_count(Arguments& args, const char* program) {
     return threads;
 }
 
-inline std::vector<std::string> class_names_for(const std::filesystem::path& data_directory) {
-    if (data_directory.string().find("fashion") != std::string::npos)
-        return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
-    return {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+/// Fashion-MNIST's class names, in label order, as its authors publish them.
+inline const std::vector<std::string> fashion_mnist_classes{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                            "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+/// The class names to show and store: from --classes FILE, else the data set's own
+/// (DIR/classes.txt), else Fashion-MNIST's for the default data set, else the class numbers.
+/// Never guessed from a path.
+inline std::vector<std::string> class_names(const cnn::Dataset& data, const std::filesystem::path& classes_file,
+                                            bool default_data) {
+    if (!classes_file.empty()) return cnn::read_class_names(classes_file, data.classes);
+    if (!data.class_names.empty()) return data.class_names;
+    if (default_data && data.classes == fashion_mnist_classes.size()) return fashion_mnist_classes;
+    std::vector<std::string> numbers;
+    for (std::size_t i = 0; i < data.classes; ++i) numbers.push_back(std::to_string(i));
+    return numbers;
+}
+
+/// Where the trainer writes the training curves for model file `model`: beside it, as .svg.
+inline std::filesystem::path curves_path(const std::filesystem::path& model) {
+    return std::filesystem::path(model).replace_extension(".svg");
 }
 
 /// Loads `prefix` ("train" or "t10k") from the directory, or explains how to get the data.
 inline cnn::Dataset load_split(const std::filesystem::path& directory, const std::string& prefix) {
-    if (!std::filesystem::is_directory(directory)) {
-        std::ostringstream message;
-        message << "no data set in " << directory.string() << ".\n";
+    std::error_code error;
+    if (!std::filesystem::is_directory(directory, error)) {
+        std::string message = "--data " + directory.string() + ": no such directory";
         if (directory == default_data_directory)
-            message << "Install Fashion-MNIST with:  sudo apt-get install dataset-fashion-mnist\n";
-        message << "or pass --data DIR with the four MNIST-style IDX files (train-images-idx3-ubyte[.gz], ...)";
-        throw std::runtime_error(message.str());
+            message += " (Debian installs Fashion-MNIST there: sudo apt-get install dataset-fashion-mnist)";
+        throw std::runtime_error(message);
     }
     return cnn::load_mnist(directory, prefix);
 }

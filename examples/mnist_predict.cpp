@@ -2,9 +2,12 @@
 // accuracy on the test set or classifies 28x28 PGM images.
 #include <cnn/cnn.hpp>
 
+#include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
+#include <map>
 
 #include "common.hpp"
 #include "networks.hpp"
@@ -17,39 +20,87 @@ const char* usage = R"(usage: mnist_predict MODEL [IMAGE.pgm ...] [--data DIR] [
   (default /usr/share/datasets/fashion-mnist); the last line reads "test accuracy: 0.9123".
   With images: the predicted class and its probability for each 28x28 greyscale PGM
   (P2 or P5, white on black like the training images; the data set's own convention).
+  An image that cannot be read is reported and skipped; the exit status is then 1.
+  --threads N: kernel threads; 0 or unset: every hardware thread.
 )";
 
-/// A 28 x 28 greyscale PGM (P2 or P5, maxval <= 255) as bytes scaled to 0..255.
-std::vector<std::uint8_t> read_pgm(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error(path + ": cannot open");
-    std::string magic;
-    in >> magic;
-    if (magic != "P5" && magic != "P2") throw std::runtime_error(path + ": not a PGM file (expected P5 or P2)");
-    std::size_t header[3];
-    for (std::size_t& value : header) {
-        while (in >> std::ws && in.peek() == '#') in.ignore(1 << 20, '\n');
-        if (!(in >> value)) throw std::runtime_error(path + ": malformed PGM header");
+/// A whole number of a PGM header or a P2 pixel: decimal digits after white space and
+/// comments ('#' to the end of the line). Throws naming the field and its offset.
+std::size_t pgm_number(const std::vector<std::uint8_t>& bytes, std::size_t& at, const std::string& path,
+                       const char* field) {
+    while (at < bytes.size()) {
+        if (bytes[at] == '#') {
+            while (at < bytes.size() && bytes[at] != '\n') ++at;
+        } else if (std::isspace(bytes[at])) {
+            ++at;
+        } else {
+            break;
+        }
     }
-    const auto [width, height, maxval] = header;
+    const std::size_t start = at;
+    std::size_t value = 0;
+    while (at < bytes.size() && bytes[at] >= '0' && bytes[at] <= '9' && at - start < 9)
+        value = value * 10 + (bytes[at++] - '0');
+    if (at == start || (at < bytes.size() && !std::isspace(bytes[at]) && bytes[at] != '#'))
+        throw std::runtime_error(path + ": the " + field + " at offset " + std::to_string(start) +
+                                 " is not a whole number of at most 9 digits");
+    return value;
+}
+
+/// A 28 x 28 greyscale PGM (P2 or P5, maxval 1..255) as bytes scaled to 0..255. Every pixel
+/// must be at most maxval, and nothing may follow the pixels but (for P2) white space.
+std::vector<std::uint8_t> read_pgm(const std::string& path) {
+    const std::vector<std::uint8_t> bytes = cnn::read_file(path, 1 << 20, "PGM image");
+    if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '2'))
+        throw std::runtime_error(path + ": not a PGM file (it does not start with P5 or P2)");
+    const bool binary = bytes[1] == '5';
+    std::size_t at = 2;
+    const std::size_t width = pgm_number(bytes, at, path, "width");
+    const std::size_t height = pgm_number(bytes, at, path, "height");
+    const std::size_t maxval = pgm_number(bytes, at, path, "maxval");
     if (width != 28 || height != 28)
         throw std::runtime_error(path + ": is " + std::to_string(width) + "x" + std::to_string(height) +
                                  "; the model takes 28x28 images");
-    if (maxval == 0 || maxval > 255) throw std::runtime_error(path + ": maxval must be 1..255");
-    std::vector<std::uint8_t> pixels(28 * 28);
-    if (magic == "P5") {
-        in.get();
-        in.read(reinterpret_cast<char*>(pixels.data()), static_cast<std::streamsize>(pixels.size()));
-        if (in.gcount() != static_cast<std::streamsize>(pixels.size())) throw std::runtime_error(path + ": truncated");
+    if (maxval == 0 || maxval > 255) throw std::runtime_error(path + ": maxval " + std::to_string(maxval) + " is not 1..255");
+    std::vector<std::size_t> values(28 * 28);
+    if (binary) {
+        ++at;  // the single white-space byte after maxval
+        const std::size_t present = bytes.size() - std::min(at, bytes.size());
+        if (present < values.size())
+            throw std::runtime_error(path + ": truncated: " + std::to_string(present) + " pixel bytes, 784 needed");
+        if (present > values.size())
+            throw std::runtime_error(path + ": has " + std::to_string(present - values.size()) +
+                                     " bytes after the 784 pixels");
+        std::copy_n(bytes.begin() + static_cast<std::ptrdiff_t>(at), values.size(), values.begin());
     } else {
-        for (std::uint8_t& p : pixels) {
-            std::size_t v;
-            if (!(in >> v) || v > maxval) throw std::runtime_error(path + ": bad or missing pixel value");
-            p = static_cast<std::uint8_t>(v);
-        }
+        for (std::size_t& v : values) v = pgm_number(bytes, at, path, "pixel");
+        while (at < bytes.size() && std::isspace(bytes[at])) ++at;
+        if (at != bytes.size())
+            throw std::runtime_error(path + ": has data after the 784 pixels (offset " + std::to_string(at) + ")");
     }
-    for (std::uint8_t& p : pixels) p = static_cast<std::uint8_t>(p * 255 / maxval);
+    std::vector<std::uint8_t> pixels(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (values[i] > maxval)
+            throw std::runtime_error(path + ": pixel " + std::to_string(i) + " is " + std::to_string(values[i]) +
+                                     ", above maxval " + std::to_string(maxval));
+        pixels[i] = static_cast<std::uint8_t>(values[i] * 255 / maxval);
+    }
     return pixels;
+}
+
+/// A number stored in the model's metadata; a malformed one is an error naming it.
+double metadata_number(const std::map<std::string, std::string>& metadata, const std::string& key,
+                       const std::filesystem::path& model) {
+    const std::string& text = metadata.at(key);
+    std::size_t end = 0;
+    double value = NAN;
+    try {
+        value = std::stod(text, &end);
+    } catch (const std::exception&) {
+    }
+    if (end != text.size() || !std::isfinite(value))
+        throw std::runtime_error(model.string() + ": its metadata " + key + "='" + text + "' is not a number");
+    return value;
 }
 
 }  // namespace
@@ -61,7 +112,7 @@ int main(int argc, char** argv) try {
         return args.positional().empty() && !args.has("help") ? 2 : 0;
     }
     const std::filesystem::path data = args.text("data", examples::default_data_directory);
-    cnn::set_threads(std::max<std::size_t>(1, args.count("threads", std::max(1u, std::thread::hardware_concurrency()))));
+    cnn::set_threads(examples::thread_count(args, "mnist_predict"));
     args.reject_unknown();
     const std::filesystem::path model_path = args.positional()[0];
     const std::vector<std::string> images(args.positional().begin() + 1, args.positional().end());
@@ -73,22 +124,45 @@ int main(int argc, char** argv) try {
     examples::with_network(net_name, [&](auto net) {
         using T = typename decltype(net)::value_type;
         const auto metadata = examples::parse_metadata(cnn::load_model(net, model_path));
-        const cnn::Normalization normalization{std::stod(metadata.at("normalization_mean")),
-                                               std::stod(metadata.at("normalization_deviation"))};
-        const auto names = examples::split(metadata.at("classes"), ',');
+        // A model saved by save_model without mnist_train's metadata still predicts: pixels
+        // scaled to [0, 1] and classes by number, and it says so.
+        cnn::Normalization normalization;
+        if (metadata.count("normalization_mean") && metadata.count("normalization_deviation")) {
+            normalization = {metadata_number(metadata, "normalization_mean", model_path),
+                             metadata_number(metadata, "normalization_deviation", model_path)};
+            normalization.check();
+        } else {
+            std::cerr << "mnist_predict: " << model_path.string()
+                      << " records no input normalisation (not saved by mnist_train): pixels are scaled to [0, 1]\n";
+        }
+        std::vector<std::string> names;
+        if (metadata.count("classes")) names = examples::split(metadata.at("classes"), ',');
+        const auto name_of = [&](std::size_t label) {
+            return label < names.size() ? names[label] : std::to_string(label);
+        };
 
         if (images.empty()) {
             const cnn::Dataset test_set = examples::load_split(data, "t10k");
             const cnn::Evaluation result = cnn::evaluate(net, test_set, normalization);
             std::cout << "model " << model_path.string() << " (" << net_name << "), " << test_set.size()
-                      << " test images of " << data.string() << "\n";
+                      << " test images of " << test_set.files.at(0).string() << "\n";
             examples::print_confusion(std::cout, result, names);
             std::printf("test accuracy: %.4f\n", result.accuracy);
             return;
         }
+        // Every image is tried; one that cannot be read is reported and the rest go on.
         typename decltype(net)::Workspace workspace;
+        std::size_t failed = 0;
         for (const std::string& path : images) {
-            cnn::Dataset one{read_pgm(path), {0}, 1, 28, 28, names.size()};
+            std::vector<std::uint8_t> pixels;
+            try {
+                pixels = read_pgm(path);
+            } catch (const std::exception& e) {
+                std::cerr << "mnist_predict: " << e.what() << "\n";
+                ++failed;
+                continue;
+            }
+            cnn::Dataset one{std::move(pixels), {0}, 1, 28, 28, std::max<std::size_t>(names.size(), 1)};
             cnn::Tensor<T, 4> x(one.batch_shape(1));
             std::uint32_t label = 0;
             const std::size_t index = 0;
@@ -98,7 +172,11 @@ int main(int argc, char** argv) try {
             const std::uint32_t predicted = cnn::predicted_class<T>(logits, 0);
             // softmax probability of the prediction: e^{-E} for E the cross-entropy of that class
             const double loss = cnn::softmax_cross_entropy<T>(logits, {&predicted, 1}, delta.view());
-            std::printf("%s: %s (%.1f%%)\n", path.c_str(), names.at(predicted).c_str(), 100.0 * std::exp(-loss));
+            std::printf("%s: %s (%.1f%%)\n", path.c_str(), name_of(predicted).c_str(), 100.0 * std::exp(-loss));
+        }
+        if (failed != 0) {
+            std::cerr << "mnist_predict: " << failed << " of " << images.size() << " images could not be classified\n";
+            status = 1;
         }
     });
     return status;

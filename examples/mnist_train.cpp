@@ -4,12 +4,15 @@
 #include <cnn/cnn.hpp>
 
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <csignal>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -23,10 +26,13 @@ namespace {
 
 const char* usage = R"(usage: mnist_train [flags]
 
-  --data DIR          the four IDX files, raw or .gz (default /usr/share/datasets/fashion-mnist)
+  --data DIR          the four IDX files, raw or .gz, and optionally classes.txt (one class
+                      name per line) (default /usr/share/datasets/fashion-mnist)
+  --classes FILE      the class names, one per line (default: DIR/classes.txt; Fashion-MNIST's
+                      names for the default data set; else the class numbers)
   --net NAME          lenet (LeNet-5, ReLU, max pooling; default) or wide (conv32-pool-conv64-pool-dense128)
-  --epochs N          passes over the training set (default 15 for lenet, 12 for wide)
-  --batch N           mini-batch size (default 64)
+  --epochs N          passes over the training set, at least 1 (default 15 for lenet, 12 for wide)
+  --batch N           mini-batch size, at least 1 (default 64)
   --optimizer NAME    sgd, nesterov or adam (default nesterov for lenet, adam for wide)
   --lr X              base learning rate (default 0.05 for sgd/nesterov, 0.001 for adam)
   --momentum X        momentum of sgd/nesterov (default 0.9)
@@ -35,10 +41,15 @@ const char* usage = R"(usage: mnist_train [flags]
   --validation F      hold out this fraction of the training set to validate on (default 0)
   --patience N        with --validation: stop after N epochs without improvement (default 0: never)
   --seed N            seed of the weights and the shuffling (default 1)
-  --threads N         threads for the kernels (default: all cores)
+  --threads N         threads for the kernels; 0 or unset: every hardware thread
   --limit N           use only the first N training images (quick runs)
   --output PATH       the model file (default model-NET.cnn); the curves go next to it as .svg
   --resume PATH       continue an interrupted run from its checkpoint, with its settings
+                      (only --threads may be given with it)
+
+Numbers are plain decimal; an empty value or a flag given twice is an error. The
+output's place is checked before training starts; if the final save still fails,
+the model is saved to a temporary file that the error message names.
 
 Ctrl-C finishes the current batch, writes PATH.checkpoint next to the model and
 exits; --resume PATH.checkpoint then ends with the same weights as an
@@ -67,8 +78,62 @@ std::string format_duration(double seconds) {
     return out.str();
 }
 
+/// Columns of the terminal on standard output (COLUMNS, else 80, when it cannot be asked).
+std::size_t terminal_columns() {
+    winsize size{};
+    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+    if (const char* columns = std::getenv("COLUMNS")) {
+        const long value = std::strtol(columns, nullptr, 10);
+        if (value > 0) return static_cast<std::size_t>(value);
+    }
+    return 80;
+}
+
+/// One progress line that fits `columns` (a line that wraps can no longer be redrawn in
+/// place): the bar takes what the numbers leave, and the numbers least needed go first
+/// when even that is too narrow.
+std::string progress_line(const cnn::BatchReport& r, std::size_t columns) {
+    const double fraction = static_cast<double>(r.step) / static_cast<double>(r.steps);
+    const double rate = static_cast<double>(r.images) / std::max(r.seconds, 1e-9);
+    const double per_step = r.seconds / static_cast<double>(r.step);
+    const double epoch_left = per_step * static_cast<double>(r.steps - r.step);
+    const double run_left = epoch_left + per_step * static_cast<double>(r.steps * (r.epochs - r.epoch));
+    char text[160];
+    std::vector<std::string> parts;
+    std::snprintf(text, sizeof text, "epoch %zu/%zu", r.epoch, r.epochs);
+    const std::string head = text;
+    std::snprintf(text, sizeof text, " %3.0f%%", fraction * 100);
+    const std::string percent = text;
+    std::snprintf(text, sizeof text, "  loss %.4f acc %.4f", r.running_loss, r.running_accuracy);
+    const std::string metrics = text;
+    std::snprintf(text, sizeof text, "  %.0f img/s", rate);
+    const std::string speed = text;
+    const std::string eta = "  ETA " + format_duration(epoch_left) + " (run " + format_duration(run_left) + ")";
+    std::vector<std::string> tail{speed, metrics, eta};  // dropped from the front when too narrow
+    const auto length = [&] {
+        std::size_t n = head.size() + percent.size();
+        for (const auto& t : tail) n += t.size();
+        return n;
+    };
+    constexpr std::size_t min_bar = 10;
+    while (!tail.empty() && length() + min_bar + 3 >= columns) tail.erase(tail.begin());
+    const std::size_t room = columns > length() + 4 ? columns - length() - 4 : 0;
+    const std::size_t bar = std::min<std::size_t>(40, room);
+    std::string line = head;
+    if (bar >= 3) {
+        const auto filled = static_cast<std::size_t>(fraction * static_cast<double>(bar));
+        line += " [" + std::string(filled, '#') + std::string(bar - filled, '.') + "]";
+    }
+    line += percent;
+    for (const auto& t : tail) line += t;
+    if (line.size() >= columns) line.resize(columns - 1);
+    return line;
+}
+
 struct Settings {
     std::filesystem::path data;
+    std::filesystem::path classes;  ///< --classes, or empty
+    bool default_data = false;      ///< no --data: Debian's Fashion-MNIST
     std::string net_name, optimizer, schedule;
     std::size_t epochs, batch, seed, threads, limit, patience;
     double lr, momentum, weight_decay, validation;
@@ -78,7 +143,8 @@ struct Settings {
     /// What a checkpoint records, so that --resume continues with the same settings.
     [[nodiscard]] std::string to_metadata() const {
         std::ostringstream out;
-        out << std::setprecision(17) << "setting.data=" << data.string() << "\nsetting.net=" << net_name
+        out << std::setprecision(17) << "setting.data=" << data.string() << "\nsetting.classes=" << classes.string()
+            << "\nsetting.default_data=" << default_data << "\nsetting.net=" << net_name
             << "\nsetting.optimizer=" << optimizer << "\nsetting.schedule=" << schedule << "\nsetting.epochs=" << epochs
             << "\nsetting.batch=" << batch << "\nsetting.seed=" << seed << "\nsetting.limit=" << limit
             << "\nsetting.patience=" << patience << "\nsetting.lr=" << lr << "\nsetting.momentum=" << momentum
@@ -86,33 +152,82 @@ struct Settings {
             << "\nsetting.output=" << output.string() << "\n";
         return out.str();
     }
-    static Settings from_metadata(const std::map<std::string, std::string>& m, std::size_t threads) {
+    /// The settings a checkpoint recorded; a missing or malformed one is an error naming it.
+    static Settings from_metadata(const std::map<std::string, std::string>& m, const std::filesystem::path& checkpoint,
+                                  std::size_t threads) {
+        const auto get = [&](const std::string& key) -> const std::string& {
+            const auto it = m.find("setting." + key);
+            if (it == m.end())
+                throw std::runtime_error(checkpoint.string() + ": the checkpoint does not record setting " + key +
+                                         " (not written by mnist_train?)");
+            return it->second;
+        };
+        const auto number = [&](const std::string& key) {
+            const std::string& text = get(key);
+            std::size_t end = 0;
+            double value = NAN;
+            try {
+                value = std::stod(text, &end);
+            } catch (const std::exception&) {
+            }
+            if (end != text.size() || !std::isfinite(value))
+                throw std::runtime_error(checkpoint.string() + ": setting " + key + " is '" + text +
+                                         "', not a number");
+            return value;
+        };
+        const auto count = [&](const std::string& key) {
+            const double value = number(key);
+            if (value < 0 || value > 1e15 || value != std::floor(value))
+                throw std::runtime_error(checkpoint.string() + ": setting " + key + " is not a whole number >= 0");
+            return static_cast<std::size_t>(value);
+        };
         Settings s;
-        s.data = m.at("setting.data");
-        s.net_name = m.at("setting.net");
-        s.optimizer = m.at("setting.optimizer");
-        s.schedule = m.at("setting.schedule");
-        s.epochs = std::stoul(m.at("setting.epochs"));
-        s.batch = std::stoul(m.at("setting.batch"));
-        s.seed = std::stoul(m.at("setting.seed"));
-        s.limit = std::stoul(m.at("setting.limit"));
-        s.patience = std::stoul(m.at("setting.patience"));
-        s.lr = std::stod(m.at("setting.lr"));
-        s.momentum = std::stod(m.at("setting.momentum"));
-        s.weight_decay = std::stod(m.at("setting.weight_decay"));
-        s.validation = std::stod(m.at("setting.validation"));
-        s.output = m.at("setting.output");
+        s.data = get("data");
+        s.classes = m.count("setting.classes") ? m.at("setting.classes") : "";
+        s.default_data = m.count("setting.default_data") && m.at("setting.default_data") == "1";
+        s.net_name = get("net");
+        s.optimizer = get("optimizer");
+        s.schedule = get("schedule");
+        s.epochs = count("epochs");
+        s.batch = count("batch");
+        s.seed = count("seed");
+        s.limit = count("limit");
+        s.patience = count("patience");
+        s.lr = number("lr");
+        s.momentum = number("momentum");
+        s.weight_decay = number("weight_decay");
+        s.validation = number("validation");
+        s.output = get("output");
         s.threads = threads;
         return s;
     }
 };
 
 
+/// Saves the model; when that fails (the disk filled up, the directory went away), saves it
+/// to a temporary file instead and says where, so that the trained weights are never lost.
+/// Returns whether the model is where it was asked to go.
+template <class Net>
+bool save_or_keep(const Net& net, const std::filesystem::path& path, const std::string& metadata) {
+    try {
+        cnn::save_model(net, path, metadata);
+        return true;
+    } catch (const cnn::error& e) {
+        std::error_code ignored;
+        const std::filesystem::path fallback = std::filesystem::temp_directory_path(ignored) /
+                                               ("mnist_train-" + std::to_string(::getpid()) + ".cnn");
+        std::cerr << "mnist_train: " << e.what() << "\n";
+        cnn::save_model(net, fallback, metadata);
+        std::cerr << "mnist_train: the trained model was saved to " << fallback.string() << " instead\n";
+        return false;
+    }
+}
+
 template <class Net, class Optimizer>
 int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dataset& train_set,
           const cnn::Dataset& test_set, const cnn::TrainingState<typename Net::value_type>* resume) {
     const bool terminal = ::isatty(STDOUT_FILENO) != 0;
-    const auto names = examples::class_names_for(settings.data);
+    const std::vector<std::string> names = examples::class_names(train_set, settings.classes, settings.default_data);
     const cnn::Normalization normalization = train_set.pixel_statistics();
 
     cnn::Random rng{settings.seed};  // with --resume, fit restores its state from the checkpoint
@@ -122,7 +237,7 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
         std::cout << "resuming at epoch " << resume->epoch + 1 << ", step " << resume->step + 1 << " from "
                   << settings.checkpoint.string() << "\n";
     std::cout << net.summary(train_set.batch_shape(settings.batch));
-    std::cout << "training on " << train_set.size() << " images of " << settings.data.string() << " with "
+    std::cout << "training on " << train_set.size() << " images of " << train_set.files.at(0).string() << " with "
               << settings.optimizer << " (lr " << settings.lr << "), batch " << settings.batch << ", "
               << settings.epochs << " epochs, " << cnn::threads() << " thread(s)\n";
 
@@ -141,22 +256,20 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
         throw std::invalid_argument("--schedule takes cosine, step or constant, got " + settings.schedule);
 
     auto last_draw = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+    std::size_t drawn = 0;  // the length of the progress line on the screen
     options.on_batch = [&](const cnn::BatchReport& r) {
         if (!terminal) return;
         const auto now = std::chrono::steady_clock::now();
         if (r.step != r.steps && now - last_draw < std::chrono::milliseconds(100)) return;
         last_draw = now;
-        const double fraction = static_cast<double>(r.step) / static_cast<double>(r.steps);
-        const int filled = static_cast<int>(fraction * 30);
-        const double rate = static_cast<double>(r.images) / std::max(r.seconds, 1e-9);
-        std::printf("\repoch %zu/%zu [%s%s] %3.0f%%  %6.0f img/s  loss %.4f  acc %.4f  ETA %s   ", r.epoch, r.epochs,
-                    std::string(static_cast<std::size_t>(filled), '#').c_str(),
-                    std::string(static_cast<std::size_t>(30 - filled), '.').c_str(), fraction * 100, rate,
-                    r.running_loss, r.running_accuracy, format_duration(r.seconds / fraction - r.seconds).c_str());
+        const std::string line = progress_line(r, terminal_columns());
+        std::printf("\r%s%s", line.c_str(), std::string(drawn > line.size() ? drawn - line.size() : 0, ' ').c_str());
+        drawn = line.size();
         std::fflush(stdout);
     };
     options.on_epoch = [&](const cnn::EpochReport& r) {
-        if (terminal) std::printf("\r%s\r", std::string(110, ' ').c_str());
+        if (terminal) std::printf("\r%s\r", std::string(drawn, ' ').c_str());
+        drawn = 0;
         std::printf("epoch %zu/%zu  lr %.5f  train loss %.4f acc %.4f", r.epoch, r.epochs, r.learning_rate,
                     r.train_loss, r.train_accuracy);
         if (r.validation) std::printf("  val loss %.4f acc %.4f", r.validation->loss, r.validation->accuracy);
@@ -194,7 +307,7 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
              << "\nnormalization_deviation=" << normalization.deviation << "\nclasses=";
     for (std::size_t i = 0; i < names.size(); ++i) metadata << (i ? "," : "") << names[i];
     metadata << "\ntest_accuracy=" << result.accuracy << "\n";
-    cnn::save_model(net, settings.output, metadata.str());
+    const bool saved = save_or_keep(net, settings.output, metadata.str());
 
     std::vector<examples::Series> loss{{"train", "#1f77b4", {}}, {"test", "#d62728", {}}};
     std::vector<examples::Series> accuracy{{"train", "#1f77b4", {}}, {"test", "#d62728", {}}};
@@ -204,14 +317,20 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
         loss[1].values.push_back(r.monitor->loss);
         accuracy[1].values.push_back(r.monitor->accuracy);
     }
-    std::filesystem::path curves = settings.output;
-    curves.replace_extension(".svg");
-    examples::write_training_curves(curves, settings.net_name + " on " + settings.data.filename().string(), loss,
-                                    accuracy);
-    std::cout << "model saved to " << settings.output.string() << ", training curves to " << curves.string() << "\n";
-    if (resume != nullptr) std::filesystem::remove(settings.checkpoint);
+    // The curves are a convenience: failing to write them is a warning, not a failed run.
+    const std::filesystem::path curves = examples::curves_path(settings.output);
+    try {
+        cnn::write_file_atomically(curves, examples::training_curves_svg(
+                                               settings.net_name + " on " + settings.data.filename().string(), loss,
+                                               accuracy));
+        if (saved) std::cout << "model saved to " << settings.output.string() << ", training curves to " << curves.string() << "\n";
+    } catch (const cnn::error& e) {
+        std::cerr << "mnist_train: warning: no training curves: " << e.what() << "\n";
+        if (saved) std::cout << "model saved to " << settings.output.string() << "\n";
+    }
+    if (resume != nullptr && saved) std::filesystem::remove(settings.checkpoint);
     std::printf("test accuracy: %.4f\n", result.accuracy);
-    return 0;
+    return saved ? 0 : 1;
 }
 
 }  // namespace
@@ -222,18 +341,23 @@ int main(int argc, char** argv) try {
         std::cout << usage;
         return 0;
     }
-    const std::size_t threads = args.count("threads", std::max(1u, std::thread::hardware_concurrency()));
-    cnn::set_threads(std::max<std::size_t>(1, threads));
+    const std::size_t threads = examples::thread_count(args, "mnist_train");
+    cnn::set_threads(threads);
     Settings s;
     const std::filesystem::path resume_path = args.text("resume", "");
     if (!resume_path.empty()) {
+        args.reject_unknown({"data", "classes", "net", "epochs", "batch", "optimizer", "lr", "momentum",
+                             "weight-decay", "schedule", "validation", "patience", "seed", "limit", "output"},
+                            "with --resume the settings come from the checkpoint");
         // The checkpoint records its settings; a network that fits its architecture reads them.
         std::string metadata;
         (void)examples::network_for_file([&](auto& net) { (void)cnn::load_checkpoint(net, resume_path, &metadata); });
-        s = Settings::from_metadata(examples::parse_metadata(metadata), threads);
+        s = Settings::from_metadata(examples::parse_metadata(metadata), resume_path, threads);
         s.checkpoint = resume_path;
     } else {
+        s.default_data = !args.has("data");
         s.data = args.text("data", examples::default_data_directory);
+        s.classes = args.text("classes", "");
         s.net_name = args.text("net", "lenet");
         // Defaults that reach the accuracy the README reports for each network.
         const bool wide = s.net_name == "wide";
@@ -247,16 +371,25 @@ int main(int argc, char** argv) try {
         s.schedule = args.text("schedule", "cosine");
         s.validation = args.number("validation", 0.0);
         s.patience = args.count("patience", 0);
-        s.seed = args.count("seed", 1);
+        s.seed = args.count("seed", 1, std::numeric_limits<std::uint64_t>::max());
         s.limit = args.count("limit", 0);
         s.output = args.text("output", "model-" + s.net_name + ".cnn");
         s.checkpoint = s.output;
         s.checkpoint += ".checkpoint";
         s.threads = threads;
+        args.reject_unknown();
     }
-    args.reject_unknown();
     if (!args.positional().empty()) throw std::invalid_argument("unexpected argument '" + args.positional()[0] + "'");
-    if (s.batch == 0 || s.epochs == 0) throw std::invalid_argument("--batch and --epochs must be at least 1");
+    if (s.epochs == 0) throw std::invalid_argument("--epochs must be at least 1");
+    if (s.batch == 0) throw std::invalid_argument("--batch must be at least 1");
+    // Before any training: every file the run will write can be written, and none is another.
+    if (examples::curves_path(s.output) == s.output)
+        throw std::invalid_argument("--output " + s.output.string() + ": the training curves go to " +
+                                    examples::curves_path(s.output).string() +
+                                    ", so the model needs another name (e.g. " +
+                                    std::filesystem::path(s.output).replace_extension(".cnn").string() + ")");
+    for (const std::filesystem::path& path : {s.output, examples::curves_path(s.output), s.checkpoint})
+        cnn::check_writable(path);
 
     const cnn::Dataset train_set = examples::load_split(s.data, "train").head(s.limit);
     const cnn::Dataset test_set = examples::load_split(s.data, "t10k");

@@ -176,8 +176,9 @@ inline std::vector<std::string> read_class_names(const std::filesystem::path& pa
 /// raw or gzip, with prefix "train" or "t10k", and the class names from `directory`/classes.txt
 /// when it exists (one per line).
 inline Dataset load_mnist(const std::filesystem::path& directory, const std::string& prefix, std::size_t classes = 10) {
-    Dataset data = load_idx_dataset(find_idx_file(directory, prefix + "-images-idx3-ubyte"),
-                                    find_idx_file(directory, prefix + "-labels-idx1-ubyte"), classes);
+    const std::filesystem::path images = find_idx_file(directory, prefix + "-images-idx3-ubyte");
+    const std::filesystem::path labels = find_idx_file(directory, prefix + "-labels-idx1-ubyte");
+    Dataset data = load_idx_dataset(images, labels, classes);
     std::error_code error;
     if (std::filesystem::exists(directory / "classes.txt", error))
         data.class_names = read_class_names(directory / "classes.txt", classes);

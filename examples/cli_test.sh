@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The example programs as a user meets them on the command line: every bad flag, data
+# directory or output place gets its message before any training, a good run's progress
+# line fits an 80-column terminal, and mnist_predict goes on past an unreadable image.
+#   examples/cli_test.sh TRAIN PREDICT WORK_DIR SOURCE_DIR
+set -uo pipefail
+train=$1 predict=$2 work=$3 source=$4
+rm -rf "$work" && mkdir -p "$work"
+failures=0
+
+# expect_error MESSAGE COMMAND...: the command fails within 10 s, saying MESSAGE on stderr.
+expect_error() {
+    local message=$1
+    shift
+    local status=0
+    timeout 10 "$@" > "$work/out" 2> "$work/err" || status=$?
+    if [[ $status -eq 0 || $status -eq 124 ]] || ! grep -qF -- "$message" "$work/err"; then
+        echo "FAILED: $* (exit $status): expected '$message', got: $(cat "$work/err")"
+        failures=$((failures + 1))
+    fi
+}
+
+quick=(--limit 500 --threads 1)
+expect_error "--data $work/nowhere: no such directory" "$train" --data "$work/nowhere"
+mkdir -p "$work/wrong"
+touch "$work/wrong/images.idx"
+expect_error "has neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz" "$train" --data "$work/wrong"
+expect_error "--epochs must be at least 1" "$train" --epochs 0
+expect_error "--epochs needs a value, got an empty one" "$train" --epochs ""
+expect_error "--resume needs a value, got an empty one" "$train" --resume ""
+expect_error "--epochs takes a whole number from 0 to" "$train" --epochs 0x10
+expect_error "--epochs takes a whole number from 0 to" "$train" --epochs inf
+expect_error "--epochs takes a whole number from 0 to" "$train" --epochs 1e400
+expect_error "--lr takes a finite decimal number, got 'inf'" "$train" --lr inf
+expect_error "--lr takes a finite decimal number, got '0x1p-3'" "$train" --lr 0x1p-3
+expect_error "--epochs is given twice" "$train" --epochs 3 --epochs 4
+expect_error "--threads takes a whole number from 0 to 256, got '100000'" "$train" --threads 100000
+expect_error "unknown flag --epoch (see --help)" "$train" --epoch 3
+expect_error "$work/missing-dir/m.cnn: cannot be written" "$train" "${quick[@]}" --output "$work/missing-dir/m.cnn"
+expect_error "the training curves go to $work/m.svg, so the model needs another name" \
+    "$train" "${quick[@]}" --output "$work/m.svg"
+expect_error "/dev/null: is a character device; only a regular file is replaced by a save" \
+    "$train" "${quick[@]}" --output /dev/null
+[[ -c /dev/null ]] || { echo "FAILED: /dev/null is no longer a device"; failures=$((failures + 1)); }
+
+# A good run on a terminal 80 columns wide: no progress line (redrawn in place, so one that
+# wrapped would stack up) is longer.
+"$train" "${quick[@]}" --epochs 2 --output "$work/model.cnn" > "$work/plain.log" 2>&1 ||
+    { echo "FAILED: a plain run: $(cat "$work/plain.log")"; failures=$((failures + 1)); }
+if command -v script > /dev/null; then
+    script -qec "stty cols 80; $train ${quick[*]} --epochs 2 --output $work/tty.cnn" /dev/null > "$work/tty.log" 2>&1
+    longest=$(tr '\r' '\n' < "$work/tty.log" | grep ETA | awk '{ if (length($0) > n) n = length($0) } END { print n + 0 }')
+    if [[ $longest -gt 80 || $longest -eq 0 ]] || ! grep -q "(run " "$work/tty.log"; then
+        echo "FAILED: on an 80-column terminal the longest line has $longest columns, or no ETA for the run"
+        failures=$((failures + 1))
+    fi
+fi
+# --threads 0: every hardware thread; more than the hardware has: a warning.
+"$train" --limit 500 --epochs 1 --threads 0 --output "$work/t0.cnn" > "$work/t0.log" 2>&1
+grep -q " $(nproc) thread(s)" "$work/t0.log" || { echo "FAILED: --threads 0 did not use $(nproc) threads"; failures=$((failures + 1)); }
+"$train" --limit 500 --epochs 1 --threads $(($(nproc) + 1)) --output "$work/t3.cnn" > /dev/null 2> "$work/t3.err"
+grep -q "warning: $(($(nproc) + 1)) threads on $(nproc) hardware threads" "$work/t3.err" ||
+    { echo "FAILED: no warning for more threads than the hardware has"; failures=$((failures + 1)); }
+
+# --resume takes only --threads beside it.
+cp "$work/model.cnn" "$work/copy.cnn"
+expect_error "--epochs cannot be used here: with --resume the settings come from the checkpoint" \
+    "$train" --resume "$work/no.checkpoint" --epochs 10
+
+# mnist_predict: the shipped images, a missing one and a device, in one call.
+status=0
+"$predict" "$work/model.cnn" "$source/examples/data/ankle-boot.pgm" "$work/none.pgm" /dev/zero \
+    "$source/examples/data/trouser.pgm" > "$work/predict.out" 2> "$work/predict.err" || status=$?
+if [[ $status -ne 1 ]] || [[ $(grep -c '%)$' "$work/predict.out") -ne 2 ]] ||
+    ! grep -q "2 of 4 images could not be classified" "$work/predict.err"; then
+    echo "FAILED: mnist_predict past unreadable images (exit $status): $(cat "$work/predict.out" "$work/predict.err")"
+    failures=$((failures + 1))
+fi
+# Damaged PGM files: a pixel above maxval, bytes after the pixels, a negative width.
+{ printf 'P5\n28 28\n100\n'; head -c 784 /dev/zero | tr '\0' '\145'; } > "$work/above.pgm"
+expect_error "pixel 0 is 101, above maxval 100" "$predict" "$work/model.cnn" "$work/above.pgm"
+{ printf 'P5\n28 28\n255\n'; head -c 790 /dev/zero; } > "$work/long.pgm"
+expect_error "has 6 bytes after the 784 pixels" "$predict" "$work/model.cnn" "$work/long.pgm"
+printf 'P2\n-28 28\n255\n' > "$work/negative.pgm"
+expect_error "the width at offset 3 is not a whole number" "$predict" "$work/model.cnn" "$work/negative.pgm"
+
+echo "$failures failures"
+[[ $failures -eq 0 ]]
