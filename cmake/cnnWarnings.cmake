@@ -3,9 +3,9 @@
 function(cnn_strict target)
     target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Werror)
     if(CNN_SANITIZE)
-        target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-sanitize-recover=all
+        target_compile_options(${target} PRIVATE -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
                                                  -fno-omit-frame-pointer)
-        target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+        target_link_options(${target} PRIVATE -fsanitize=address,undefined,float-cast-overflow)
     endif()
     if(CNN_TSAN)
         target_compile_options(${target} PRIVATE -fsanitize=thread -fno-omit-frame-pointer)

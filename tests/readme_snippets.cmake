@@ -1,0 +1,37 @@
+# Every C++ block of README.md is a whole program: each is extracted, compiled as a user
+# would (with zlib, for the .gz data set) and run in a scratch directory; it must exit 0.
+file(READ "${README}" readme)
+# CMake lists split at ';' (and not inside [ ]): hide both from the list of blocks.
+string(REPLACE ";" "@SEMICOLON@" readme "${readme}")
+string(REPLACE "[" "@OPEN@" readme "${readme}")
+string(REPLACE "]" "@CLOSE@" readme "${readme}")
+separate_arguments(FLAGS UNIX_COMMAND "${FLAGS}")
+string(REGEX MATCHALL "```cpp\n[^`]*```" blocks "${readme}")
+list(LENGTH blocks count)
+if(count LESS 2)
+    message(FATAL_ERROR "README.md has ${count} C++ blocks; expected the first program and the layer example")
+endif()
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+set(index 0)
+foreach(block IN LISTS blocks)
+    math(EXPR index "${index} + 1")
+    string(REGEX REPLACE "^```cpp\n" "" code "${block}")
+    string(REGEX REPLACE "```$" "" code "${code}")
+    string(REPLACE "@SEMICOLON@" ";" code "${code}")
+    string(REPLACE "@OPEN@" "[" code "${code}")
+    string(REPLACE "@CLOSE@" "]" code "${code}")
+    file(WRITE "${WORK_DIR}/snippet_${index}.cpp" "${code}")
+    execute_process(COMMAND ${CXX} -std=c++20 -O2 ${FLAGS} -I${INCLUDE_DIR} -DCNN_WITH_ZLIB=1
+                            "${WORK_DIR}/snippet_${index}.cpp" -o "${WORK_DIR}/snippet_${index}" -lz -pthread
+                    RESULT_VARIABLE result ERROR_VARIABLE errors)
+    if(result)
+        message(FATAL_ERROR "README.md C++ block ${index} does not compile:\n${code}\n${errors}")
+    endif()
+    execute_process(COMMAND "${WORK_DIR}/snippet_${index}" WORKING_DIRECTORY "${WORK_DIR}"
+                    RESULT_VARIABLE result OUTPUT_VARIABLE output ERROR_VARIABLE errors)
+    if(result)
+        message(FATAL_ERROR "README.md C++ block ${index} exited with ${result}:\n${output}\n${errors}")
+    endif()
+    message(STATUS "README.md C++ block ${index}:\n${output}")
+endforeach()
