@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
-#include <regex>
 #include <thread>
 #include <iostream>
 #include <map>
@@ -59,16 +58,16 @@ public:
         used_.push_back(name);
         if (!has(name)) return fallback;
         const std::string& value = values_.at(name);
-        static const std::regex decimal(R"([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)");
         double result = 0;
-        if (std::regex_match(value, decimal)) {
+        const bool decimal = is_decimal(value);
+        if (decimal) {
             try {
                 result = std::stod(value);
             } catch (const std::out_of_range&) {
                 result = INFINITY;
             }
         }
-        if (!std::regex_match(value, decimal) || !std::isfinite(result))
+        if (!decimal || !std::isfinite(result))
             throw std::invalid_argument("--" + name + " takes a finite decimal number, got '" + value + "'");
         return result;
     }
@@ -106,6 +105,29 @@ public:
     }
 
 private:
+    /// [+-] digits [. digits] [e [+-] digits], with a digit before or after the point.
+    static bool is_decimal(const std::string& text) {
+        std::size_t i = 0;
+        const auto digits = [&] {
+            const std::size_t start = i;
+            while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+            return i - start;
+        };
+        if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+        std::size_t mantissa = digits();
+        if (i < text.size() && text[i] == '.') {
+            ++i;
+            mantissa += digits();
+        }
+        if (mantissa == 0) return false;
+        if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+            ++i;
+            if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+            if (digits() == 0) return false;
+        }
+        return i == text.size();
+    }
+
     std::map<std::string, std::string> values_;
     std::vector<std::string> positional_;
     std::vector<std::string> used_;

@@ -57,11 +57,34 @@ inline void check_rate(double value, const char* optimizer, const char* what) {
                               std::to_string(value));
 }
 
+/// Throws cnn::parameter_error unless `state` (when not empty) has a buffer of the right
+/// size for every group.
 template <Scalar T>
-void size_state(std::vector<std::vector<T>>& state, std::span<const ParameterGroup<T>> groups) {
-    if (state.size() == groups.size()) return;
-    state.clear();
-    for (const auto& group : groups) state.emplace_back(group.values.size(), T{0});
+void check_state(const std::vector<std::vector<T>>& state, std::span<const ParameterGroup<T>> groups,
+                 const char* who) {
+    if (state.empty()) return;
+    if (state.size() != groups.size())
+        throw parameter_error(std::string(who) + ": its state has " + std::to_string(state.size()) +
+                              " buffers for " + std::to_string(groups.size()) +
+                              " parameter groups (another network's optimizer, or another run's checkpoint?)");
+    for (std::size_t g = 0; g < groups.size(); ++g)
+        if (state[g].size() != groups[g].values.size())
+            throw parameter_error(std::string(who) + ": its state for parameter group " + std::to_string(g) + " has " +
+                                  std::to_string(state[g].size()) + " values, the group " +
+                                  std::to_string(groups[g].values.size()) +
+                                  " (another network's optimizer, or another run's checkpoint?)");
+}
+
+/// Gives state one zeroed buffer per group the first time; after that, throws
+/// cnn::parameter_error unless the groups are the ones it was made for (one optimizer stepping
+/// two networks would otherwise read and write past the buffers).
+template <Scalar T>
+void size_state(std::vector<std::vector<T>>& state, std::span<const ParameterGroup<T>> groups, const char* who) {
+    if (state.empty()) {
+        for (const auto& group : groups) state.emplace_back(group.values.size(), T{0});
+        return;
+    }
+    check_state(state, groups, who);
 }
 }  // namespace detail
 
@@ -86,7 +109,7 @@ public:
     void step(std::span<const ParameterGroup<T>> groups) {
         const T lr = static_cast<T>(options_.learning_rate), mu = static_cast<T>(options_.momentum),
                 decay = static_cast<T>(options_.weight_decay);
-        if (options_.momentum != 0.0) detail::size_state(velocity_, groups);
+        if (options_.momentum != 0.0) detail::size_state(velocity_, groups, "SGD::step");
         for (std::size_t g = 0; g < groups.size(); ++g) {
             const std::span<T> w = groups[g].values;
             const std::span<const T> grad = groups[g].gradients;
@@ -111,6 +134,8 @@ public:
     /// The velocities, for checkpoints.
     [[nodiscard]] OptimizerState<T> state() const { return {velocity_, 0}; }
     void restore(OptimizerState<T> state) { velocity_ = std::move(state.buffers); }
+    /// Throws cnn::parameter_error unless the state fits `groups` (see detail::check_state).
+    void check_state(std::span<const ParameterGroup<T>> groups) const { detail::check_state(velocity_, groups, "SGD"); }
 
 private:
     SGDOptions options_;
@@ -136,8 +161,8 @@ public:
     [[nodiscard]] const AdamOptions& options() const noexcept { return options_; }
 
     void step(std::span<const ParameterGroup<T>> groups) {
-        detail::size_state(first_, groups);
-        detail::size_state(second_, groups);
+        detail::size_state(first_, groups, "Adam::step");
+        detail::size_state(second_, groups, "Adam::step");
         ++steps_;
         const double correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
         const double correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
@@ -168,10 +193,18 @@ public:
         return state;
     }
     void restore(OptimizerState<T> state) {
+        if (state.buffers.size() % 2 != 0)
+            throw parameter_error("Adam: a saved state has " + std::to_string(state.buffers.size()) +
+                                  " buffers; Adam keeps two per parameter group");
         const auto half = static_cast<std::ptrdiff_t>(state.buffers.size() / 2);
         first_.assign(state.buffers.begin(), state.buffers.begin() + half);
         second_.assign(state.buffers.begin() + half, state.buffers.end());
         steps_ = state.steps;
+    }
+    /// Throws cnn::parameter_error unless the state fits `groups` (see detail::check_state).
+    void check_state(std::span<const ParameterGroup<T>> groups) const {
+        detail::check_state(first_, groups, "Adam");
+        detail::check_state(second_, groups, "Adam");
     }
 
 private:

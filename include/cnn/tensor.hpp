@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <new>
 #include <numeric>
@@ -156,13 +157,29 @@ public:
     /// A zero-filled tensor of the given shape.
     explicit Tensor(const Shape<Rank>& shape) : Tensor(shape, T{0}) {}
 
-    Tensor(const Shape<Rank>& shape, T value) : shape_(shape), storage_(allocate(element_count(shape))) {
+    /// The element count of `shape`; throws cnn::shape_error when it, or its size in bytes,
+    /// does not fit in a std::size_t (a wrapped count would pass every bounds check).
+    static std::size_t checked_count(const Shape<Rank>& shape) {
+        constexpr std::size_t most = std::numeric_limits<std::size_t>::max() / sizeof(T);
+        if (std::find(shape.begin(), shape.end(), std::size_t{0}) != shape.end()) return 0;
+        std::size_t count = 1;
+        bool overflow = false;
+        for (std::size_t extent : shape) {
+            overflow = overflow || (extent != 0 && count > most / extent);
+            count *= extent;
+        }
+        if (overflow)
+            throw shape_error("Tensor: the shape " + to_string(shape) + " has more elements than memory can address");
+        return count;
+    }
+
+    Tensor(const Shape<Rank>& shape, T value) : shape_(shape), storage_(allocate(checked_count(shape))) {
         std::fill_n(storage_.get(), size(), value);
     }
 
     /// A tensor holding `values` (row-major); their count must match the shape.
     Tensor(const Shape<Rank>& shape, std::span<const T> values) : shape_(shape), storage_(allocate(values.size())) {
-        if (values.size() != element_count(shape))
+        if (values.size() != checked_count(shape))
             throw shape_error("a tensor of shape " + to_string(shape) + " needs " +
                               std::to_string(element_count(shape)) + " values, got " + std::to_string(values.size()));
         std::copy(values.begin(), values.end(), storage_.get());
@@ -238,7 +255,7 @@ public:
     /// the element count does not grow, so a buffer reused across batches is
     /// allocated once.
     void resize(const Shape<Rank>& shape) {
-        if (element_count(shape) > capacity_) {
+        if (checked_count(shape) > capacity_) {
             storage_ = allocate(element_count(shape));
             std::fill_n(storage_.get(), element_count(shape), T{0});
         }

@@ -48,11 +48,30 @@ struct Evaluation {
     }
 };
 
-/// Loss, accuracy and confusion matrix of `net` on `data`.
+namespace detail {
+
+/// Throws unless `data` is consistent and `net` takes its images and has one output per class.
+template <class Net>
+void check_network_and_data(const Net& net, const Dataset& data, const char* who) {
+    data.check(who);
+    const Shape<4> out = net.shapes(data.batch_shape(1)).back();
+    const std::size_t outputs = out[1] * out[2] * out[3];
+    if (outputs != data.classes)
+        throw shape_error(std::string(who) + ": the network has " + std::to_string(outputs) + " outputs, the data set " +
+                          std::to_string(data.classes) + " classes");
+}
+
+}  // namespace detail
+
+/// Loss, accuracy and confusion matrix of `net` on `data`. Throws cnn::parameter_error for a
+/// batch size of 0, cnn::data_error for an inconsistent data set and cnn::shape_error when
+/// the network's outputs are not the data set's classes.
 template <class Net>
 Evaluation evaluate(const Net& net, const Dataset& data, Normalization normalization = {},
                     std::size_t batch_size = 64) {
     using T = typename Net::value_type;
+    if (batch_size == 0) throw parameter_error("evaluate: batch_size must be at least 1");
+    detail::check_network_and_data(net, data, "evaluate");
     Evaluation result;
     result.classes = data.classes;
     result.confusion.assign(data.classes * data.classes, 0);
@@ -156,6 +175,49 @@ struct History {
 /// `resume` (from an interrupted run's History::resume or a checkpoint file, after
 /// the network's parameters were restored) training continues where it stopped and
 /// ends with the same weights as a run that was never interrupted.
+namespace detail {
+
+/// Throws cnn::parameter_error naming the first thing a training state (a checkpoint's) says
+/// that does not fit this data set, these parameter groups or these options.
+template <Scalar T>
+void check_training_state(const TrainingState<T>& state, const Dataset& train,
+                          std::span<const ParameterGroup<T>> groups, const FitOptions& options) {
+    const auto fail = [](const std::string& what) {
+        throw parameter_error("fit: the training state does not fit: " + what);
+    };
+    std::vector<bool> seen(train.size(), false);
+    for (const auto* part : {&state.order, &state.validation})
+        for (const std::size_t index : *part) {
+            if (index >= train.size())
+                fail("it refers to sample " + std::to_string(index) + " of a data set of " + std::to_string(train.size()));
+            if (seen[index]) fail("it names sample " + std::to_string(index) + " twice");
+            seen[index] = true;
+        }
+    if (state.order.size() + state.validation.size() != train.size())
+        fail("its sample order and validation set cover " +
+             std::to_string(state.order.size() + state.validation.size()) + " samples, the data set has " +
+             std::to_string(train.size()));
+    if (state.order.empty()) fail("it has no training samples");
+    const std::size_t batch = std::min(options.batch_size, state.order.size());
+    if (state.step >= (state.order.size() + batch - 1) / batch)
+        fail("step " + std::to_string(state.step) + " is past the end of an epoch");
+    if (state.epoch > options.epochs || state.epochs.size() != state.epoch)
+        fail("it is at epoch " + std::to_string(state.epoch) + " with " + std::to_string(state.epochs.size()) +
+             " epoch reports, of " + std::to_string(options.epochs) + " epochs");
+    std::size_t parameters = 0;
+    for (const auto& group : groups) parameters += group.values.size();
+    if (!state.best_parameters.empty() && state.best_parameters.size() != parameters)
+        fail("its best weights hold " + std::to_string(state.best_parameters.size()) + " values, the network " +
+             std::to_string(parameters));
+    if (state.best_epoch > 0 && state.best_parameters.empty())
+        fail("it records a best epoch (" + std::to_string(state.best_epoch) + ") but no best weights");
+    if (state.seen > state.order.size() || state.correct > state.seen)
+        fail("its running counts (" + std::to_string(state.correct) + " of " + std::to_string(state.seen) +
+             ") do not fit an epoch");
+}
+
+}  // namespace detail
+
 template <class Net, class Optimizer>
 History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Dataset& train, Random& rng,
                                       const FitOptions& options,
@@ -166,15 +228,19 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
     if (!(options.validation_fraction >= 0.0 && options.validation_fraction < 1.0))
         throw parameter_error("fit: validation_fraction must lie in [0, 1)");
 
+    detail::check_network_and_data(net, train, "fit");
+    if (options.monitor_data != nullptr) detail::check_network_and_data(net, *options.monitor_data, "fit (monitor data)");
+    const auto groups = net.parameter_groups();
+
     TrainingState<T> state;
     if (resume != nullptr) {
+        // Everything the state says is checked against this network, optimizer and data before
+        // anything changes: a checkpoint of another run must not train on garbage or read past memory.
+        detail::check_training_state(*resume, train, std::span<const ParameterGroup<T>>{groups}, options);
         state = *resume;
-        for (std::size_t index : state.order)
-            if (index >= train.size())
-                throw parameter_error("fit: the training state refers to sample " + std::to_string(index) +
-                                      " of a data set of " + std::to_string(train.size()));
         rng.restore(state.rng);
         optimizer.restore(state.optimizer);
+        optimizer.check_state(groups);
     } else {
         state.order.resize(train.size());
         for (std::size_t i = 0; i < state.order.size(); ++i) state.order[i] = i;
@@ -192,7 +258,6 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
 
     const std::size_t batch_size = std::min(options.batch_size, state.order.size());
     const std::size_t steps = (state.order.size() + batch_size - 1) / batch_size;
-    const auto groups = net.parameter_groups();
     typename Net::Workspace workspace;
     Tensor<T, 4> x(train.batch_shape(batch_size));
     Tensor<T, 4> delta;
@@ -277,6 +342,12 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
         history.epochs.push_back(report);
         if (options.on_epoch) options.on_epoch(report);
 
+        if (validation && !std::isfinite(report.validation->loss)) {
+            std::ostringstream message;
+            message << "training diverged: the validation loss became " << report.validation->loss << " at epoch "
+                    << epoch + 1 << " (learning rate " << rate << "); try a lower learning rate";
+            throw training_error(message.str());
+        }
         if (validation && options.early_stopping_patience > 0) {
             if (report.validation->loss < state.best_loss) {
                 state.best_loss = report.validation->loss;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <string>
@@ -42,6 +43,29 @@ struct Dataset {
     std::size_t count = 0, rows = 0, cols = 0, classes = 0;
     std::vector<std::string> class_names = {};  ///< one per class when known (load_mnist: classes.txt), else empty
     std::vector<std::filesystem::path> files = {};  ///< the files it was read from
+
+    /// Throws cnn::data_error unless the fields agree: images holds count x rows x cols bytes,
+    /// labels count labels, each below classes (a hand-built data set that does not would
+    /// make batches read past its memory).
+    void check(const char* who) const {
+        const std::string where = std::string(who) + ": the data set ";
+        if (rows == 0 || cols == 0 || classes == 0)
+            throw data_error(where + "has " + std::to_string(rows) + "x" + std::to_string(cols) + " images of " +
+                             std::to_string(classes) + " classes; none may be 0");
+        constexpr std::size_t most = std::numeric_limits<std::size_t>::max();
+        const bool fits = cols <= most / rows && count <= most / (rows * cols);
+        if (!fits || images.size() != count * rows * cols)
+            throw data_error(where + "holds " + std::to_string(images.size()) + " image bytes, but " +
+                             std::to_string(count) + " images of " + std::to_string(rows) + "x" + std::to_string(cols) +
+                             " need " + std::to_string(count * rows * cols));
+        if (labels.size() != count)
+            throw data_error(where + "holds " + std::to_string(labels.size()) + " labels for " + std::to_string(count) +
+                             " images");
+        for (std::size_t i = 0; i < count; ++i)
+            if (labels[i] >= classes)
+                throw data_error(where + "labels sample " + std::to_string(i) + " " + std::to_string(labels[i]) +
+                                 ", not below its " + std::to_string(classes) + " classes");
+    }
 
     /// Class `label`'s name, or its number when the names are not known.
     [[nodiscard]] std::string class_name(std::size_t label) const {
