@@ -120,6 +120,32 @@ TEST_CASE("Bad gzip IDX files are caught before a large allocation", "[data][err
         write_bytes(dir / "corrupt.gz", bytes);
         CHECK_THROWS_AS(cnn::read_idx(dir / "corrupt.gz", 3), cnn::data_error);
     }
+    // A complete payload is not enough: the stream must end with its trailer (whose CRC-32 is
+    // the only check on the data), and nothing may follow it.
+    write_gzip(dir / "whole.gz", idx_bytes({100, 10, 10}, 10000));
+    std::ifstream in(dir / "whole.gz", std::ios::binary);
+    const std::vector<std::uint8_t> whole((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    REQUIRE(cnn::read_idx(dir / "whole.gz", 3).values.size() == 10000);
+    SECTION("a stream without its 8-byte trailer") {
+        write_bytes(dir / "no-trailer.gz", {whole.begin(), whole.end() - 8});
+        CHECK_THROWS_WITH(cnn::read_idx(dir / "no-trailer.gz", 3),
+                          Catch::Contains("without its 8-byte trailer (truncated), so its checksum cannot be checked"));
+    }
+    SECTION("bytes after the stream") {
+        auto longer = whole;
+        longer.insert(longer.end(), {1, 2, 3});
+        write_bytes(dir / "longer.gz", longer);
+        CHECK_THROWS_WITH(cnn::read_idx(dir / "longer.gz", 3),
+                          Catch::Contains("has 3 bytes after the end of its gzip stream (at offset " +
+                                          std::to_string(whole.size()) + ")"));
+    }
+    SECTION("a wrong checksum is reported where the stream ends, not at its start") {
+        auto wrong = whole;
+        wrong[wrong.size() - 8] ^= 0xFF;  // the CRC-32 of the trailer
+        write_bytes(dir / "wrong-crc.gz", wrong);
+        CHECK_THROWS_WITH(cnn::read_idx(dir / "wrong-crc.gz", 3),
+                          Catch::Contains("corrupt gzip stream after 10016 uncompressed bytes (incorrect data check)"));
+    }
 }
 
 TEST_CASE("Missing files, directories and unreadable files are reported", "[data][errors]") {

@@ -18,7 +18,9 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -177,6 +179,35 @@ struct History {
 /// ends with the same weights as a run that was never interrupted.
 namespace detail {
 
+/// Marks a network as being trained for the lifetime of a fit call: a second fit on the same
+/// network (from another thread) would race on its parameters and gradients, so it throws.
+class TrainingClaim {
+public:
+    explicit TrainingClaim(const void* net) : net_(net) {
+        const std::lock_guard lock(mutex());
+        if (!claimed().insert(net_).second)
+            throw training_error("fit: this network is already being trained by another fit call; one network "
+                                 "trains in one call at a time (forward on a const network is what may run in parallel)");
+    }
+    ~TrainingClaim() {
+        const std::lock_guard lock(mutex());
+        claimed().erase(net_);
+    }
+    TrainingClaim(const TrainingClaim&) = delete;
+    TrainingClaim& operator=(const TrainingClaim&) = delete;
+
+private:
+    static std::mutex& mutex() {
+        static std::mutex instance;
+        return instance;
+    }
+    static std::set<const void*>& claimed() {
+        static std::set<const void*> instance;
+        return instance;
+    }
+    const void* net_;
+};
+
 /// Throws cnn::parameter_error naming the first thing a training state (a checkpoint's) says
 /// that does not fit this data set, these parameter groups or these options.
 template <Scalar T>
@@ -218,12 +249,18 @@ void check_training_state(const TrainingState<T>& state, const Dataset& train,
 
 }  // namespace detail
 
+/// Trains `net` with `optimizer` on `train` (see the top of this file). `resume`, a state from
+/// History::resume or load_checkpoint, continues an interrupted run; it is checked against this
+/// network, optimizer and data first. One network trains in one fit call at a time: a second
+/// call on the same network while the first runs (from another thread, or from a callback)
+/// throws cnn::training_error.
 template <class Net, class Optimizer>
 History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Dataset& train, Random& rng,
                                       const FitOptions& options,
                                       const TrainingState<typename Net::value_type>* resume = nullptr) {
     using T = typename Net::value_type;
     using Clock = std::chrono::steady_clock;
+    const detail::TrainingClaim claim(&net);
     if (options.batch_size == 0) throw parameter_error("fit: batch_size must be at least 1");
     if (!(options.validation_fraction >= 0.0 && options.validation_fraction < 1.0))
         throw parameter_error("fit: validation_fraction must lie in [0, 1)");

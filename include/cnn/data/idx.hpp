@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cnn/error.hpp"
+#include "cnn/io/file.hpp"
 
 #if defined(CNN_WITH_ZLIB)
 #include <zlib.h>
@@ -63,6 +64,8 @@ public:
     virtual ~ByteSource() = default;
     /// Reads up to `count` bytes; returns how many were read (fewer only at the end).
     virtual std::size_t read(std::uint8_t* out, std::size_t count) = 0;
+    /// Called once all data has been read: throws if the container around it is incomplete.
+    virtual void finish() {}
 };
 
 class RawSource final : public ByteSource {
@@ -79,40 +82,6 @@ private:
 };
 
 #if defined(CNN_WITH_ZLIB)
-class GzipSource final : public ByteSource {
-public:
-    explicit GzipSource(const std::filesystem::path& path) : path_(path), file_(gzopen(path.c_str(), "rb")) {
-        if (file_ == nullptr) throw data_error(path_.string() + ": cannot open: " + std::strerror(errno));
-        gzbuffer(file_, 1 << 17);
-    }
-    ~GzipSource() override { gzclose(file_); }
-    GzipSource(const GzipSource&) = delete;
-    GzipSource& operator=(const GzipSource&) = delete;
-
-    std::size_t read(std::uint8_t* out, std::size_t count) override {
-        std::size_t done = 0;
-        while (done < count) {
-            const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(count - done, 1u << 30));
-            const int got = gzread(file_, out + done, chunk);
-            if (got < 0) {
-                int code = 0;
-                const char* message = gzerror(file_, &code);
-                throw data_error(path_.string() + ": corrupt gzip stream after " + std::to_string(offset_ + done) +
-                                 " uncompressed bytes (" + message + ")");
-            }
-            if (got == 0) break;
-            done += static_cast<std::size_t>(got);
-        }
-        offset_ += done;
-        return done;
-    }
-
-private:
-    std::filesystem::path path_;
-    gzFile file_;
-    std::uint64_t offset_ = 0;
-};
-
 /// Inflates a gzip stream held in memory.
 class GzipMemorySource final : public ByteSource {
 public:
@@ -134,7 +103,7 @@ public:
             const int status = inflate(&stream_, Z_NO_FLUSH);
             done += before - stream_.avail_out;
             if (status == Z_STREAM_END) {
-                finished_ = true;
+                finished_ = complete_ = true;
             } else if (status != Z_OK) {
                 if (status == Z_BUF_ERROR && stream_.avail_in == 0) {
                     finished_ = true;  // the compressed data ends early: a truncated stream
@@ -147,10 +116,24 @@ public:
         return done;
     }
 
+    /// The stream must have ended with its trailer (whose CRC-32 zlib then checked), and
+    /// nothing may follow it.
+    void finish() override {
+        if (!complete_)
+            throw data_error(name_ + ": the gzip stream ends after " + std::to_string(stream_.total_in) +
+                             " compressed bytes without its 8-byte trailer (truncated), so its checksum cannot be "
+                             "checked");
+        if (stream_.avail_in != 0)
+            throw data_error(name_ + ": has " + std::to_string(stream_.avail_in) +
+                             " bytes after the end of its gzip stream (at offset " + std::to_string(stream_.total_in) +
+                             ")");
+    }
+
 private:
     std::string name_;
     z_stream stream_{};
     bool finished_ = false;
+    bool complete_ = false;
 };
 #endif
 
@@ -251,18 +234,22 @@ inline IdxArray parse_idx(ByteSource& source, std::uint64_t stored_size, bool gz
     std::uint8_t extra = 0;
     if (source.read(&extra, 1) != 0)
         throw data_error(name + ": has data after the " + std::to_string(count) + " bytes the header claims" + what);
+    source.finish();
     return array;
 }
 
 }  // namespace detail
 
 /// Reads an IDX file of unsigned bytes, raw or gzip, whose rank must be `expected_rank`.
+/// A gzip file is read whole and must be one complete gzip stream (trailer and checksum
+/// included) with nothing after it.
 inline IdxArray read_idx(const std::filesystem::path& path, std::size_t expected_rank) {
     const std::string name = path.string();
+    const std::filesystem::file_status status = detail::file_status<data_error>(path);
+    if (status.type() == std::filesystem::file_type::not_found) throw data_error(name + ": no such file");
+    if (status.type() != std::filesystem::file_type::regular)
+        throw data_error(name + ": is " + detail::type_name(status.type()) + ", not an IDX file");
     std::error_code status_error;
-    const auto status = std::filesystem::status(path, status_error);
-    if (!std::filesystem::exists(status)) throw data_error(name + ": no such file");
-    if (std::filesystem::is_directory(status)) throw data_error(name + ": is a directory, not an IDX file");
     const std::uint64_t file_size = std::filesystem::file_size(path, status_error);
     if (status_error) throw data_error(name + ": cannot read its size: " + status_error.message());
 
@@ -275,8 +262,9 @@ inline IdxArray read_idx(const std::filesystem::path& path, std::size_t expected
         return detail::parse_idx(source, file_size, false, name, expected_rank);
     }
 #if defined(CNN_WITH_ZLIB)
-    detail::GzipSource source(path);
-    return detail::parse_idx(source, file_size, true, name, expected_rank);
+    const std::vector<std::uint8_t> bytes = read_file<data_error>(path, std::uint64_t{1} << 32, "gzip IDX file");
+    detail::GzipMemorySource source(bytes, name);
+    return detail::parse_idx(source, bytes.size(), true, name, expected_rank);
 #else
     detail::no_zlib(name);
     return {};
