@@ -78,6 +78,13 @@ TEST_CASE("A training state that does not fit the network, optimizer or data is 
         state.best_parameters.clear();
         refused(state, "it records a best epoch (1) but no best weights");
     }
+    SECTION("a best validation loss without best weights (found by fuzz_checkpoint)") {
+        auto state = good;
+        state.best_epoch = 0;
+        state.best_parameters.clear();
+        state.best_loss = -INFINITY;  // patience would run out and restore from nothing
+        refused(state, "its best validation loss (-inf) does not fit its best weights (0 values)");
+    }
     SECTION("best weights of another size") {
         auto state = good;
         state.best_parameters.assign(10, 0.0f);

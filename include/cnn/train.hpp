@@ -242,6 +242,9 @@ void check_training_state(const TrainingState<T>& state, const Dataset& train,
              std::to_string(parameters));
     if (state.best_epoch > 0 && state.best_parameters.empty())
         fail("it records a best epoch (" + std::to_string(state.best_epoch) + ") but no best weights");
+    if (state.best_parameters.empty() ? state.best_loss != INFINITY : std::isnan(state.best_loss))
+        fail("its best validation loss (" + std::to_string(state.best_loss) + ") does not fit its best weights (" +
+             std::to_string(state.best_parameters.size()) + " values)");
     if (state.seen > state.order.size() || state.correct > state.seen)
         fail("its running counts (" + std::to_string(state.correct) + " of " + std::to_string(state.seen) +
              ") do not fit an epoch");
@@ -392,6 +395,9 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
                 state.epochs_without_improvement = 0;
                 save_best();
             } else if (++state.epochs_without_improvement >= options.early_stopping_patience) {
+                // Set by save_best whenever the loss was finite, which it was (checked above).
+                if (state.best_parameters.size() != net.parameter_count())
+                    throw training_error("fit: early stopping has no best weights to restore");
                 std::size_t offset = 0;
                 for (const auto& group : groups) {
                     std::copy_n(state.best_parameters.begin() + static_cast<std::ptrdiff_t>(offset),

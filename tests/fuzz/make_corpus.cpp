@@ -1,5 +1,6 @@
 // Writes the seed corpus of the fuzz targets (committed under tests/fuzz/corpus/):
-// small valid IDX files, raw and gzip, and a valid model file of fuzz_model's network.
+// small valid IDX files, raw and gzip, a valid model file of fuzz_model's network and a
+// checkpoint of fuzz_checkpoint's.
 #include <cnn/cnn.hpp>
 
 #include <zlib.h>
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
     const std::filesystem::path dir = argv[1];
     std::filesystem::create_directories(dir / "idx");
     std::filesystem::create_directories(dir / "model");
+    std::filesystem::create_directories(dir / "checkpoint");
     std::vector<std::uint8_t> pixels(3 * 4 * 4);
     for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<std::uint8_t>(i * 5);
     cnn::write_idx(dir / "idx" / "images-3x4x4", {3, 4, 4}, pixels);
@@ -32,5 +34,18 @@ int main(int argc, char** argv) {
     cnn::Random rng{1};
     net.initialize(rng);
     cnn::save_model(net, dir / "model" / "small.cnn", "net=fuzz\n");
+
+    // fuzz_checkpoint's network, interrupted after its third step on fuzz_checkpoint's data.
+    auto small = cnn::Sequential{cnn::Conv2D<float>{1, 2, 3, {.padding = 1}}, cnn::ReLU<float>{},
+                                 cnn::MaxPool<float>{2}, cnn::Flatten<float>{}, cnn::Dense<float>{2 * 2 * 2, 3}};
+    cnn::Dataset data{std::vector<std::uint8_t>(12 * 16), std::vector<std::uint8_t>(12), 12, 4, 4, 3};
+    for (std::size_t i = 0; i < data.images.size(); ++i) data.images[i] = static_cast<std::uint8_t>(i * 37);
+    for (std::size_t i = 0; i < data.labels.size(); ++i) data.labels[i] = static_cast<std::uint8_t>(i % 3);
+    cnn::SGD<float> sgd{{.learning_rate = 0.01, .momentum = 0.9}};
+    std::size_t steps = 0;
+    cnn::FitOptions options{.epochs = 2, .batch_size = 4, .validation_fraction = 0.25, .early_stopping_patience = 1};
+    options.should_stop = [&] { return ++steps == 1; };
+    const auto history = cnn::fit(small, sgd, data, rng, options);
+    cnn::save_checkpoint(small, *history.resume, dir / "checkpoint" / "small.checkpoint", "net=fuzz\n");
     return 0;
 }

@@ -101,15 +101,16 @@ void save_checkpoint(const Net& net, const TrainingState<typename Net::value_typ
     write_file_atomically<model_error>(path, out.bytes());
 }
 
-/// Loads a checkpoint: restores `net`'s parameters and returns the training state to
-/// pass to fit (and the model metadata through `metadata`). Checks everything first;
-/// on any error `net` is unchanged and a cnn::model_error names the file and problem.
+/// The checkpoint in `bytes` (what save_checkpoint writes; `name` for messages): restores
+/// `net`'s parameters and returns the training state. Checks everything it can first (the
+/// format, the checksum, the network's architecture, the best weights' size); on any error
+/// `net` is unchanged and a cnn::model_error names the problem. fit checks the rest against
+/// the optimizer and the data.
 template <class Net>
-TrainingState<typename Net::value_type> load_checkpoint(Net& net, const std::filesystem::path& path,
-                                                        std::string* metadata = nullptr) {
+TrainingState<typename Net::value_type> deserialize_checkpoint(Net& net, const std::vector<std::uint8_t>& bytes,
+                                                               const std::string& name,
+                                                               std::string* metadata = nullptr) {
     using T = typename Net::value_type;
-    const std::string name = path.string();
-    const std::vector<std::uint8_t> bytes = read_file<model_error>(path, max_model_file_size * 4, "checkpoint");
     if (bytes.size() < checkpoint_magic.size() ||
         std::memcmp(bytes.data(), checkpoint_magic.data(), checkpoint_magic.size()) != 0)
         throw model_error(name + ": not a checkpoint file (it does not start with \"CNNCHKPT\")");
@@ -168,10 +169,22 @@ TrainingState<typename Net::value_type> load_checkpoint(Net& net, const std::fil
         state.epochs.push_back(r);
     }
     if (in.offset() != body) throw model_error(name + ": unexpected bytes after the training state");
+    if (!state.best_parameters.empty() && state.best_parameters.size() != net.parameter_count())
+        throw model_error(name + ": the best weights hold " + std::to_string(state.best_parameters.size()) +
+                          " values, the network " + std::to_string(net.parameter_count()));
 
     const std::string model_metadata = deserialize_model(net, model, name);
     if (metadata != nullptr) *metadata = model_metadata;
     return state;
+}
+
+/// Loads the checkpoint file `path` (see deserialize_checkpoint) and returns the training
+/// state to pass to fit, and the model metadata through `metadata`.
+template <class Net>
+TrainingState<typename Net::value_type> load_checkpoint(Net& net, const std::filesystem::path& path,
+                                                        std::string* metadata = nullptr) {
+    const std::vector<std::uint8_t> bytes = read_file<model_error>(path, max_model_file_size * 4, "checkpoint");
+    return deserialize_checkpoint(net, bytes, path.string(), metadata);
 }
 
 }  // namespace cnn
