@@ -12,6 +12,7 @@
 #include <thread>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -177,6 +178,19 @@ inline cnn::Dataset load_split(const std::filesystem::path& directory, const std
         throw std::runtime_error(message);
     }
     return cnn::load_mnist(directory, prefix);
+}
+
+/// `text` as a finite number, when all of it is one (as std::stod reads numbers).
+inline std::optional<double> finite_number(const std::string& text) {
+    std::size_t end = 0;
+    double value = NAN;
+    try {
+        value = std::stod(text, &end);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    if (end != text.size() || !std::isfinite(value)) return std::nullopt;
+    return value;
 }
 
 /// key=value lines, as stored in the model file's metadata.

@@ -92,15 +92,9 @@ std::vector<std::uint8_t> read_pgm(const std::string& path) {
 double metadata_number(const std::map<std::string, std::string>& metadata, const std::string& key,
                        const std::filesystem::path& model) {
     const std::string& text = metadata.at(key);
-    std::size_t end = 0;
-    double value = NAN;
-    try {
-        value = std::stod(text, &end);
-    } catch (const std::exception&) {
-    }
-    if (end != text.size() || !std::isfinite(value))
-        throw std::runtime_error(model.string() + ": its metadata " + key + "='" + text + "' is not a number");
-    return value;
+    const std::optional<double> value = examples::finite_number(text);
+    if (!value) throw std::runtime_error(model.string() + ": its metadata " + key + "='" + text + "' is not a number");
+    return *value;
 }
 
 }  // namespace

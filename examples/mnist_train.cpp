@@ -163,17 +163,11 @@ struct Settings {
             return it->second;
         };
         const auto number = [&](const std::string& key) {
-            const std::string& text = get(key);
-            std::size_t end = 0;
-            double value = NAN;
-            try {
-                value = std::stod(text, &end);
-            } catch (const std::exception&) {
-            }
-            if (end != text.size() || !std::isfinite(value))
-                throw std::runtime_error(checkpoint.string() + ": setting " + key + " is '" + text +
+            const std::optional<double> value = examples::finite_number(get(key));
+            if (!value)
+                throw std::runtime_error(checkpoint.string() + ": setting " + key + " is '" + get(key) +
                                          "', not a number");
-            return value;
+            return *value;
         };
         const auto count = [&](const std::string& key) {
             const double value = number(key);

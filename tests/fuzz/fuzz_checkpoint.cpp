@@ -9,6 +9,8 @@
 #include <cstring>
 #include <vector>
 
+#include "checksum.hpp"
+
 namespace {
 
 auto make_net() {
@@ -50,13 +52,6 @@ void try_load(const std::vector<std::uint8_t>& bytes) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data_bytes, std::size_t size) {
-    std::vector<std::uint8_t> bytes(data_bytes, data_bytes + size);
-    try_load(bytes);
-    // Most mutations break the checksum; with it repaired, the parser behind it is fuzzed too.
-    if (bytes.size() >= 4) {
-        const std::uint32_t crc = cnn::detail::crc32(bytes.data(), bytes.size() - 4);
-        std::memcpy(bytes.data() + bytes.size() - 4, &crc, 4);
-        try_load(bytes);
-    }
+    fuzz::as_is_and_with_checksum_repaired(data_bytes, size, try_load);
     return 0;
 }

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "checksum.hpp"
+
 namespace {
 
 auto make_net() {
@@ -28,13 +30,6 @@ void try_load(const std::vector<std::uint8_t>& bytes) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    std::vector<std::uint8_t> bytes(data, data + size);
-    try_load(bytes);
-    // Most mutations break the checksum; with it repaired, the parser behind it is fuzzed too.
-    if (bytes.size() >= 4) {
-        const std::uint32_t crc = cnn::detail::crc32(bytes.data(), bytes.size() - 4);
-        std::memcpy(bytes.data() + bytes.size() - 4, &crc, 4);
-        try_load(bytes);
-    }
+    fuzz::as_is_and_with_checksum_repaired(data, size, try_load);
     return 0;
 }
