@@ -2,9 +2,9 @@
 # The example programs as a user meets them on the command line: every bad flag, data
 # directory or output place gets its message before any training, a good run's progress
 # line fits an 80-column terminal, and mnist_predict goes on past an unreadable image.
-#   examples/cli_test.sh TRAIN PREDICT WORK_DIR SOURCE_DIR
+#   examples/cli_test.sh TRAIN PREDICT WORK_DIR SOURCE_DIR STRIP_METADATA
 set -uo pipefail
-train=$1 predict=$2 work=$3 source=$4
+train=$1 predict=$2 work=$3 source=$4 strip=$5
 rm -rf "$work" && mkdir -p "$work"
 failures=0
 
@@ -83,6 +83,18 @@ expect_error "pixel 0 is 101, above maxval 100" "$predict" "$work/model.cnn" "$w
 expect_error "has 6 bytes after the 784 pixels" "$predict" "$work/model.cnn" "$work/long.pgm"
 printf 'P2\n-28 28\n255\n' > "$work/negative.pgm"
 expect_error "the width at offset 3 is not a whole number" "$predict" "$work/model.cnn" "$work/negative.pgm"
+
+# A model saved by save_model without the trainer's metadata predicts, and says how; damaged
+# metadata is an error naming the key (it used to be map::at or stod).
+"$strip" "$work/model.cnn" "$work/bare.cnn"
+if ! "$predict" "$work/bare.cnn" "$source/examples/data/trouser.pgm" > "$work/bare.out" 2> "$work/bare.err" ||
+    ! grep -q "records no input normalisation" "$work/bare.err" || ! grep -qE 'trouser.pgm: [0-9] \(' "$work/bare.out"; then
+    echo "FAILED: mnist_predict on a model without metadata: $(cat "$work/bare.out" "$work/bare.err")"
+    failures=$((failures + 1))
+fi
+"$strip" "$work/model.cnn" "$work/damaged.cnn" $'normalization_mean=abc\nnormalization_deviation=1\n'
+expect_error "damaged.cnn: its metadata normalization_mean='abc' is not a number" \
+    "$predict" "$work/damaged.cnn" "$source/examples/data/trouser.pgm"
 
 echo "$failures failures"
 [[ $failures -eq 0 ]]
