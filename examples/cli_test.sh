@@ -55,6 +55,25 @@ if command -v script > /dev/null; then
         failures=$((failures + 1))
     fi
 fi
+# The output directory vanishes during training: the model is not lost but saved to a
+# temporary file that the error names, and the exit status says the save failed.
+mkdir -p "$work/vanish"
+"$train" --limit 3000 --epochs 6 --threads 1 --output "$work/vanish/m.cnn" > "$work/vanish.log" 2> "$work/vanish.err" &
+pid=$!
+for _ in $(seq 600); do
+    grep -q "^epoch 1/6" "$work/vanish.log" && break
+    sleep 0.05
+done
+rm -rf "$work/vanish"
+status=0
+wait "$pid" || status=$?
+kept=$(sed -nE 's/.*the trained model was saved to (.*) instead$/\1/p' "$work/vanish.err")
+if [[ $status -ne 1 || -z $kept || ! -s $kept ]] || ! grep -q "test accuracy:" "$work/vanish.log"; then
+    echo "FAILED: a failed final save (exit $status): $(cat "$work/vanish.err")"
+    failures=$((failures + 1))
+fi
+[[ -n $kept ]] && rm -f "$kept"
+
 # --threads 0: every hardware thread; more than the hardware has: a warning.
 "$train" --limit 500 --epochs 1 --threads 0 --output "$work/t0.cnn" > "$work/t0.log" 2>&1
 grep -q " $(nproc) thread(s)" "$work/t0.log" || { echo "FAILED: --threads 0 did not use $(nproc) threads"; failures=$((failures + 1)); }
