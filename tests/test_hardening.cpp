@@ -165,7 +165,7 @@ TEST_CASE("Misuse through the public API is an error, not a read past memory", "
     }
     SECTION("a hand-built data set with too few image bytes") {
         cnn::Dataset data = cnn::test::make_bars(10, 1);
-        data.images.resize(data.images.size() - 1);
+        data.images.pop_back();
         auto net = small_net();
         cnn::Random rng{1};
         cnn::SGD<float> sgd;
