@@ -3,6 +3,7 @@
 #include <cnn/cnn.hpp>
 
 #include <catch2/catch.hpp>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -212,4 +213,37 @@ TEST_CASE("Batches are converted from bytes with the chosen normalisation", "[da
     }
     CHECK(sum / 4 == Approx(0.0).margin(1e-12));
     CHECK(squares / 4 == Approx(1.0));
+}
+
+TEST_CASE("load_mnist names the files it read and the classes from classes.txt", "[data]") {
+    const fs::path dir = cnn::test::scratch_directory("mnist-classes");
+    const std::vector<std::uint8_t> pixels(3 * 2 * 2, 7), labels{0, 2, 1};
+    cnn::write_idx(dir / "t10k-images-idx3-ubyte", {3, 2, 2}, pixels);
+    cnn::write_idx(dir / "t10k-labels-idx1-ubyte", {3}, labels);
+    // Both the raw and a .gz file: the raw one is read, and the data set says so.
+    write_gzip(dir / "t10k-images-idx3-ubyte.gz", idx_bytes({1, 1, 1}, 1));
+    cnn::Dataset data = cnn::load_mnist(dir, "t10k", 3);
+    CHECK(data.files == std::vector<fs::path>{dir / "t10k-images-idx3-ubyte", dir / "t10k-labels-idx1-ubyte"});
+    CHECK(data.class_names.empty());
+    CHECK(data.class_name(2) == "2");
+
+    std::ofstream(dir / "classes.txt") << "cat\ndog\r\nbird\n";
+    data = cnn::load_mnist(dir, "t10k", 3);
+    CHECK(data.class_names == std::vector<std::string>{"cat", "dog", "bird"});
+    CHECK(data.class_name(1) == "dog");
+    std::ofstream(dir / "classes.txt") << "cat\ndog\n";
+    CHECK_THROWS_WITH(cnn::load_mnist(dir, "t10k", 3),
+                      (dir / "classes.txt").string() + ": names 2 classes, the data set has 3");
+    std::ofstream(dir / "classes.txt") << "cat\nbig, dog\nbird\n";
+    CHECK_THROWS_WITH(cnn::load_mnist(dir, "t10k", 3),
+                      (dir / "classes.txt").string() + ": line 2: a class name must be non-empty and without commas");
+    CHECK_THROWS_WITH(cnn::load_mnist(dir, "train", 3),
+                      dir.string() + ": has neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz");
+    CHECK_THROWS_WITH(cnn::load_mnist(dir / "nowhere", "t10k", 3), (dir / "nowhere").string() + ": no such directory");
+}
+
+TEST_CASE("An IDX reader given a FIFO refuses it instead of blocking", "[data][errors]") {
+    const fs::path dir = cnn::test::scratch_directory("idx-fifo");
+    REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+    CHECK_THROWS_WITH(cnn::read_idx(dir / "fifo", 1), (dir / "fifo").string() + ": is a FIFO, not an IDX file");
 }

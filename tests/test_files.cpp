@@ -33,6 +33,11 @@ TEST_CASE("Readers refuse what is not a regular file instead of blocking or grow
     CHECK_THROWS_WITH(cnn::load_checkpoint(net, dir / "fifo"), (dir / "fifo").string() + ": is a FIFO, not a checkpoint");
     CHECK_THROWS_WITH(cnn::load_model(net, "/dev/zero"), "/dev/zero: is a character device, not a model file");
     CHECK_THROWS_WITH(cnn::read_file(dir, 100), dir.string() + ": is a directory, not a file");
+    // A file that starts like a checkpoint but is too short for one (it said it did not start so).
+    std::ofstream(dir / "short.checkpoint") << std::string("CNNCHKPT\x01\x00\x00\x00", 12);
+    CHECK_THROWS_WITH(cnn::load_checkpoint(net, dir / "short.checkpoint"),
+                      (dir / "short.checkpoint").string() +
+                          ": truncated: 12 bytes, too short for a checkpoint's header and checksum");
     std::ofstream(dir / "big") << std::string(101, 'x');
     CHECK_THROWS_WITH(cnn::read_file(dir / "big", 100, "picture"),
                       (dir / "big").string() + ": is 101 bytes, more than a picture can be (100)");
