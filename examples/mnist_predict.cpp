@@ -131,9 +131,6 @@ int main(int argc, char** argv) try {
         }
         std::vector<std::string> names;
         if (metadata.count("classes")) names = examples::split(metadata.at("classes"), ',');
-        const auto name_of = [&](std::size_t label) {
-            return label < names.size() ? names[label] : std::to_string(label);
-        };
 
         if (images.empty()) {
             const cnn::Dataset test_set = examples::load_split(data, "t10k");
@@ -156,7 +153,7 @@ int main(int argc, char** argv) try {
                 ++failed;
                 continue;
             }
-            cnn::Dataset one{std::move(pixels), {0}, 1, 28, 28, std::max<std::size_t>(names.size(), 1)};
+            cnn::Dataset one{std::move(pixels), {0}, 1, 28, 28, std::max<std::size_t>(names.size(), 1), names};
             cnn::Tensor<T, 4> x(one.batch_shape(1));
             std::uint32_t label = 0;
             const std::size_t index = 0;
@@ -166,7 +163,7 @@ int main(int argc, char** argv) try {
             const std::uint32_t predicted = cnn::predicted_class<T>(logits, 0);
             // softmax probability of the prediction: e^{-E} for E the cross-entropy of that class
             const double loss = cnn::softmax_cross_entropy<T>(logits, {&predicted, 1}, delta.view());
-            std::printf("%s: %s (%.1f%%)\n", path.c_str(), name_of(predicted).c_str(), 100.0 * std::exp(-loss));
+            std::printf("%s: %s (%.1f%%)\n", path.c_str(), one.class_name(predicted).c_str(), 100.0 * std::exp(-loss));
         }
         if (failed != 0) {
             std::cerr << "mnist_predict: " << failed << " of " << images.size() << " images could not be classified\n";
