@@ -15,6 +15,13 @@ OPENBLAS_L2_SIZE unset, and glibc's malloc told not to return memory to the
 system (GLIBC_TUNABLES), which otherwise costs it a page fault per fresh page.
 
     /usr/bin/python3 bench/compare_pytorch.py --trainer build/release/examples/mnist_train
+
+With --baseline OTHER_TRAINER the other side is not PyTorch but another build of our
+own trainer (an earlier commit's), run the same way and alternated the same way: how a
+change to the library moves its speed.
+
+    /usr/bin/python3 bench/compare_pytorch.py --trainer build/release/examples/mnist_train \
+        --baseline /tmp/before/build/examples/mnist_train --limit 30000
 """
 import argparse
 import gzip
@@ -104,7 +111,15 @@ def main():
     parser.add_argument("--nets", default="lenet,wide")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--scratch", default="/tmp")
+    parser.add_argument("--baseline", help="compare with this build of mnist_train instead of PyTorch")
     args = parser.parse_args()
+    if args.baseline:
+        other_name = "baseline"
+        def run_other(net, threads, data, limit):
+            return run_ours(args.baseline, net, threads, data, limit, args.scratch)
+    else:
+        other_name = f"PyTorch {__import__('torch').__version__}"
+        run_other = run_torch
 
     nets = args.nets.split(",")
     thread_counts = [int(t) for t in args.threads.split(",")]
@@ -114,15 +129,15 @@ def main():
         for _ in range(args.repeats):
             for threads in thread_counts:
                 ours[net, threads].append(run_ours(args.trainer, net, threads, args.data, args.limit, args.scratch))
-                theirs[net, threads].append(run_torch(net, threads, args.data, args.limit))
+                theirs[net, threads].append(run_other(net, threads, args.data, args.limit))
         for threads in thread_counts:
-            print(f"{net} {threads} thread(s): ours {ours[net, threads]}, pytorch {theirs[net, threads]}",
+            print(f"{net} {threads} thread(s): ours {ours[net, threads]}, {other_name} {theirs[net, threads]}",
                   file=sys.stderr)
 
     def best(runs, key):
         return max(runs[key])
 
-    print(f"| network | threads | this library (images/s) | PyTorch {__import__('torch').__version__} (images/s) | ratio |")
+    print(f"| network | threads | this library (images/s) | {other_name} (images/s) | ratio |")
     print("|---|---|---|---|---|")
     for net in nets:
         for threads in thread_counts:
@@ -131,7 +146,7 @@ def main():
     if len(thread_counts) > 1:
         low, high = min(thread_counts), max(thread_counts)
         print()
-        print(f"| network | {high} threads / {low} (this library) | {high} threads / {low} (PyTorch) |")
+        print(f"| network | {high} threads / {low} (this library) | {high} threads / {low} ({other_name}) |")
         print("|---|---|---|")
         for net in nets:
             scale_ours = best(ours, (net, high)) / best(ours, (net, low))

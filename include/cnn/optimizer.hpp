@@ -1,8 +1,9 @@
-// Optimizers and learning-rate schedules. An optimizer updates every
-// ParameterGroup from its gradients; its state (velocities, moments) is sized on
+// Optimizers. An optimizer updates the weights and biases of every ParameterGroup
+// from their gradients, and never touches buffers (running statistics); weight decay
+// applies to weights only, not to biases. Its state (velocities, moments) is sized on
 // the first step and reused after that.
 //
-// SGD (PyTorch's convention), with g = dE/dw + weight_decay * w:
+// SGD (PyTorch's convention), with g = dE/dw + weight_decay * w (weights) or dE/dw (biases):
 //   plain:     w <- w - lr g                       (FORMULAS.md section 7)
 //   momentum:  v <- mu v + g;   w <- w - lr v
 //   Nesterov:  v <- mu v + g;   w <- w - lr (g + mu v)
@@ -11,17 +12,17 @@
 //   w <- w - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstddef>
-#include <numbers>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "cnn/error.hpp"
 #include "cnn/kernels/threads.hpp"
-#include "cnn/network.hpp"
+#include "cnn/parameters.hpp"
 
 namespace cnn {
 
@@ -50,6 +51,16 @@ struct AdamOptions {
 namespace detail {
 /// Parameters per task of an update step, which the thread pool spreads.
 inline constexpr std::size_t update_block = 1 << 14;
+
+/// Runs update(begin, end, decay) over the learned values [0, learned) of a group on the
+/// thread pool: with `decay` on the weights [0, weights), with 0 on the biases after them.
+template <Scalar T, class Update>
+void update_blocks(std::size_t weights, std::size_t learned, T decay, const Update& update) {
+    parallel_blocks(learned, update_block, [&](std::size_t begin, std::size_t end) {
+        if (begin < weights) update(begin, std::min(end, weights), decay);
+        if (end > weights) update(std::max(begin, weights), end, T{0});
+    });
+}
 
 inline void check_rate(double value, const char* optimizer, const char* what) {
     if (!(value >= 0.0) || !std::isfinite(value))
@@ -113,17 +124,18 @@ public:
         for (std::size_t g = 0; g < groups.size(); ++g) {
             const std::span<T> w = groups[g].values;
             const std::span<const T> grad = groups[g].gradients;
+            const std::size_t weights = groups[g].layout.weights, learned = groups[g].layout.learned();
             if (options_.momentum == 0.0) {
-                parallel_blocks(w.size(), detail::update_block, [&](std::size_t begin, std::size_t end) {
-                    for (std::size_t i = begin; i < end; ++i) w[i] -= lr * (grad[i] + decay * w[i]);
+                detail::update_blocks(weights, learned, decay, [&](std::size_t begin, std::size_t end, T d) {
+                    for (std::size_t i = begin; i < end; ++i) w[i] -= lr * (grad[i] + d * w[i]);
                 });
                 continue;
             }
             T* v = velocity_[g].data();
             const bool nesterov = options_.nesterov;
-            parallel_blocks(w.size(), detail::update_block, [&](std::size_t begin, std::size_t end) {
+            detail::update_blocks(weights, learned, decay, [&](std::size_t begin, std::size_t end, T d) {
                 for (std::size_t i = begin; i < end; ++i) {
-                    const T gi = grad[i] + decay * w[i];
+                    const T gi = grad[i] + d * w[i];
                     v[i] = mu * v[i] + gi;
                     w[i] -= lr * (nesterov ? gi + mu * v[i] : v[i]);
                 }
@@ -173,11 +185,12 @@ public:
         for (std::size_t g = 0; g < groups.size(); ++g) {
             const std::span<T> w = groups[g].values;
             const std::span<const T> grad = groups[g].gradients;
+            const std::size_t weights = groups[g].layout.weights, learned = groups[g].layout.learned();
             T* m = first_[g].data();
             T* v = second_[g].data();
-            parallel_blocks(w.size(), detail::update_block, [&](std::size_t begin, std::size_t end) {
+            detail::update_blocks(weights, learned, decay, [&](std::size_t begin, std::size_t end, T d) {
                 for (std::size_t i = begin; i < end; ++i) {
-                    const T gi = grad[i] + decay * w[i];
+                    const T gi = grad[i] + d * w[i];
                     m[i] = b1 * m[i] + (T{1} - b1) * gi;
                     v[i] = b2 * v[i] + (T{1} - b2) * gi * gi;
                     w[i] -= step_size * m[i] / (std::sqrt(v[i]) / root_correction2 + eps);
@@ -211,36 +224,6 @@ private:
     AdamOptions options_;
     std::vector<std::vector<T>> first_, second_;
     std::uint64_t steps_ = 0;
-};
-
-/// The learning rate for each epoch, from the optimizer's base rate.
-struct Schedule {
-    enum class Kind { constant, step, cosine };
-    Kind kind = Kind::constant;
-    std::size_t step_every = 10;  ///< step decay: epochs between drops
-    double step_factor = 0.1;     ///< step decay: multiplier at each drop
-    double minimum = 0.0;         ///< cosine: the rate reached at the last epoch
-
-    static Schedule constant() { return {}; }
-    /// lr(e) = base * factor^floor(e / every)
-    static Schedule step(std::size_t every, double factor) { return {Kind::step, every, factor, 0.0}; }
-    /// lr(e) = minimum + (base - minimum) (1 + cos(pi e / epochs)) / 2
-    static Schedule cosine(double minimum = 0.0) { return {Kind::cosine, 10, 0.1, minimum}; }
-
-    /// The rate for epoch `epoch` (0-based) of `epochs`.
-    [[nodiscard]] double rate(double base, std::size_t epoch, std::size_t epochs) const {
-        switch (kind) {
-            case Kind::constant:
-                return base;
-            case Kind::step:
-                return base * std::pow(step_factor, static_cast<double>(epoch / std::max<std::size_t>(step_every, 1)));
-            case Kind::cosine: {
-                const double progress = static_cast<double>(epoch) / static_cast<double>(std::max<std::size_t>(epochs, 1));
-                return minimum + (base - minimum) * (1.0 + std::cos(std::numbers::pi * progress)) / 2.0;
-            }
-        }
-        return base;
-    }
 };
 
 }  // namespace cnn

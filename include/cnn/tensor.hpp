@@ -57,6 +57,10 @@ concept Scalar = std::floating_point<std::remove_const_t<T>>;
 
 inline constexpr std::size_t tensor_alignment = 64;
 
+/// How a result goes into a tensor: written over what it holds, or added to it (the gradient of
+/// a tensor that two branches of a network read is the sum of what each passes back).
+enum class Accumulate { no, yes };
+
 template <Scalar T, std::size_t Rank>
 class TensorView {
 public:
@@ -212,6 +216,7 @@ public:
 
     [[nodiscard]] TensorView<T, Rank> view() noexcept { return {storage_.get(), shape_}; }
     [[nodiscard]] TensorView<const T, Rank> view() const noexcept { return {storage_.get(), shape_}; }
+    [[nodiscard]] TensorView<const T, Rank> cview() const noexcept { return {storage_.get(), shape_}; }
     operator TensorView<T, Rank>() noexcept { return view(); }  // NOLINT(google-explicit-constructor)
     operator TensorView<const T, Rank>() const noexcept { return view(); }  // NOLINT(google-explicit-constructor)
 

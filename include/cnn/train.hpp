@@ -6,7 +6,8 @@
 //   auto history = cnn::fit(net, sgd, train, rng, {.epochs = 10, .batch_size = 64});
 //   auto result = cnn::evaluate(net, test);      // loss, accuracy, confusion matrix
 //
-// Each epoch shuffles the training samples with `rng`, runs forward, softmax
+// Each epoch shuffles the training samples with `rng`, runs forward (in training mode,
+// with `rng` as the random stream of stochastic layers), softmax
 // cross-entropy, backward and an optimizer step per mini-batch, and reports
 // through the callbacks. Buffers are sized on the first batch and reused. If the
 // loss stops being a finite number, fit throws cnn::training_error naming the
@@ -18,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <numbers>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -33,6 +35,36 @@
 #include "cnn/random.hpp"
 
 namespace cnn {
+
+/// The learning rate for each epoch, from the optimizer's base rate.
+struct Schedule {
+    enum class Kind { constant, step, cosine };
+    Kind kind = Kind::constant;
+    std::size_t step_every = 10;  ///< step decay: epochs between drops
+    double step_factor = 0.1;     ///< step decay: multiplier at each drop
+    double minimum = 0.0;         ///< cosine: the rate reached at the last epoch
+
+    static Schedule constant() { return {}; }
+    /// lr(e) = base * factor^floor(e / every)
+    static Schedule step(std::size_t every, double factor) { return {Kind::step, every, factor, 0.0}; }
+    /// lr(e) = minimum + (base - minimum) (1 + cos(pi e / epochs)) / 2
+    static Schedule cosine(double minimum = 0.0) { return {Kind::cosine, 10, 0.1, minimum}; }
+
+    /// The rate for epoch `epoch` (0-based) of `epochs`.
+    [[nodiscard]] double rate(double base, std::size_t epoch, std::size_t epochs) const {
+        switch (kind) {
+            case Kind::constant:
+                return base;
+            case Kind::step:
+                return base * std::pow(step_factor, static_cast<double>(epoch / std::max<std::size_t>(step_every, 1)));
+            case Kind::cosine: {
+                const double progress = static_cast<double>(epoch) / static_cast<double>(std::max<std::size_t>(epochs, 1));
+                return minimum + (base - minimum) * (1.0 + std::cos(std::numbers::pi * progress)) / 2.0;
+            }
+        }
+        return base;
+    }
+};
 
 /// Training went wrong (the loss became NaN or infinite).
 struct training_error : error {
@@ -339,7 +371,7 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
             x.resize(train.batch_shape(n));
             train.fill_batch<T>({state.order.data() + first, n}, x.view(), {labels.data(), n}, options.normalization);
 
-            const auto output = net.forward(x.view(), workspace);
+            const auto output = net.forward(x.view(), workspace, Mode::training, &rng);
             delta.resize(output.shape());
             const double loss = softmax_cross_entropy<T>(output, {labels.data(), n}, delta.view());
             if (!std::isfinite(loss)) {

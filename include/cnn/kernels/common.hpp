@@ -133,7 +133,7 @@ inline void use_variant(Variant variant) {
 // call to its own gemm would be ambiguous.
 namespace types {
 
-enum class Accumulate { no, yes };
+using cnn::Accumulate;
 
 /// Samples per work item of a convolution. Fixed, so that the weight-gradient partial sums
 /// (one per chunk, added in chunk order) are the same whatever the thread count.

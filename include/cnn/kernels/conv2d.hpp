@@ -16,13 +16,15 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
     CNN_KERNEL_CALL(conv2d_forward<T, After>(x, w, b, stride, padding, y, scratch, after));
 }
 
-/// Adds dE/dw and dE/db, and writes dx (skipped when null). before(first, last, part) writes
-/// the deltas of samples [first, last) when dy has a shape but no data.
+/// Adds dE/dw and dE/db, and writes dx (adds into it with Accumulate::yes; skipped when null).
+/// before(first, last, part) writes the deltas of samples [first, last) when dy has a shape
+/// but no data.
 template <Scalar T, class Before = NoHook>
 void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
                      std::size_t stride, std::size_t padding, TensorView<T, 4> dx, TensorView<T, 4> dw,
-                     std::span<T> db, Scratch<T>& scratch, const Before& before = {}) {
-    CNN_KERNEL_CALL(conv2d_backward<T, Before>(x, dy, w, stride, padding, dx, dw, db, scratch, before));
+                     std::span<T> db, Scratch<T>& scratch, const Before& before = {},
+                     Accumulate accumulate_dx = Accumulate::no) {
+    CNN_KERNEL_CALL(conv2d_backward<T, Before>(x, dy, w, stride, padding, dx, dw, db, scratch, before, accumulate_dx));
 }
 
 }  // namespace cnn::kernels

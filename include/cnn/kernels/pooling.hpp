@@ -14,10 +14,11 @@ void maxpool_forward(const T* x, const PoolGeometry& g, T* y) {
     CNN_KERNEL_CALL(maxpool_forward<T, AfterReLU>(x, g, y));
 }
 
-/// dx = each window's delta routed to its first maximum (added where windows overlap).
+/// dx = each window's delta routed to its first maximum (added where windows overlap), or
+/// dx += that with Accumulate::yes.
 template <Scalar T, bool AfterReLU = false>
-void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx) {
-    CNN_KERNEL_CALL(maxpool_backward<T, AfterReLU>(x, dy, g, dx));
+void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx, Accumulate accumulate = Accumulate::no) {
+    CNN_KERNEL_CALL(maxpool_backward<T, AfterReLU>(x, dy, g, dx, accumulate));
 }
 
 /// y = the mean of each window.
@@ -26,10 +27,10 @@ void meanpool_forward(const T* x, const PoolGeometry& g, T* y) {
     CNN_KERNEL_CALL(meanpool_forward<T>(x, g, y));
 }
 
-/// dx = each window's delta spread evenly over it.
+/// dx = each window's delta spread evenly over it (dx += that with Accumulate::yes).
 template <Scalar T>
-void meanpool_backward(const T* dy, const PoolGeometry& g, T* dx) {
-    CNN_KERNEL_CALL(meanpool_backward<T>(dy, g, dx));
+void meanpool_backward(const T* dy, const PoolGeometry& g, T* dx, Accumulate accumulate = Accumulate::no) {
+    CNN_KERNEL_CALL(meanpool_backward<T>(dy, g, dx, accumulate));
 }
 
 /// y = max over each window of ReLU(x), and each window's first maximum's place (or

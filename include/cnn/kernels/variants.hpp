@@ -25,7 +25,7 @@
 
 #include "cnn/kernels/common.hpp"
 #include "cnn/kernels/threads.hpp"
-#include "cnn/layer.hpp"
+#include "cnn/scratch.hpp"
 #include "cnn/reference/activation.hpp"
 #include "cnn/reference/pooling.hpp"
 #include "cnn/tensor.hpp"

@@ -9,6 +9,8 @@
 // The activation is a layer of its own (ReLU), which applies f'(net).
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <span>
 #include <string>
 
@@ -49,6 +51,25 @@ public:
     [[nodiscard]] std::size_t fan_in() const noexcept { return channels_ * kernel_h_ * kernel_w_; }
     [[nodiscard]] std::size_t fan_out() const noexcept { return filters_ * kernel_h_ * kernel_w_; }
 
+    /// Weights drawn by `scheme` (in K, C, Fh, Fw order), biases 0.
+    void initialize(Random& rng, Init scheme = Init::he) {
+        detail::draw_weights(weights().span(), fan_in(), fan_out(), rng, scheme);
+        std::ranges::fill(bias(), T{0});
+    }
+    [[nodiscard]] ParameterLayout parameter_layout() const noexcept { return {weight_count(), filters_, 0}; }
+    [[nodiscard]] LayerRecord record() const {
+        return {"Conv2D",
+                {{"in_channels", std::int64_t(channels_)},
+                 {"filters", std::int64_t(filters_)},
+                 {"kernel_height", std::int64_t(kernel_h_)},
+                 {"kernel_width", std::int64_t(kernel_w_)},
+                 {"stride", std::int64_t(stride_)},
+                 {"padding", std::int64_t(padding_)}},
+                parameters_.size(),
+                {},
+                {}};
+    }
+
     [[nodiscard]] std::string describe() const {
         return "Conv2D(" + std::to_string(channels_) + "->" + std::to_string(filters_) + ", " +
                std::to_string(kernel_h_) + "x" + std::to_string(kernel_w_) + ", stride " + std::to_string(stride_) +
@@ -81,25 +102,27 @@ public:
 
     /// y = the convolution of x. When `after` is given, after(first, last, part) is called as
     /// soon as samples [first, last) are computed, with `part` their output, on the thread that
-    /// computed them: Sequential pools them there, while they are in that core's cache. y may
-    /// have a shape but no data: the output is then handed to `after` and never stored.
+    /// computed them: ConvActMaxPool pools them there, while they are in that core's cache. y
+    /// may have a shape but no data: the output is then handed to `after` and never stored.
     template <class After = kernels::NoHook>
-    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& scratch, const After& after = {}) const {
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, const After& after = {}) const {
         detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
-        kernels::conv2d_forward<T>(x, weights(), bias(), stride_, padding_, y, scratch, after);
+        kernels::conv2d_forward<T>(x, weights(), bias(), stride_, padding_, y, context.scratch(), after);
     }
 
-    /// Adds the weight and bias gradients and writes dx (skipped when dx is null: the first layer
-    /// of a network). dy may have a shape but no data: before(first, last, part) is then called
-    /// on the thread that needs the deltas of samples [first, last), just before it reads them,
-    /// and writes them into `part`, so that they are never stored for the whole batch.
+    /// Adds the weight and bias gradients and writes (or adds into) dx; a null dx (the first
+    /// layer of a network) is skipped. dy may have a shape but no data: before(first, last,
+    /// part) is then called on the thread that needs the deltas of samples [first, last), just
+    /// before it reads them, and writes them into `part`, so that they are never stored for
+    /// the whole batch.
     template <class Before = kernels::NoHook>
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
-                  TensorView<T, 4> dx, Scratch<T>& scratch, const Before& before = {}) {
+                  TensorView<T, 4> dx, Context<T> context, Accumulate accumulate = Accumulate::no,
+                  const Before& before = {}) {
         detail::expect_shape(dy, y.shape(), *this, "output gradient");
         if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), *this, "input gradient");
         kernels::conv2d_backward<T>(x, dy, weights(), stride_, padding_, dx, weight_gradients(), bias_gradients(),
-                                    scratch, before);
+                                    context.scratch(), before, accumulate);
     }
 
 private:

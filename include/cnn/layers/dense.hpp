@@ -4,6 +4,8 @@
 //   dE/dW += delta x^T,   dE/db += delta,   dE/dx = W^T delta
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <span>
 #include <string>
 
@@ -29,6 +31,16 @@ public:
     [[nodiscard]] std::size_t fan_in() const noexcept { return in_; }
     [[nodiscard]] std::size_t fan_out() const noexcept { return out_; }
 
+    /// Weights drawn by `scheme` (row by row), biases 0.
+    void initialize(Random& rng, Init scheme = Init::he) {
+        detail::draw_weights(parameters().first(in_ * out_), in_, out_, rng, scheme);
+        std::ranges::fill(bias(), T{0});
+    }
+    [[nodiscard]] ParameterLayout parameter_layout() const noexcept { return {in_ * out_, out_, 0}; }
+    [[nodiscard]] LayerRecord record() const {
+        return {"Dense", {{"in_features", std::int64_t(in_)}, {"out_features", std::int64_t(out_)}}, parameters_.size(), {}, {}};
+    }
+
     [[nodiscard]] std::string describe() const {
         return "Dense(" + std::to_string(in_) + "->" + std::to_string(out_) + ")";
     }
@@ -53,18 +65,18 @@ public:
     [[nodiscard]] std::span<T> gradients() noexcept { return gradients_.span(); }
     [[nodiscard]] std::span<const T> parameters() const noexcept { return parameters_.span(); }
 
-    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& scratch) const {
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context) const {
         detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
-        kernels::dense_forward<T>(x.data(), x.extent(0), in_, weights(), bias(), y.data(), scratch);
+        kernels::dense_forward<T>(x.data(), x.extent(0), in_, weights(), bias(), y.data(), context.scratch());
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
-                  TensorView<T, 4> dx, Scratch<T>& scratch) {
+                  TensorView<T, 4> dx, Context<T> context, Accumulate accumulate = Accumulate::no) {
         // A null dx (the first layer of a network) skips the input gradient.
         detail::expect_shape(dy, y.shape(), *this, "output gradient");
         if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), *this, "input gradient");
         kernels::dense_backward<T>(x.data(), dy.data(), x.extent(0), in_, weights(), dx.data(), weight_gradients(),
-                                   bias_gradients(), scratch);
+                                   bias_gradients(), context.scratch(), accumulate);
     }
 
 private:

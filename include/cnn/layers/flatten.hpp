@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -14,6 +15,8 @@ template <Scalar T>
 class Flatten {
 public:
     using value_type = T;
+    /// A network reads the next layer's input from this one's input, with the new shape.
+    static constexpr bool reshapes_only = true;
 
     [[nodiscard]] std::string describe() const { return "Flatten"; }
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return {in[0], in[1] * in[2] * in[3], 1, 1}; }
@@ -21,17 +24,20 @@ public:
     [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
     [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
-    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> /*context*/) const {
         detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
         std::copy(x.begin(), x.end(), y.begin());
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
-                  TensorView<T, 4> dx, Scratch<T>& /*scratch*/) {
+                  TensorView<T, 4> dx, Context<T> /*context*/, Accumulate accumulate = Accumulate::no) {
         if (dx.data() == nullptr) return;
         detail::expect_shape(dy, y.shape(), *this, "output gradient");
         detail::expect_shape(dx, x.shape(), *this, "input gradient");
-        std::copy(dy.begin(), dy.end(), dx.begin());
+        if (accumulate == Accumulate::yes)
+            std::transform(dy.begin(), dy.end(), dx.begin(), dx.begin(), std::plus<>{});
+        else
+            std::copy(dy.begin(), dy.end(), dx.begin());
     }
 };
 

@@ -51,7 +51,17 @@ public:
     [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
     [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
-    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
+    [[nodiscard]] LayerRecord record() const {
+        return {name(),
+                {{"window_height", std::int64_t(window_.height)},
+                 {"window_width", std::int64_t(window_.width)},
+                 {"stride", std::int64_t(stride_)}},
+                0,
+                {},
+                {}};
+    }
+
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> /*context*/) const {
         expect_shape(y, output_shape(x.shape()), *this, "forward output");
         if constexpr (Kind == PoolKind::max)
             kernels::maxpool_forward<T>(x.data(), geometry(x.shape(), y.shape()), y.data());
@@ -60,18 +70,18 @@ public:
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
-                  TensorView<T, 4> dx, Scratch<T>& /*scratch*/) {
+                  TensorView<T, 4> dx, Context<T> /*context*/, Accumulate accumulate = Accumulate::no) {
         if (dx.data() == nullptr) return;
         expect_shape(dy, y.shape(), *this, "output gradient");
         expect_shape(dx, x.shape(), *this, "input gradient");
         if constexpr (Kind == PoolKind::max)
-            kernels::maxpool_backward<T>(x.data(), dy.data(), geometry(x.shape(), y.shape()), dx.data());
+            kernels::maxpool_backward<T>(x.data(), dy.data(), geometry(x.shape(), y.shape()), dx.data(), accumulate);
         else
-            kernels::meanpool_backward<T>(dy.data(), geometry(x.shape(), y.shape()), dx.data());
+            kernels::meanpool_backward<T>(dy.data(), geometry(x.shape(), y.shape()), dx.data(), accumulate);
     }
 
     /// Max pooling of ReLU(x), computed from x in one pass: max pooling commutes with ReLU.
-    /// cnn::Sequential runs a ReLU followed by a MaxPool this way.
+    /// cnn::ActMaxPool (cnn/graph/fuse.hpp) runs a ReLU followed by a MaxPool this way.
     void forward_after_relu(TensorView<const T, 4> x, TensorView<T, 4> y) const
         requires(Kind == PoolKind::max)
     {
@@ -80,7 +90,7 @@ public:
     }
 
     /// The same, and where each window's delta will go, one place per output in `winners`:
-    /// then backward_after_relu needs neither x nor y. On the calling thread. Sequential pools
+    /// then backward_after_relu needs neither x nor y. On the calling thread. ConvActMaxPool pools
     /// a convolution's output this way, sample by sample, right after computing it,
     /// and stores neither that output nor its gradient.
     void forward_after_relu(TensorView<const T, 4> x, TensorView<T, 4> y, std::span<std::uint32_t> winners) const
@@ -94,13 +104,13 @@ public:
     /// The gradient with respect to x of MaxPool(ReLU(x)), in one pass: what ReLU::backward
     /// would make of this layer's backward.
     void backward_after_relu(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
-                             TensorView<T, 4> dx) const
+                             TensorView<T, 4> dx, Accumulate accumulate = Accumulate::no) const
         requires(Kind == PoolKind::max)
     {
         if (dx.data() == nullptr) return;
         expect_shape(dy, y.shape(), *this, "output gradient");
         expect_shape(dx, x.shape(), *this, "input gradient");
-        kernels::maxpool_backward<T, true>(x.data(), dy.data(), geometry(x.shape(), y.shape()), dx.data());
+        kernels::maxpool_backward<T, true>(x.data(), dy.data(), geometry(x.shape(), y.shape()), dx.data(), accumulate);
     }
 
     /// The same from the places forward_after_relu(x, y, winners) found, on the calling thread.

@@ -16,6 +16,8 @@ template <Scalar T>
 class ReLU {
 public:
     using value_type = T;
+    /// max(0, x) never decreases: a max pool after it may run first (see graph/fuse.hpp).
+    static constexpr bool monotone_non_decreasing = true;
 
     [[nodiscard]] std::string describe() const { return "ReLU"; }
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return in; }
@@ -23,7 +25,7 @@ public:
     [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
     [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
-    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Scratch<T>& /*scratch*/) const {
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> /*context*/) const {
         detail::expect_shape(y, x.shape(), *this, "forward output");
         parallel_blocks(x.size(), block_size, [&](std::size_t begin, std::size_t end) {
             reference::relu<T, 1>(block(x.data(), begin, end), block(y.data(), begin, end));
@@ -31,13 +33,17 @@ public:
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> /*y*/, TensorView<const T, 4> dy,
-                  TensorView<T, 4> dx, Scratch<T>& /*scratch*/) {
+                  TensorView<T, 4> dx, Context<T> /*context*/, Accumulate accumulate = Accumulate::no) {
         if (dx.data() == nullptr) return;
         detail::expect_shape(dy, x.shape(), *this, "output gradient");
         detail::expect_shape(dx, x.shape(), *this, "input gradient");
         parallel_blocks(x.size(), block_size, [&](std::size_t begin, std::size_t end) {
-            reference::relu_backward<T, 1>(block(x.data(), begin, end), block(dy.data(), begin, end),
-                                           block(dx.data(), begin, end));
+            if (accumulate == Accumulate::no) {
+                reference::relu_backward<T, 1>(block(x.data(), begin, end), block(dy.data(), begin, end),
+                                               block(dx.data(), begin, end));
+                return;
+            }
+            for (std::size_t i = begin; i < end; ++i) dx.data()[i] += x.data()[i] > T{0} ? dy.data()[i] : T{0};
         });
     }
 

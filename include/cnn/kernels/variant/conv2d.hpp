@@ -158,12 +158,13 @@ void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, std
     }
 }
 
-/// dx[c][u][v] = sum of dcol[r][offset + q] over the (r, q) that read x[c][u][v] in im2col.
+/// dx[c][u][v] (+)= sum of dcol[r][offset + q] over the (r, q) that read x[c][u][v] in im2col.
 /// The wrapped-around values of a shifted plane's rows are cleared in dcol first (they are
 /// padding), so that each row of dcol is added in one run.
 template <Scalar T>
-void col2im(T* __restrict dcol, std::size_t ld, std::size_t offset, const ConvGeometry& g, T* __restrict dx) {
-    zero_run(dx, g.channels * g.height * g.width);
+void col2im(T* __restrict dcol, std::size_t ld, std::size_t offset, const ConvGeometry& g, T* __restrict dx,
+            Accumulate accumulate) {
+    if (accumulate == Accumulate::no) zero_run(dx, g.channels * g.height * g.width);
     for (std::size_t c = 0; c < g.channels; ++c) {
         T* plane = dx + c * g.height * g.width;
         for (std::size_t m = 0; m < g.kernel_h; ++m)
@@ -260,7 +261,8 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
 template <Scalar T, class Before = NoHook>
 void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
                      std::size_t stride, std::size_t padding, TensorView<T, 4> dx, TensorView<T, 4> dw,
-                     std::span<T> db, Scratch<T>& scratch, const Before& before = {}) {
+                     std::span<T> db, Scratch<T>& scratch, const Before& before = {},
+                     Accumulate accumulate_dx = Accumulate::no) {
     const ConvGeometry g = conv_geometry(x.shape(), w.shape(), stride, padding, dy.shape());
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
     const std::size_t q = g.positions(), ld = conv_chunk * q, out_plane = g.out_h * g.out_w;
@@ -335,7 +337,7 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
             // dcol (R x 4Q) = W^T (R x K) d (K x 4Q)
             gemm<T>(rows, columns, kernels, w.data(), 1, static_cast<std::ptrdiff_t>(rows), delta, lda, 1, dcol, ld,
                     Accumulate::no, pack);
-            for (std::size_t n = first; n < last; ++n) col2im(dcol, ld, (n - first) * q, g, dx[n].data());
+            for (std::size_t n = first; n < last; ++n) col2im(dcol, ld, (n - first) * q, g, dx[n].data(), accumulate_dx);
         }
     });
     // Each gradient adds its chunks' partial sums in chunk order; the gradients are spread

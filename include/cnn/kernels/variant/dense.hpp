@@ -44,10 +44,10 @@ void dense_forward(const T* x, std::size_t samples, std::size_t in, TensorView<c
     });
 }
 
-/// Writes dx (skipped when null) and adds dE/dW and dE/db.
+/// Writes (or adds into) dx, skipped when null, and adds dE/dW and dE/db.
 template <Scalar T>
 void dense_backward(const T* x, const T* dy, std::size_t samples, std::size_t in, TensorView<const T, 2> w, T* dx,
-                    TensorView<T, 2> dw, std::span<T> db, Scratch<T>& scratch) {
+                    TensorView<T, 2> dw, std::span<T> db, Scratch<T>& scratch, Accumulate accumulate_dx = Accumulate::no) {
     // Four parts per thread: the parts pack only the small dY besides their own columns,
     // and smaller parts let a faster core take more of them (cores of a virtual machine,
     // or a hybrid processor's, need not run at the same speed).
@@ -64,9 +64,9 @@ void dense_backward(const T* x, const T* dy, std::size_t samples, std::size_t in
                 for (std::size_t n = 0; n < samples; ++n)
                     for (std::size_t j = 0; j < out; ++j) db[j] += dy[n * out + j];
         } else {
-            // dX[:, first:last] = dY (N x out) W[:, first:last]
+            // dX[:, first:last] (+)= dY (N x out) W[:, first:last]
             gemm<T>(samples, last - first, out, dy, static_cast<std::ptrdiff_t>(out), 1, w.data() + first,
-                    static_cast<std::ptrdiff_t>(in), 1, dx + first, in, Accumulate::no, pack);
+                    static_cast<std::ptrdiff_t>(in), 1, dx + first, in, accumulate_dx, pack);
         }
     });
 }

@@ -208,20 +208,21 @@ void maxpool2x2_backward_row(const T* __restrict r0, const T* __restrict r1, con
 }
 CNN_INTRINSICS_END
 
-/// dx = 0, then each delta added at its window's first maximum. With AfterReLU, dx is the
+/// dx = 0 (unless accumulating), then each delta added at its window's first maximum. With AfterReLU, dx is the
 /// gradient with respect to the input of a ReLU before the pool: the delta goes to the
 /// window's first maximum of x when that maximum is positive (where ReLU passes it on),
 /// and nowhere otherwise (where the pool's winner is a ReLU that is off).
 /// Planes `planes` only, on the calling thread.
 template <Scalar T, bool AfterReLU = false>
-void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx, Planes planes) {
+void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx, Planes planes,
+                      Accumulate accumulate = Accumulate::no) {
     const bool tiles = g.stride == g.window.height && g.stride == g.window.width;
     for_each_plane(planes, [&](std::size_t c) {
         const T* plane = x + c * g.height * g.width;
         const T* delta = dy + c * g.out_h * g.out_w;
         T* grad = dx + c * g.height * g.width;
-        if (!tiles) {
-            std::fill_n(grad, g.height * g.width, T{0});
+        if (!tiles || accumulate == Accumulate::yes) {
+            if (accumulate == Accumulate::no) std::fill_n(grad, g.height * g.width, T{0});
             for (std::size_t i = 0; i < g.out_h; ++i)
                 for (std::size_t j = 0; j < g.out_w; ++j) {
                     const T best = window_max(plane, g, i, j);
@@ -272,14 +273,15 @@ void meanpool_forward(const T* x, const PoolGeometry& g, T* y, Planes planes) {
     });
 }
 
-/// dx = 0, then delta / (nh nw) added over each window (the Kronecker product when windows tile the input).
+/// dx = 0 (unless accumulating), then delta / (nh nw) added over each window (the Kronecker
+/// product when windows tile the input).
 template <Scalar T>
-void meanpool_backward(const T* dy, const PoolGeometry& g, T* dx, Planes planes) {
+void meanpool_backward(const T* dy, const PoolGeometry& g, T* dx, Planes planes, Accumulate accumulate = Accumulate::no) {
     const T area = static_cast<T>(g.window.height * g.window.width);
     for_each_plane(planes, [&](std::size_t c) {
         const T* delta = dy + c * g.out_h * g.out_w;
         T* grad = dx + c * g.height * g.width;
-        std::fill_n(grad, g.height * g.width, T{0});
+        if (accumulate == Accumulate::no) std::fill_n(grad, g.height * g.width, T{0});
         for (std::size_t i = 0; i < g.out_h; ++i)
             for (std::size_t j = 0; j < g.out_w; ++j) {
                 const T share = delta[i * g.out_w + j] / area;
@@ -434,8 +436,8 @@ void maxpool_forward(const T* x, const PoolGeometry& g, T* y) {
 }
 
 template <Scalar T, bool AfterReLU = false>
-void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx) {
-    for_plane_blocks(g, [&](Planes planes) { maxpool_backward<T, AfterReLU>(x, dy, g, dx, planes); });
+void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx, Accumulate accumulate = Accumulate::no) {
+    for_plane_blocks(g, [&](Planes planes) { maxpool_backward<T, AfterReLU>(x, dy, g, dx, planes, accumulate); });
 }
 
 template <Scalar T>
@@ -444,8 +446,8 @@ void meanpool_forward(const T* x, const PoolGeometry& g, T* y) {
 }
 
 template <Scalar T>
-void meanpool_backward(const T* dy, const PoolGeometry& g, T* dx) {
-    for_plane_blocks(g, [&](Planes planes) { meanpool_backward<T>(dy, g, dx, planes); });
+void meanpool_backward(const T* dy, const PoolGeometry& g, T* dx, Accumulate accumulate = Accumulate::no) {
+    for_plane_blocks(g, [&](Planes planes) { meanpool_backward<T>(dy, g, dx, planes, accumulate); });
 }
 
 }  // namespace CNN_KERNEL_VARIANT

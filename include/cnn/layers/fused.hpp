@@ -1,0 +1,189 @@
+// Fused layers: two or three layers computed as one, with the same results (bit for bit)
+// and less memory traffic. A Sequential picks them by itself (cnn/graph/fuse.hpp has the
+// rules); a user may also write them by hand. Either way they are the layers they fuse as
+// far as anyone else can tell: for_each_layer shows the original layers, whose parameters,
+// records and descriptions the model file and the optimizers see.
+//
+//   ActMaxPool<T, A>      an activation A that never decreases, then a MaxPool: the max pool
+//                         runs first, on the raw inputs (max f(x) = f(max x)), and the
+//                         activation on the pooled values only. For ReLU the two are one
+//                         pass over the data (MaxPool::forward_after_relu).
+//   ConvActMaxPool<T, A>  a Conv2D, a ReLU and a MaxPool: each sample's convolution output
+//                         is pooled right after it is computed, while it is in that core's
+//                         cache, and where each window's maximum lies is recorded; backward
+//                         puts each sample's convolution deltas together from those places
+//                         right before the convolution reads them. Neither the convolution's
+//                         output nor its deltas are ever stored for the whole batch.
+//
+// Ties: a window whose maximum is shared goes to its first maximum in row-major order either
+// way. Where f is flat (ReLU below 0) the pooled max of f(x) may come from another input than
+// the max of x, but f' is 0 on both, so the input gradient is the same.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "cnn/layer.hpp"
+#include "cnn/layers/conv2d.hpp"
+#include "cnn/layers/pooling.hpp"
+#include "cnn/layers/relu.hpp"
+
+namespace cnn {
+
+namespace detail {
+/// Whether activation A has a kernel of its own inside the max pool (one pass, and inside a
+/// convolution): ReLU.
+template <class A, class T>
+inline constexpr bool max_pool_kernel = std::is_same_v<A, ReLU<T>>;
+}  // namespace detail
+
+template <Scalar T, Layer Act>
+    requires monotone_non_decreasing<Act>
+class ActMaxPool {
+public:
+    using value_type = T;
+    static constexpr bool fusion = true;
+
+    /// What forward leaves for backward, for activations without a kernel of their own: the
+    /// pooled raw values and their gradient.
+    struct State {
+        Tensor<T, 4> pooled;
+        Tensor<T, 4> d_pooled;
+        layer_state_t<Act> activation;
+    };
+
+    ActMaxPool(Act activation, MaxPool<T> pool) : activation_(std::move(activation)), pool_(std::move(pool)) {}
+
+    template <class F>
+    void for_each_layer(F&& f) {
+        f(std::size_t{0}, activation_);
+        f(std::size_t{1}, pool_);
+    }
+    template <class F>
+    void for_each_layer(F&& f) const {
+        f(std::size_t{0}, activation_);
+        f(std::size_t{1}, pool_);
+    }
+    [[nodiscard]] Act& activation() noexcept { return activation_; }
+    [[nodiscard]] const Act& activation() const noexcept { return activation_; }
+    [[nodiscard]] MaxPool<T>& pool() noexcept { return pool_; }
+    [[nodiscard]] const MaxPool<T>& pool() const noexcept { return pool_; }
+
+    [[nodiscard]] std::string describe() const { return activation_.describe() + " + " + pool_.describe(); }
+    [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const {
+        return pool_.output_shape(activation_.output_shape(in));
+    }
+
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, State& state) const {
+        if constexpr (detail::max_pool_kernel<Act, T>) {
+            pool_.forward_after_relu(x, y);
+        } else {
+            state.pooled.resize(y.shape());
+            pool_.forward(x, state.pooled.view(), context);
+            detail::forward(activation_, state.pooled.cview(), y, context, state.activation);
+        }
+    }
+
+    void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
+                  TensorView<T, 4> dx, Context<T> context, State& state, Accumulate accumulate) {
+        if constexpr (detail::max_pool_kernel<Act, T>) {
+            pool_.backward_after_relu(x, y, dy, dx, accumulate);
+        } else {
+            if (dx.data() == nullptr) return;
+            state.d_pooled.resize(y.shape());
+            detail::backward(activation_, state.pooled.cview(), y, dy, state.d_pooled.view(), context,
+                             state.activation, Accumulate::no);
+            pool_.backward(x, state.pooled.cview(), state.d_pooled.cview(), dx, context, accumulate);
+        }
+    }
+
+private:
+    Act activation_;
+    MaxPool<T> pool_;
+};
+
+template <Scalar T, Layer Act>
+    requires detail::max_pool_kernel<Act, T>
+class ConvActMaxPool {
+public:
+    using value_type = T;
+    static constexpr bool fusion = true;
+
+    /// Where each window's maximum lies (or kernels::no_winner), one per output.
+    struct State {
+        std::vector<std::uint32_t> winners;
+    };
+
+    ConvActMaxPool(Conv2D<T> conv, Act activation, MaxPool<T> pool)
+        : conv_(std::move(conv)), activation_(std::move(activation)), pool_(std::move(pool)) {}
+
+    template <class F>
+    void for_each_layer(F&& f) {
+        f(std::size_t{0}, conv_);
+        f(std::size_t{1}, activation_);
+        f(std::size_t{2}, pool_);
+    }
+    template <class F>
+    void for_each_layer(F&& f) const {
+        f(std::size_t{0}, conv_);
+        f(std::size_t{1}, activation_);
+        f(std::size_t{2}, pool_);
+    }
+    [[nodiscard]] Conv2D<T>& conv() noexcept { return conv_; }
+    [[nodiscard]] const Conv2D<T>& conv() const noexcept { return conv_; }
+    [[nodiscard]] Act& activation() noexcept { return activation_; }
+    [[nodiscard]] const Act& activation() const noexcept { return activation_; }
+    [[nodiscard]] MaxPool<T>& pool() noexcept { return pool_; }
+    [[nodiscard]] const MaxPool<T>& pool() const noexcept { return pool_; }
+
+    [[nodiscard]] std::string describe() const {
+        return conv_.describe() + " + " + activation_.describe() + " + " + pool_.describe();
+    }
+    [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const {
+        return pool_.output_shape(activation_.output_shape(conv_.output_shape(in)));
+    }
+
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, State& state) const {
+        detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
+        state.winners.resize(y.size());
+        std::uint32_t* const winners = state.winners.data();
+        // The convolution's output is not stored: each part goes straight into the pool.
+        conv_.forward(x, TensorView<T, 4>{nullptr, conv_.output_shape(x.shape())}, context,
+                      [&](std::size_t begin, std::size_t end, TensorView<const T, 4> net) {
+                          const auto [offset, shape] = part_of(y.shape(), begin, end);
+                          pool_.forward_after_relu(net, TensorView<T, 4>{y.data() + offset, shape},
+                                                   std::span{winners + offset, element_count(shape)});
+                      });
+    }
+
+    void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
+                  TensorView<T, 4> dx, Context<T> context, State& state, Accumulate accumulate) {
+        detail::expect_shape(dy, y.shape(), *this, "output gradient");
+        if (state.winners.size() != y.size())
+            throw shape_error(describe() + ": backward without the forward pass of this output");
+        // The convolution's deltas are not stored: each part comes from the pool's winners.
+        const std::uint32_t* const winners = state.winners.data();
+        const TensorView<const T, 4> net{nullptr, conv_.output_shape(x.shape())};
+        conv_.backward(x, net, net, dx, context, accumulate,
+                       [&](std::size_t begin, std::size_t end, TensorView<T, 4> d_net) {
+                           const auto [offset, shape] = part_of(dy.shape(), begin, end);
+                           pool_.backward_after_relu(std::span{winners + offset, element_count(shape)},
+                                                     TensorView<const T, 4>{dy.data() + offset, shape}, d_net);
+                       });
+    }
+
+private:
+    /// Samples [first, last) of a batch of shape `shape`: where their elements start, and their shape.
+    static std::pair<std::size_t, Shape<4>> part_of(const Shape<4>& shape, std::size_t first, std::size_t last) {
+        return {first * shape[1] * shape[2] * shape[3], {last - first, shape[1], shape[2], shape[3]}};
+    }
+
+    Conv2D<T> conv_;
+    Act activation_;
+    MaxPool<T> pool_;
+};
+
+}  // namespace cnn

@@ -1,0 +1,214 @@
+// One property for every fusion rule of cnn/graph/fuse.hpp: a Sequential, which runs the
+// fused steps, gives the same bits as its layers run one by one (forward output, input
+// gradient, every parameter gradient), on random shapes, at 1 and 3 threads; and a fusion
+// never changes the parameters or the model file.
+#include <cnn/cnn.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <tuple>
+#include <vector>
+
+#include "test_support.hpp"
+
+using cnn::Shape;
+using cnn::Tensor;
+
+namespace {
+
+/// f(x) = x for x > 0, x / 8 otherwise: monotone non-decreasing, and not ReLU, so that the
+/// generic ActMaxPool (pool first, then the activation on the pooled values) runs for it.
+template <cnn::Scalar T>
+class GentleSlope {
+public:
+    using value_type = T;
+    static constexpr bool monotone_non_decreasing = true;
+
+    [[nodiscard]] std::string describe() const { return "GentleSlope"; }
+    [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return in; }
+    [[nodiscard]] std::span<T> parameters() noexcept { return {}; }
+    [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
+    [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
+    void forward(cnn::TensorView<const T, 4> x, cnn::TensorView<T, 4> y, cnn::Context<T> /*context*/) const {
+        for (std::size_t i = 0; i < x.size(); ++i) y.data()[i] = x.data()[i] > 0 ? x.data()[i] : x.data()[i] / 8;
+    }
+    void backward(cnn::TensorView<const T, 4> x, cnn::TensorView<const T, 4> /*y*/, cnn::TensorView<const T, 4> dy,
+                  cnn::TensorView<T, 4> dx, cnn::Context<T> /*context*/, cnn::Accumulate accumulate) {
+        if (dx.data() == nullptr) return;
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            const T d = x.data()[i] > 0 ? dy.data()[i] : dy.data()[i] / 8;
+            dx.data()[i] = accumulate == cnn::Accumulate::yes ? dx.data()[i] + d : d;
+        }
+    }
+};
+
+std::size_t pick(std::mt19937_64& rng, std::size_t low, std::size_t high) {
+    return std::uniform_int_distribution<std::size_t>(low, high)(rng);
+}
+
+/// What a pass gives: the output, the input gradient and all parameter gradients.
+template <class T>
+struct Pass {
+    std::vector<T> output, input_gradient, parameter_gradients;
+};
+
+/// The layers of `net` one at a time, each with its own buffers (no fusion anywhere).
+template <class Net>
+Pass<typename Net::value_type> unfused(Net& net, const Tensor<typename Net::value_type, 4>& x,
+                                       const Tensor<typename Net::value_type, 4>& dy) {
+    using T = typename Net::value_type;
+    cnn::Scratch<T> scratch;
+    const auto shapes = net.shapes(x.shape());
+    std::vector<Tensor<T, 4>> outputs;
+    net.for_each_layer([&](std::size_t i, const auto& layer) {
+        outputs.emplace_back(shapes[i + 1]);
+        layer.forward(i == 0 ? x.view() : outputs[i - 1].cview(), outputs[i].view(), scratch);
+    });
+    net.zero_gradients();
+    std::vector<Tensor<T, 4>> gradients(Net::layer_count);
+    for (std::size_t i = 0; i < Net::layer_count; ++i) gradients[i] = Tensor<T, 4>(shapes[i]);
+    // Backward in reverse: layer i writes dE/d(its input) into gradients[i].
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        constexpr std::size_t last = Net::layer_count - 1;
+        (
+            [&] {
+                constexpr std::size_t i = last - I;
+                auto& layer = net.template layer<i>();
+                const auto in = i == 0 ? x.view() : outputs[i - 1].cview();
+                const auto d_out = i == last ? dy.view() : gradients[i + 1].cview();
+                layer.backward(in, outputs[i].cview(), d_out, gradients[i].view(), scratch, cnn::Accumulate::no);
+            }(),
+            ...);
+    }(std::make_index_sequence<Net::layer_count>{});
+    Pass<T> pass;
+    pass.output.assign(outputs.back().begin(), outputs.back().end());
+    pass.input_gradient.assign(gradients[0].begin(), gradients[0].end());
+    for (const auto& group : net.parameter_groups())
+        pass.parameter_gradients.insert(pass.parameter_gradients.end(), group.gradients.begin(), group.gradients.end());
+    return pass;
+}
+
+/// The network as a whole, through its layer interface (fused steps, views).
+template <class Net>
+Pass<typename Net::value_type> fused(Net& net, const Tensor<typename Net::value_type, 4>& x,
+                                     const Tensor<typename Net::value_type, 4>& dy) {
+    using T = typename Net::value_type;
+    cnn::Scratch<T> scratch;
+    typename Net::State state;
+    Tensor<T, 4> y(net.output_shape(x.shape())), dx(x.shape());
+    net.forward(x.view(), y.view(), scratch, state);
+    net.zero_gradients();
+    net.backward(x.view(), y.cview(), dy.view(), dx.view(), scratch, state, cnn::Accumulate::no);
+    Pass<T> pass;
+    pass.output.assign(y.begin(), y.end());
+    pass.input_gradient.assign(dx.begin(), dx.end());
+    for (const auto& group : net.parameter_groups())
+        pass.parameter_gradients.insert(pass.parameter_gradients.end(), group.gradients.begin(), group.gradients.end());
+    return pass;
+}
+
+/// The property, for networks made by make(rng) (random hyper-parameters) on inputs of
+/// shape input(rng).
+template <class Make, class Input>
+void check_rule(const char* rule, Make make, Input input) {
+    std::mt19937_64 rng(31);
+    const std::size_t threads_before = cnn::threads();
+    for (int round = 0; round < 6; ++round) {
+        for (std::size_t threads : {1, 3}) {
+            cnn::set_threads(threads);
+            std::mt19937_64 case_rng(static_cast<std::uint64_t>(round) * 1000 + 7);
+            auto net = make(case_rng);
+            using T = typename decltype(net)::value_type;
+            const Shape<4> shape = input(case_rng, net);
+            INFO(rule << ", round " << round << ", " << threads << " threads, input " << cnn::to_string(shape));
+            for (const auto& group : net.parameter_groups())
+                cnn::test::fill_uniform<T, 1>({group.values.data(), {group.values.size()}}, rng, -0.5, 0.5);
+            const auto x = cnn::test::random_tensor<T>(shape, rng);
+            const auto dy = cnn::test::random_tensor<T>(net.output_shape(shape), rng);
+            const Pass<T> one_by_one = unfused(net, x, dy), as_one = fused(net, x, dy);
+            CHECK(as_one.output == one_by_one.output);
+            CHECK(as_one.input_gradient == one_by_one.input_gradient);
+            CHECK(as_one.parameter_gradients == one_by_one.parameter_gradients);
+        }
+    }
+    cnn::set_threads(threads_before);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "[fusion]", float, double) {
+    using T = TestType;
+    SECTION("Conv2D, ReLU, MaxPool -> ConvActMaxPool") {
+        check_rule(
+            "ConvActMaxPool",
+            [](std::mt19937_64& rng) {
+                const std::size_t c = pick(rng, 1, 3), k = pick(rng, 1, 5), f = pick(rng, 1, 3);
+                const std::size_t window = pick(rng, 2, 3), stride = pick(rng, 1, window);
+                return cnn::Sequential{cnn::Conv2D<T>{c, k, f, {.stride = static_cast<std::ptrdiff_t>(pick(rng, 1, 2)),
+                                                                 .padding = static_cast<std::ptrdiff_t>(pick(rng, 0, 1))}},
+                                       cnn::ReLU<T>{}, cnn::MaxPool<T>{window, stride}, cnn::Flatten<T>{}};
+            },
+            [](std::mt19937_64& rng, const auto& net) {
+                return Shape<4>{pick(rng, 1, 9), net.template layer<0>().in_channels(), pick(rng, 7, 12), pick(rng, 7, 12)};
+            });
+    }
+    SECTION("ReLU, MaxPool -> ActMaxPool (the one-pass kernel)") {
+        check_rule(
+            "ActMaxPool<ReLU>",
+            [](std::mt19937_64& rng) {
+                const std::size_t window = pick(rng, 1, 3);
+                return cnn::Sequential{cnn::ReLU<T>{}, cnn::MaxPool<T>{{window, pick(rng, 1, 3)}, pick(rng, 1, 3)}};
+            },
+            [](std::mt19937_64& rng, const auto&) {
+                return Shape<4>{pick(rng, 1, 4), pick(rng, 1, 5), pick(rng, 3, 9), pick(rng, 3, 9)};
+            });
+    }
+    SECTION("another monotone activation, MaxPool -> ActMaxPool (generic)") {
+        check_rule(
+            "ActMaxPool<GentleSlope>",
+            [](std::mt19937_64& rng) {
+                return cnn::Sequential{GentleSlope<T>{}, cnn::MaxPool<T>{{pick(rng, 1, 3), pick(rng, 1, 3)}, pick(rng, 1, 3)}};
+            },
+            [](std::mt19937_64& rng, const auto&) {
+                return Shape<4>{pick(rng, 1, 4), pick(rng, 1, 5), pick(rng, 3, 9), pick(rng, 3, 9)};
+            });
+    }
+    SECTION("Flatten -> a view, in the middle and at the end of a chain") {
+        check_rule(
+            "Flatten",
+            [](std::mt19937_64& rng) {
+                const std::size_t c = pick(rng, 1, 3), out = pick(rng, 1, 4);
+                return cnn::Sequential{cnn::Flatten<T>{}, cnn::Dense<T>{c * 16, out}, cnn::Flatten<T>{}};
+            },
+            [](std::mt19937_64& rng, const auto& net) {
+                return Shape<4>{pick(rng, 1, 5), net.template layer<1>().in_features() / 16, 4, 4};
+            });
+    }
+}
+
+TEST_CASE("A fusion changes neither the parameters nor the model file", "[fusion][model]") {
+    const auto dir = cnn::test::scratch_directory("fusion_file");
+    // The same layers, fused by the chain and kept apart by Identity layers between them.
+    auto fused_net = cnn::Sequential{cnn::Conv2D<float>{1, 2, 3}, cnn::ReLU<float>{}, cnn::MaxPool<float>{2}};
+    auto apart = cnn::Sequential{cnn::Conv2D<float>{1, 2, 3}, cnn::ReLU<float>{}, cnn::MaxPool<float>{2}};
+    cnn::Random a{3}, b{3};
+    fused_net.initialize(a);
+    apart.initialize(b);
+    CHECK(std::ranges::equal(fused_net.layer<0>().parameters(), apart.layer<0>().parameters()));
+    cnn::save_model(fused_net, dir / "fused.cnn");
+    // A hand-written fusion holds the same layers; its parameters are the same values in the same order.
+    auto by_hand = cnn::Sequential{cnn::ConvActMaxPool<float, cnn::ReLU<float>>{
+        apart.layer<0>(), cnn::ReLU<float>{}, cnn::MaxPool<float>{2}}};
+    CHECK(by_hand.parameter_count() == fused_net.parameter_count());
+    CHECK(std::ranges::equal(by_hand.parameter_groups()[0].values, fused_net.parameter_groups()[0].values));
+    // The file lists the three layers as written.
+    std::ifstream in(dir / "fused.cnn", std::ios::binary);
+    const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    CHECK_THAT(bytes, Catch::Contains("Conv2D(1->2, 3x3, stride 1, padding 0)\nReLU\nMaxPool(2x2, stride 2)\n"));
+    auto loaded = cnn::Sequential{cnn::Conv2D<float>{1, 2, 3}, cnn::ReLU<float>{}, cnn::MaxPool<float>{2}};
+    cnn::load_model(loaded, dir / "fused.cnn");
+    CHECK(std::ranges::equal(loaded.layer<0>().parameters(), fused_net.layer<0>().parameters()));
+}
