@@ -60,6 +60,29 @@ private:
     Tensor<T, 1> gradient_;
 };
 
+/// y = x + noise in training (uniform in [0, 1) from the context's random stream), y = x in
+/// inference: a stochastic layer, to see that the mode and the stream reach every depth.
+template <cnn::Scalar T>
+class Jitter {
+public:
+    using value_type = T;
+    [[nodiscard]] std::string describe() const { return "Jitter"; }
+    [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return in; }
+    [[nodiscard]] std::span<T> parameters() noexcept { return {}; }
+    [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
+    [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
+    void forward(cnn::TensorView<const T, 4> x, cnn::TensorView<T, 4> y, cnn::Context<T> context) const {
+        for (std::size_t i = 0; i < x.size(); ++i)
+            y.data()[i] = x.data()[i] + (context.training() ? static_cast<T>(context.random("Jitter").uniform()) : T{0});
+    }
+    void backward(cnn::TensorView<const T, 4>, cnn::TensorView<const T, 4>, cnn::TensorView<const T, 4> dy,
+                  cnn::TensorView<T, 4> dx, cnn::Context<T>, cnn::Accumulate accumulate) {
+        if (dx.data() == nullptr) return;
+        for (std::size_t i = 0; i < dy.size(); ++i)
+            dx.data()[i] = (accumulate == cnn::Accumulate::yes ? dx.data()[i] : T{0}) + dy.data()[i];
+    }
+};
+
 template <class T>
 using Conv = cnn::Conv2D<T>;
 
@@ -208,6 +231,42 @@ TEST_CASE("ResNet and Inception blocks nested three levels deep pass a float64 f
     }
 }
 
+TEST_CASE("Worked examples EX14 and EX15 of FORMULAS.md section 13: a residual block and a concatenation",
+          "[graph][worked]") {
+    const Tensor<double, 4> x({1, 1, 1, 2}, {1.0, -3.0});
+    const auto conv = [] {
+        Conv<double> c{1, 1, 1};
+        c.parameters()[0] = 2.0;  // w
+        c.parameters()[1] = 0.5;  // b
+        return c;
+    };
+    cnn::Scratch<double> scratch;
+    SECTION("EX14") {
+        auto block = cnn::Residual{conv()};
+        decltype(block)::State state;
+        Tensor<double, 4> y({1, 1, 1, 2}), dx({1, 1, 1, 2});
+        block.forward(x, y, scratch, state);
+        CHECK(std::vector<double>(y.begin(), y.end()) == std::vector<double>{3.5, -8.5});
+        const Tensor<double, 4> dy({1, 1, 1, 2}, {1.0, 1.0});
+        block.backward(x, y, dy, dx, scratch, state, cnn::Accumulate::no);
+        CHECK(std::vector<double>(dx.begin(), dx.end()) == std::vector<double>{3.0, 3.0});
+        CHECK(block.body().gradients()[0] == -2.0);
+        CHECK(block.body().gradients()[1] == 2.0);
+    }
+    SECTION("EX15") {
+        auto block = cnn::Parallel{cnn::Concat{}, cnn::Identity<double>{}, conv()};
+        decltype(block)::State state;
+        Tensor<double, 4> y({1, 2, 1, 2}), dx({1, 1, 1, 2});
+        block.forward(x, y, scratch, state);
+        CHECK(std::vector<double>(y.begin(), y.end()) == std::vector<double>{1.0, -3.0, 2.5, -5.5});
+        const Tensor<double, 4> dy({1, 2, 1, 2}, {1.0, 2.0, 3.0, 4.0});
+        block.backward(x, y, dy, dx, scratch, state, cnn::Accumulate::no);
+        CHECK(std::vector<double>(dx.begin(), dx.end()) == std::vector<double>{7.0, 10.0});
+        CHECK(block.branch<1>().gradients()[0] == -9.0);
+        CHECK(block.branch<1>().gradients()[1] == 7.0);
+    }
+}
+
 TEST_CASE("The nested blocks train: a few SGD steps lower the loss on a fixed batch", "[graph][training]") {
     SECTION("float") {
         auto net = nested_network<float>();
@@ -219,6 +278,22 @@ TEST_CASE("The nested blocks train: a few SGD steps lower the loss on a fixed ba
         const auto [before, after] = train_steps(net, {6, 2, 8, 8}, 30);
         CHECK(after < 0.5 * before);
     }
+}
+
+TEST_CASE("Blocks built alike start apart; a block given values keeps them", "[graph][initialisation]") {
+    auto net = cnn::Sequential{Conv<float>{1, 3, 3, {.padding = 1}}, identity_block<float>(3), identity_block<float>(3)};
+    const auto first = net.layer<1>().layer<0>().body().layer<0>().parameters();
+    const auto second = net.layer<2>().layer<0>().body().layer<0>().parameters();
+    CHECK_FALSE(std::ranges::equal(first, second));
+    // The same network twice: the same values (the default seed).
+    auto again = cnn::Sequential{Conv<float>{1, 3, 3, {.padding = 1}}, identity_block<float>(3), identity_block<float>(3)};
+    CHECK(std::ranges::equal(again.layer<2>().layer<0>().body().layer<0>().parameters(), second));
+    // A block that was given values keeps them.
+    auto trained = identity_block<float>(3);
+    std::ranges::fill(trained.layer<0>().body().layer<0>().parameters(), 0.25f);
+    auto kept = cnn::Sequential{Conv<float>{1, 3, 3, {.padding = 1}}, std::move(trained)};
+    CHECK(std::ranges::all_of(kept.layer<1>().layer<0>().body().layer<0>().parameters(),
+                              [](float w) { return w == 0.25f; }));
 }
 
 TEST_CASE("A layer defined only in a test joins a network, trains, and saves and loads", "[graph][custom]") {
@@ -280,6 +355,26 @@ TEST_CASE("backward with Accumulate::yes adds dE/dx to what dx holds, for every 
     check(projection_block<double>(3, 4), {2, 3, 5, 5});
     check(inception_block<double>(3), {2, 3, 4, 4});
     check(cnn::Parallel{cnn::Add{}, cnn::ReLU<double>{}, cnn::Identity<double>{}}, {2, 3, 4, 4});
+}
+
+TEST_CASE("The mode and the random stream reach every layer of a nest", "[graph][context]") {
+    auto net = cnn::Sequential{cnn::Residual{cnn::Sequential{cnn::Parallel{cnn::Add{}, Jitter<double>{}, Jitter<double>{}}}},
+                               cnn::Flatten<double>{}};
+    decltype(net)::Workspace workspace;
+    const Tensor<double, 4> x({2, 1, 2, 2}, 1.0);
+    const auto inference = net.forward(x, workspace);
+    CHECK(std::ranges::all_of(inference, [](double v) { return v == 3.0; }));  // x + (x + x)
+
+    CHECK_THROWS_WITH(net.forward(x, workspace, cnn::Mode::training),
+                      "Jitter draws random numbers in training: pass a cnn::Random to forward");
+    cnn::Random a{5}, b{5};
+    const std::vector<double> first = [&] {
+        const auto y = net.forward(x, workspace, cnn::Mode::training, &a);
+        return std::vector<double>(y.begin(), y.end());
+    }();
+    CHECK(std::ranges::all_of(first, [](double v) { return v > 3.0 && v < 5.0; }));
+    const auto again = net.forward(x, workspace, cnn::Mode::training, &b);
+    CHECK(std::ranges::equal(again, first));  // the same seed, the same draws
 }
 
 TEST_CASE("Shape errors name the path to the failing layer, and a merge of disagreeing branches both shapes",

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -136,6 +137,50 @@ TEST_CASE("Bad model files give clear errors and leave the network unchanged", "
         broken.layer<4>().weights()(2, 5) = std::numeric_limits<float>::infinity();
         cnn::save_model(broken, bad);  // a valid file, checksum and all
         expect_error("parameter 101 of layer 4 (Dense(48->4)) is not a finite number");
+    }
+    SECTION("a structure that does not parse (its checksum repaired)") {
+        // Replaces the structure (after the architecture text, whose length is at offset 16).
+        const auto with_structure = [&](std::vector<std::uint8_t> structure) {
+            std::uint32_t text = 0, length = 0;
+            std::memcpy(&text, good.data() + 16, 4);
+            const std::size_t at = 20 + text;
+            std::memcpy(&length, good.data() + at, 4);
+            cnn::detail::ByteWriter out;
+            out.put_bytes(good.data(), at);
+            out.put(static_cast<std::uint32_t>(structure.size()));
+            out.put_bytes(structure.data(), structure.size());
+            out.put_bytes(good.data() + at + 4 + length, good.size() - 4 - (at + 4 + length));
+            out.put(cnn::detail::crc32(out.bytes().data(), out.bytes().size()));
+            return out.bytes();
+        };
+        const auto record = [](cnn::detail::ByteWriter& out, std::string_view kind, std::uint32_t children) {
+            out.put_text(kind);
+            out.put_text("");
+            out.put(std::uint32_t{0});
+            out.put(std::uint64_t{0});
+            out.put(children);
+        };
+        cnn::detail::ByteWriter deep;
+        for (int level = 0; level < 70; ++level) record(deep, "Sequential", 1);
+        write_all(bad, with_structure(deep.bytes()));
+        expect_error("nests deeper than 64 levels: the file is corrupt");
+
+        cnn::detail::ByteWriter typed;
+        typed.put_text("Conv2D");
+        typed.put_text("");
+        typed.put(std::uint32_t{1});
+        typed.put_text("stride");
+        typed.put(std::uint8_t{7});
+        typed.put(std::int64_t{1});
+        write_all(bad, with_structure(typed.bytes()));
+        expect_error("attribute type 7 at offset ");
+        expect_error("is neither 0 (integer) nor 1 (float64): the file is corrupt");
+
+        cnn::detail::ByteWriter longer;
+        record(longer, "ReLU", 0);
+        longer.put(std::uint32_t{0});
+        write_all(bad, with_structure(longer.bytes()));
+        expect_error("the structure ends at offset");
     }
     SECTION("every truncation") {
         for (std::size_t length = 0; length < good.size(); ++length) {

@@ -1,6 +1,7 @@
-// Must not compile: Sequential takes layers only, and says so in one sentence, whatever
-// the stray argument is and wherever it stands (tests/compile_fail/one_error.cmake
-// compiles each NOT_A_LAYER_CASE with g++ and clang++ and counts the errors).
+// Must not compile: Sequential, Residual and Parallel take layers only, and say so in one
+// sentence, whatever the stray argument is and wherever it stands in a nest
+// (tests/compile_fail/one_error.cmake compiles each NOT_A_LAYER_CASE with g++ and
+// clang++ and counts the errors).
 #include <cnn/cnn.hpp>
 
 #include <string>
@@ -22,8 +23,16 @@ int main() {
     auto net = cnn::Sequential{cnn::ReLU<float>{}, 42, cnn::ReLU<float>{}};
 #elif NOT_A_LAYER_CASE == 4
     auto net = cnn::Sequential{cnn::ReLU<float>{}, IntegerValueType{}};
-#else
+#elif NOT_A_LAYER_CASE == 5
     auto net = cnn::Sequential{cnn::ReLU<float>{}, std::string{}};
+#elif NOT_A_LAYER_CASE == 6
+    // three levels down: a chain in a residual body in a chain
+    auto net = cnn::Sequential{cnn::ReLU<float>{},
+                               cnn::Residual{cnn::Sequential{cnn::ReLU<float>{}, cnn::Sequential{NotALayer{}}}}};
+#elif NOT_A_LAYER_CASE == 7
+    auto net = cnn::Sequential{cnn::ReLU<float>{}, cnn::Residual{cnn::ReLU<float>{}, NotALayer{}}};
+#else
+    auto net = cnn::Sequential{cnn::Parallel{cnn::Concat{}, cnn::ReLU<float>{}, 42}};
 #endif
     (void)net;
 }

@@ -1,5 +1,5 @@
 // Writes the seed corpus of the fuzz targets (committed under tests/fuzz/corpus/):
-// small valid IDX files, raw and gzip, a valid model file of fuzz_model's network and a
+// small valid IDX files, raw and gzip, valid model files of fuzz_model's networks and a
 // checkpoint of fuzz_checkpoint's.
 #include <cnn/cnn.hpp>
 
@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+
+#include "networks.hpp"
 
 int main(int argc, char** argv) {
     if (argc != 2) {
@@ -29,11 +31,15 @@ int main(int argc, char** argv) {
         gzwrite(out, raw.data(), static_cast<unsigned>(raw.size()));
         gzclose(out);
     }
-    auto net = cnn::Sequential{cnn::Conv2D<float>{1, 2, 3, {.padding = 1}}, cnn::ReLU<float>{}, cnn::MaxPool<float>{2},
-                               cnn::Flatten<float>{}, cnn::Dense<float>{2 * 4 * 4, 3}};
+    auto net = fuzz::flat_network();
     cnn::Random rng{1};
     net.initialize(rng);
     cnn::save_model(net, dir / "model" / "small.cnn", "net=fuzz\n");
+    auto nested = fuzz::nested_network();
+    nested.initialize(rng);
+    cnn::save_model(nested, dir / "model" / "nested.cnn", "net=fuzz\n");
+    // (corpus/model/version1.cnn is tests/data/model_v1_small.cnn, written by 0.2.0: this
+    // library writes version 2 only.)
 
     // fuzz_checkpoint's network, interrupted after its third step on fuzz_checkpoint's data.
     auto small = cnn::Sequential{cnn::Conv2D<float>{1, 2, 3, {.padding = 1}}, cnn::ReLU<float>{},

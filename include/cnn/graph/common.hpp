@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -53,15 +54,59 @@ void initialize_leaves(L& layer, Random& rng, Init scheme) {
     });
 }
 
-/// Initialises every leaf that can and whose parameters are all zero (as constructed).
+/// Whether `layer` is a Sequential (the composite that initialises its layers when built).
 template <class L>
-void initialize_zero_leaves(L& layer, Random& rng) {
-    for_each_leaf(layer, [&](auto& leaf) {
-        if constexpr (requires { leaf.initialize(rng, Init::he); }) {
-            using T = typename std::remove_cvref_t<decltype(leaf)>::value_type;
-            if (std::ranges::all_of(leaf.parameters(), [](T p) { return p == T{0}; })) leaf.initialize(rng, Init::he);
-        }
-    });
+inline constexpr bool is_chain = requires { L::default_seed; };
+
+template <class L>
+void initialize_defaults(L& layer, Random& rng);
+
+/// What a chain's constructor does with `rng`: initialise each of its layers that arrived
+/// without values (see initialize_defaults).
+template <class Chain>
+void initialize_children(Chain& chain, Random& rng) {
+    chain.for_each_layer([&](std::size_t, auto& child) { initialize_defaults(child, rng); });
+}
+
+/// Whether `chain` holds exactly the values its constructor drew for layers that all arrived
+/// zero: then it was built just before, inside the chain being built now, and was never
+/// given values of its own (trained, loaded, set by hand).
+template <class Chain>
+bool holds_default_values(const Chain& chain) {
+    if constexpr (!std::copy_constructible<Chain>) {
+        return false;
+    } else {
+        using T = typename Chain::value_type;
+        Chain probe = chain;
+        for_each_leaf(probe, [](auto& leaf) { std::ranges::fill(leaf.parameters(), T{0}); });
+        Random rng{Chain::default_seed};
+        initialize_children(probe, rng);
+        std::vector<std::span<const T>> values;
+        for_each_leaf(chain, [&](const auto& leaf) { values.push_back(leaf.parameters()); });
+        std::size_t index = 0;
+        bool same = true;
+        for_each_leaf(probe, [&](const auto& leaf) { same = same && std::ranges::equal(leaf.parameters(), values[index++]); });
+        return same;
+    }
+}
+
+/// The initialisation a layer gets when a chain is built around it: a leaf whose parameters
+/// are all zero (as constructed) initialises itself (He) from `rng`; a chain that still holds
+/// its own default values is drawn again from `rng`, so that two blocks built alike do not
+/// start alike; other composites are searched for both. Layers that carry values keep them.
+template <class L>
+void initialize_defaults(L& layer, Random& rng) {
+    if constexpr (is_chain<L>) {
+        if (holds_default_values(layer))
+            initialize_leaves(layer, rng, Init::he);
+        else
+            initialize_children(layer, rng);
+    } else if constexpr (Composite<L>) {
+        layer.for_each_layer([&](std::size_t, auto& child) { initialize_defaults(child, rng); });
+    } else if constexpr (requires { layer.initialize(rng, Init::he); }) {
+        using T = typename L::value_type;
+        if (std::ranges::all_of(layer.parameters(), [](T p) { return p == T{0}; })) layer.initialize(rng, Init::he);
+    }
 }
 
 /// One row of a summary: a layer at a place in the nest.

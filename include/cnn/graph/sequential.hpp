@@ -102,9 +102,11 @@ public:
 
     /// Takes the layers. Each layer that arrives with all its parameters zero (as layers are
     /// when constructed) is initialised as initialize does (He), from Random{default_seed},
-    /// so that a network is never trained from all-zero weights by mistake; layers that carry
-    /// values (trained, loaded or set by hand) keep them. Call initialize with your own
-    /// generator to choose the seed and the scheme.
+    /// so that a network is never trained from all-zero weights by mistake; a chain nested
+    /// inside that still holds the values its own constructor drew is drawn again from the
+    /// same stream, so that blocks built alike start apart. Layers that carry values
+    /// (trained, loaded or set by hand) keep them. Call initialize with your own generator
+    /// to choose the seed and the scheme.
     explicit Sequential(Layers... layers)
         : Sequential(std::tuple<Layers...>(std::move(layers)...), std::make_index_sequence<step_count>{}) {}
 
@@ -257,7 +259,7 @@ private:
     template <class Tuple, std::size_t... S>
     Sequential(Tuple layers, std::index_sequence<S...>) : steps_(Plan::template make_step<S>(layers)...) {
         Random rng{default_seed};
-        detail::initialize_zero_leaves(*this, rng);
+        detail::initialize_children(*this, rng);
     }
 
     template <std::size_t I, class Self>

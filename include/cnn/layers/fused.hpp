@@ -92,7 +92,7 @@ public:
         if constexpr (detail::max_pool_kernel<Act, T>) {
             pool_.backward_after_relu(x, y, dy, dx, accumulate);
         } else {
-            if (dx.data() == nullptr) return;
+            // The activation's backward runs even without dx: it may have parameters.
             state.d_pooled.resize(y.shape());
             detail::backward(activation_, state.pooled.cview(), y, dy, state.d_pooled.view(), context,
                              state.activation, Accumulate::no);

@@ -206,10 +206,10 @@ inline std::pair<std::size_t, std::size_t> chunk_samples(std::size_t chunk, std:
 // (plus bias) copied to its place in y.
 // After each sample n's copy, after(n, n + 1, part) is called on the same thread, with
 // `part` that sample's output, still in this core's cache: a layer after the
-// convolution (a pool, see Sequential) consumes it there. When y has a shape but no
-// data, the output is not stored at all: each sample's goes to its worker's scratch
-// memory (one sample's worth, so that the chunk's working set stays in L2), for
-// `after` alone.
+// convolution (a pool: ConvActMaxPool, cnn/layers/fused.hpp) consumes it there. When y
+// has a shape but no data, the output is not stored at all: each sample's goes to its
+// worker's scratch memory (one sample's worth, so that the chunk's working set stays in
+// L2), for `after` alone.
 template <Scalar T, class After = NoHook>
 void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b, std::size_t stride,
                     std::size_t padding, TensorView<T, 4> y, Scratch<T>& scratch, const After& after = {}) {
@@ -256,7 +256,7 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
 // When dy has a shape but no data, the deltas were never stored: for each sample n the
 // chunk calls before(n, n + 1, part) on its own thread, which writes that sample's
 // deltas into `part`, one sample's worth of its worker's scratch memory (the layer
-// after the convolution computes them there, see Sequential), and they are read
+// after the convolution computes them there, see ConvActMaxPool), and they are read
 // from this core's cache right after.
 template <Scalar T, class Before = NoHook>
 void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
