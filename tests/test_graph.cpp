@@ -83,6 +83,41 @@ public:
     }
 };
 
+/// y = s x with one learned scale s (a weight) and one buffer: the number of backward passes
+/// it has seen, which backward updates (as a normalisation updates its running statistics)
+/// and whose "gradient" it sets to a large number that an optimizer would notice.
+template <cnn::Scalar T>
+class CountingScale {
+public:
+    using value_type = T;
+    CountingScale() : values_({2}), gradients_({2}) { values_.data()[0] = T{1}; }
+
+    [[nodiscard]] std::string describe() const { return "CountingScale"; }
+    [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return in; }
+    [[nodiscard]] std::span<T> parameters() noexcept { return values_.span(); }
+    [[nodiscard]] std::span<const T> parameters() const noexcept { return values_.span(); }
+    [[nodiscard]] std::span<T> gradients() noexcept { return gradients_.span(); }
+    [[nodiscard]] cnn::ParameterLayout parameter_layout() const noexcept { return {1, 0, 1}; }
+    [[nodiscard]] T count() const noexcept { return values_.data()[1]; }
+
+    void forward(cnn::TensorView<const T, 4> x, cnn::TensorView<T, 4> y, cnn::Context<T>) const {
+        for (std::size_t i = 0; i < x.size(); ++i) y.data()[i] = values_.data()[0] * x.data()[i];
+    }
+    void backward(cnn::TensorView<const T, 4> x, cnn::TensorView<const T, 4>, cnn::TensorView<const T, 4> dy,
+                  cnn::TensorView<T, 4> dx, cnn::Context<T>, cnn::Accumulate accumulate) {
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            gradients_.data()[0] += dy.data()[i] * x.data()[i];
+            if (dx.data() != nullptr)
+                dx.data()[i] = (accumulate == cnn::Accumulate::yes ? dx.data()[i] : T{0}) + values_.data()[0] * dy.data()[i];
+        }
+        values_.data()[1] += T{1};
+        gradients_.data()[1] = T{1000};
+    }
+
+private:
+    Tensor<T, 1> values_, gradients_;
+};
+
 template <class T>
 using Conv = cnn::Conv2D<T>;
 
@@ -457,6 +492,47 @@ TEST_CASE("Optimizers update weights and biases, decay weights only and never to
         CHECK(groups[1].layout.biases == 3);
         CHECK(groups[1].layout.buffers == 0);
     }
+}
+
+TEST_CASE("Buffers are saved, loaded, checkpointed and restored by early stopping, never touched by an optimizer",
+          "[graph][roles]") {
+    const auto make = [] {
+        return cnn::Sequential{cnn::Flatten<double>{}, CountingScale<double>{}, cnn::Dense<double>{64, 4}};
+    };
+    const cnn::Dataset data = cnn::test::make_bars(96, 3);
+    auto net = make();
+    cnn::Random rng{8};
+    net.initialize(rng);
+    cnn::SGD<double> sgd{{.learning_rate = 2.0, .momentum = 0.9, .weight_decay = 0.1}};
+    std::vector<double> counts;  // the buffer after each epoch
+    cnn::FitOptions options{.epochs = 40, .batch_size = 16, .validation_fraction = 0.25, .early_stopping_patience = 1};
+    options.on_epoch = [&](const cnn::EpochReport&) { counts.push_back(net.layer<1>().count()); };
+    const auto history = cnn::fit(net, sgd, data, rng, options);
+    // 72 training samples in batches of 16: 5 backward passes an epoch; the optimizer, with a
+    // gradient of 1000 and weight decay, left the count alone.
+    REQUIRE(history.stopped_early);
+    REQUIRE(history.best_epoch < counts.size());
+    CHECK(counts[0] == 5.0);
+    CHECK(net.layer<1>().count() == counts[history.best_epoch - 1]);  // restored with the best weights
+
+    const auto dir = cnn::test::scratch_directory("buffers");
+    cnn::save_model(net, dir / "counting.cnn");
+    auto loaded = make();
+    cnn::load_model(loaded, dir / "counting.cnn");
+    CHECK(loaded.layer<1>().count() == net.layer<1>().count());
+
+    auto interrupted = make();
+    interrupted.initialize(rng);
+    std::size_t steps = 0;
+    cnn::FitOptions stop{.epochs = 2, .batch_size = 16};
+    stop.should_stop = [&] { return ++steps == 7; };
+    const auto partial = cnn::fit(interrupted, sgd, data, rng, stop);
+    REQUIRE(partial.interrupted);
+    cnn::save_checkpoint(interrupted, *partial.resume, dir / "counting.checkpoint");
+    auto resumed = make();
+    (void)cnn::load_checkpoint(resumed, dir / "counting.checkpoint");
+    CHECK(interrupted.layer<1>().count() > 0.0);
+    CHECK(resumed.layer<1>().count() == interrupted.layer<1>().count());
 }
 
 TEST_CASE("Nested networks save and load; another nest is refused naming the path", "[graph][model]") {
