@@ -176,6 +176,20 @@ TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "
                 return Shape<4>{pick(rng, 1, 4), pick(rng, 1, 5), pick(rng, 3, 9), pick(rng, 3, 9)};
             });
     }
+    SECTION("the library's monotone activations, MaxPool -> ActMaxPool (generic)") {
+        const auto input = [](std::mt19937_64& rng, const auto&) {
+            return Shape<4>{pick(rng, 1, 4), pick(rng, 1, 5), pick(rng, 3, 9), pick(rng, 3, 9)};
+        };
+        const auto pool = [](std::mt19937_64& rng) {
+            return cnn::MaxPool<T>{{pick(rng, 1, 3), pick(rng, 1, 3)}, pick(rng, 1, 3)};
+        };
+        check_rule("ActMaxPool<Sigmoid>", [&](std::mt19937_64& rng) { return cnn::Sequential{cnn::Sigmoid<T>{}, pool(rng)}; },
+                   input);
+        check_rule("ActMaxPool<Tanh>", [&](std::mt19937_64& rng) { return cnn::Sequential{cnn::Tanh<T>{}, pool(rng)}; }, input);
+        check_rule("ActMaxPool<LeakyReLU>",
+                   [&](std::mt19937_64& rng) { return cnn::Sequential{cnn::LeakyReLU<T>{0.1}, pool(rng)}; }, input);
+        check_rule("ActMaxPool<ELU>", [&](std::mt19937_64& rng) { return cnn::Sequential{cnn::ELU<T>{}, pool(rng)}; }, input);
+    }
     SECTION("Flatten -> a view, in the middle and at the end of a chain") {
         check_rule(
             "Flatten",

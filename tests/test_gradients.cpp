@@ -15,45 +15,8 @@ using cnn::Tensor;
 
 namespace {
 
-constexpr double max_relative_error = 1e-6;
-
 std::size_t pick(std::mt19937_64& rng, std::size_t low, std::size_t high) {
     return std::uniform_int_distribution<std::size_t>(low, high)(rng);
-}
-
-/// Checks dE/dx and dE/d(parameters) of `layer` for E = sum(R o y) with a random R.
-template <class L>
-void check_layer(L& layer, const Shape<4>& input_shape, std::mt19937_64& rng) {
-    INFO(layer.describe() << " on input " << cnn::to_string(input_shape));
-    cnn::Scratch<double> scratch;
-    auto x = cnn::test::random_tensor<double>(input_shape, rng);
-    cnn::test::fill_uniform<double, 1>(cnn::TensorView<double, 1>(layer.parameters().data(), {layer.parameters().size()}), rng);
-    Tensor<double, 4> y(layer.output_shape(input_shape));
-    const auto weights = cnn::test::random_tensor<double>(y.shape(), rng);
-    const auto loss = [&] {
-        layer.forward(x, y, scratch);
-        double sum = 0;
-        for (std::size_t i = 0; i < y.size(); ++i) sum += weights.data()[i] * y.data()[i];
-        return sum;
-    };
-
-    loss();
-    Tensor<double, 4> dx(input_shape);
-    std::fill(layer.gradients().begin(), layer.gradients().end(), 0.0);
-    layer.backward(x, y, weights, dx, scratch);
-
-    const auto input_check = cnn::gradient_check<double>(loss, x.span(), dx.span());
-    INFO("input gradient: worst index " << input_check.worst_index << ", analytic " << input_check.worst_analytic
-                                        << ", numeric " << input_check.worst_numeric);
-    CHECK(input_check.relative_error <= max_relative_error);
-
-    if (!layer.parameters().empty()) {
-        const auto parameter_check = cnn::gradient_check<double>(loss, layer.parameters(), layer.gradients());
-        INFO("parameter gradient: worst index " << parameter_check.worst_index << ", analytic "
-                                                << parameter_check.worst_analytic << ", numeric "
-                                                << parameter_check.worst_numeric);
-        CHECK(parameter_check.relative_error <= max_relative_error);
-    }
 }
 
 struct ConvCase {
@@ -96,24 +59,24 @@ TEST_CASE("Conv2D gradients match finite differences", "[gradients][conv]") {
     for (const ConvCase& c : cases) {
         cnn::Conv2D<double> conv{c.channels, c.filters, {c.kernel_h, c.kernel_w},
                                  {.stride = static_cast<std::ptrdiff_t>(c.stride), .padding = static_cast<std::ptrdiff_t>(c.padding)}};
-        check_layer(conv, {2, c.channels, c.height, c.width}, rng);
+        cnn::test::check_layer_gradients(conv, {2, c.channels, c.height, c.width}, rng);
     }
 }
 
 TEST_CASE("Dense gradients match finite differences", "[gradients][dense]") {
     std::mt19937_64 rng(7);
     cnn::Dense<double> flat{13, 5};
-    check_layer(flat, {3, 13, 1, 1}, rng);
+    cnn::test::check_layer_gradients(flat, {3, 13, 1, 1}, rng);
     cnn::Dense<double> from_maps{2 * 3 * 4, 6};  // takes a C x H x W input directly
-    check_layer(from_maps, {2, 2, 3, 4}, rng);
+    cnn::test::check_layer_gradients(from_maps, {2, 2, 3, 4}, rng);
 }
 
 TEST_CASE("ReLU, Flatten and pooling input gradients match finite differences", "[gradients][pool]") {
     std::mt19937_64 rng(11);
     cnn::ReLU<double> relu;
-    check_layer(relu, {2, 3, 5, 7}, rng);
+    cnn::test::check_layer_gradients(relu, {2, 3, 5, 7}, rng);
     cnn::Flatten<double> flatten;
-    check_layer(flatten, {2, 3, 4, 5}, rng);
+    cnn::test::check_layer_gradients(flatten, {2, 3, 4, 5}, rng);
 
     struct PoolCase {
         std::ptrdiff_t window_h, window_w, stride;
@@ -128,9 +91,9 @@ TEST_CASE("ReLU, Flatten and pooling input gradients match finite differences", 
     };
     for (const PoolCase& p : pools) {
         cnn::MaxPool<double> max_pool{{p.window_h, p.window_w}, p.stride};
-        check_layer(max_pool, {2, 2, p.height, p.width}, rng);
+        cnn::test::check_layer_gradients(max_pool, {2, 2, p.height, p.width}, rng);
         cnn::MeanPool<double> mean_pool{{p.window_h, p.window_w}, p.stride};
-        check_layer(mean_pool, {2, 2, p.height, p.width}, rng);
+        cnn::test::check_layer_gradients(mean_pool, {2, 2, p.height, p.width}, rng);
     }
 }
 

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cnn/data/dataset.hpp>
+#include <cnn/gradient_check.hpp>
 #include <cnn/random.hpp>
+#include <cnn/scratch.hpp>
 #include <cnn/tensor.hpp>
 
 #include <catch2/catch.hpp>
@@ -55,6 +57,42 @@ double max_relative_difference(const A& a, const B& b) {
 template <class T>
 constexpr double kernel_tolerance() {
     return std::is_same_v<T, float> ? 1e-5 : 1e-12;
+}
+
+/// Checks dE/dx and dE/d(parameters) of `layer` against central finite differences (relative
+/// error at most 1e-6, in double) for E = sum(R o y) with a random R.
+template <class L>
+void check_layer_gradients(L& layer, const Shape<4>& input_shape, std::mt19937_64& rng) {
+    INFO(layer.describe() << " on input " << to_string(input_shape));
+    Scratch<double> scratch;
+    auto x = random_tensor<double>(input_shape, rng);
+    fill_uniform<double, 1>(TensorView<double, 1>(layer.parameters().data(), {layer.parameters().size()}), rng);
+    Tensor<double, 4> y(layer.output_shape(input_shape));
+    const auto weights = random_tensor<double>(y.shape(), rng);
+    const auto loss = [&] {
+        layer.forward(x, y, scratch);
+        double sum = 0;
+        for (std::size_t i = 0; i < y.size(); ++i) sum += weights.data()[i] * y.data()[i];
+        return sum;
+    };
+
+    loss();
+    Tensor<double, 4> dx(input_shape);
+    std::fill(layer.gradients().begin(), layer.gradients().end(), 0.0);
+    layer.backward(x, y, weights, dx, scratch);
+
+    const auto input_check = gradient_check<double>(loss, x.span(), dx.span());
+    INFO("input gradient: worst index " << input_check.worst_index << ", analytic " << input_check.worst_analytic
+                                        << ", numeric " << input_check.worst_numeric);
+    CHECK(input_check.relative_error <= 1e-6);
+
+    if (!layer.parameters().empty()) {
+        const auto parameter_check = gradient_check<double>(loss, layer.parameters(), layer.gradients());
+        INFO("parameter gradient: worst index " << parameter_check.worst_index << ", analytic "
+                                                << parameter_check.worst_analytic << ", numeric "
+                                                << parameter_check.worst_numeric);
+        CHECK(parameter_check.relative_error <= 1e-6);
+    }
 }
 
 /// A fresh, empty directory for one test's files (under the system's temporary directory).

@@ -12,6 +12,7 @@
 #include "cnn/kernels/threads.hpp"
 #include "cnn/context.hpp"
 #include "cnn/layer.hpp"
+#include "cnn/layers/activations.hpp"
 #include "cnn/layers/conv2d.hpp"
 #include "cnn/layers/dense.hpp"
 #include "cnn/layers/flatten.hpp"

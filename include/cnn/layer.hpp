@@ -195,6 +195,14 @@ LayerRecord record(const L& layer) {
     return result;
 }
 
+/// The parameters() and gradients() of a layer that has none (a leaf layer derives from it).
+template <Scalar T>
+struct WithoutParameters {
+    [[nodiscard]] std::span<T> parameters() noexcept { return {}; }
+    [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
+    [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
+};
+
 /// Runs f; a cnn::shape_error it throws gets `where` in front: the path to the failing layer.
 template <class F>
 decltype(auto) at_path(const std::string& where, F&& f) {

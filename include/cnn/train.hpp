@@ -25,6 +25,8 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "cnn/data/dataset.hpp"
@@ -83,6 +85,17 @@ struct Evaluation {
 };
 
 namespace detail {
+
+/// Whether the last layer of a chain is a Softmax (which fit refuses).
+template <class Net>
+constexpr bool ends_in_softmax() {
+    if constexpr (requires { Net::layer_count; }) {
+        using Last = std::remove_cvref_t<decltype(std::declval<Net&>().template layer<Net::layer_count - 1>())>;
+        return requires { requires Last::is_softmax; };
+    } else {
+        return false;
+    }
+}
 
 /// Throws unless `data` is consistent and `net` takes its images and has one output per class.
 template <class Net>
@@ -293,6 +306,10 @@ template <class Net, class Optimizer>
 History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Dataset& train, Random& rng,
                                       const FitOptions& options,
                                       const TrainingState<typename Net::value_type>* resume = nullptr) {
+    static_assert(!detail::ends_in_softmax<Net>(),
+                  "cnn::fit: this network ends in cnn::Softmax, and fit's loss, softmax_cross_entropy, applies softmax "
+                  "itself; train the network without the Softmax and wrap it for inference: "
+                  "cnn::Sequential{std::move(net), cnn::Softmax<float>{}}");
     using T = typename Net::value_type;
     using Clock = std::chrono::steady_clock;
     const detail::TrainingClaim claim(&net);

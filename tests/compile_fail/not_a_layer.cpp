@@ -1,5 +1,6 @@
 // Must not compile: Sequential, Residual and Parallel take layers only, and say so in one
-// sentence, whatever the stray argument is and wherever it stands in a nest
+// sentence, whatever the stray argument is and wherever it stands in a nest; and fit
+// refuses a network that ends in Softmax in one sentence (case 9)
 // (tests/compile_fail/one_error.cmake compiles each NOT_A_LAYER_CASE with g++ and
 // clang++ and counts the errors).
 #include <cnn/cnn.hpp>
@@ -31,8 +32,13 @@ int main() {
                                cnn::Residual{cnn::Sequential{cnn::ReLU<float>{}, cnn::Sequential{NotALayer{}}}}};
 #elif NOT_A_LAYER_CASE == 7
     auto net = cnn::Sequential{cnn::ReLU<float>{}, cnn::Residual{cnn::ReLU<float>{}, NotALayer{}}};
-#else
+#elif NOT_A_LAYER_CASE == 8
     auto net = cnn::Sequential{cnn::Parallel{cnn::Concat{}, cnn::ReLU<float>{}, 42}};
+#else
+    auto net = cnn::Sequential{cnn::Flatten<float>{}, cnn::Dense<float>{4, 2}, cnn::Softmax<float>{}};
+    cnn::SGD<float> sgd;
+    cnn::Random rng;
+    (void)cnn::fit(net, sgd, cnn::Dataset{}, rng, {});
 #endif
     (void)net;
 }

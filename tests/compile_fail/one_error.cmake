@@ -1,8 +1,10 @@
 # Compiles tests/compile_fail/not_a_layer.cpp once per case with COMPILER: each must
 # fail with exactly one error, the static_assert's sentence of the composite that holds
 # the stray argument.
-foreach(case 1 2 3 4 5 6 7 8)
-    if(case EQUAL 7)
+foreach(case 1 2 3 4 5 6 7 8 9)
+    if(case EQUAL 9)
+        set(sentence "cnn::fit: this network ends in cnn::Softmax")
+    elseif(case EQUAL 7)
         set(sentence "cnn::Residual: the body and the shortcut must be layers")
     elseif(case EQUAL 8)
         set(sentence "cnn::Parallel: every branch must be a layer")

@@ -14,11 +14,17 @@ namespace {
 
 template <class T>
 auto lenet() {
+    // Every layer and composite of the library: the activations, a residual block with a
+    // projection, branches added and concatenated.
+    auto block = cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{6, 6, 3, {.padding = 1}}, cnn::ELU<T>{}},
+                               cnn::Sequential{cnn::Conv2D<T>{6, 6, 1}}};
+    auto branches = cnn::Parallel{cnn::Concat{}, cnn::Conv2D<T>{6, 8, 5}, cnn::Sequential{cnn::Conv2D<T>{6, 8, 5}, cnn::Tanh<T>{}}};
     return cnn::Sequential{cnn::Conv2D<T>{1, 6, 5, {.padding = 2}}, cnn::ReLU<T>{}, cnn::MaxPool<T>{2},
-                           cnn::Conv2D<T>{6, 16, 5, {.stride = 1}},  cnn::ReLU<T>{}, cnn::MeanPool<T>{2},
+                           std::move(block), cnn::Sigmoid<T>{},
+                           std::move(branches), cnn::LeakyReLU<T>{0.1}, cnn::MeanPool<T>{2},
                            cnn::Flatten<T>{},
-                           cnn::Dense<T>{400, 84}, cnn::ReLU<T>{},
-                           cnn::Dense<T>{84, 10}};
+                           cnn::Dense<T>{400, 84}, cnn::GELU<T>{cnn::GeluApproximation::tanh},
+                           cnn::Parallel{cnn::Add{}, cnn::Dense<T>{84, 10}, cnn::Sequential{cnn::GELU<T>{}, cnn::Dense<T>{84, 10}}}};
 }
 
 template <class T, class Optimizer>
@@ -40,7 +46,11 @@ double train_once(const cnn::Dataset& data, Optimizer optimizer, const std::file
     const auto check = cnn::gradient_check<T>(
         [&] { return static_cast<double>(point[0] * point[0] + point[1] * point[1]); }, std::span<T>{point},
         std::span<const T>{analytic});
-    std::cout << net.summary(data.batch_shape(4)) << logits.size() << " " << check.relative_error << "\n";
+    auto probabilities = cnn::Sequential{net, cnn::Softmax<T>{}};
+    typename decltype(probabilities)::Workspace softmax_workspace;
+    const auto p = probabilities.forward(x, softmax_workspace);
+    std::cout << net.summary(data.batch_shape(4)) << logits.size() << " " << p.size() << " " << check.relative_error
+              << "\n";
     return result.accuracy;
 }
 

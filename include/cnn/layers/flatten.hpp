@@ -12,7 +12,7 @@
 namespace cnn {
 
 template <Scalar T>
-class Flatten {
+class Flatten : public detail::WithoutParameters<T> {
 public:
     using value_type = T;
     /// A network reads the next layer's input from this one's input, with the new shape.
@@ -20,9 +20,6 @@ public:
 
     [[nodiscard]] std::string describe() const { return "Flatten"; }
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return {in[0], in[1] * in[2] * in[3], 1, 1}; }
-    [[nodiscard]] std::span<T> parameters() noexcept { return {}; }
-    [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
-    [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> /*context*/) const {
         detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");

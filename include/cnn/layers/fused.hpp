@@ -7,7 +7,9 @@
 //   ActMaxPool<T, A>      an activation A that never decreases, then a MaxPool: the max pool
 //                         runs first, on the raw inputs (max f(x) = f(max x)), and the
 //                         activation on the pooled values only. For ReLU the two are one
-//                         pass over the data (MaxPool::forward_after_relu).
+//                         pass over the data, forward and backward (MaxPool::forward_after_relu);
+//                         for other activations backward routes the deltas first and
+//                         multiplies by f'(x) after, in the order the two layers would.
 //   ConvActMaxPool<T, A>  a Conv2D, a ReLU and a MaxPool: each sample's convolution output
 //                         is pooled right after it is computed, while it is in that core's
 //                         cache, and where each window's maximum lies is recorded; backward
@@ -16,8 +18,11 @@
 //                         output nor its deltas are ever stored for the whole batch.
 //
 // Ties: a window whose maximum is shared goes to its first maximum in row-major order either
-// way. Where f is flat (ReLU below 0) the pooled max of f(x) may come from another input than
-// the max of x, but f' is 0 on both, so the input gradient is the same.
+// way. Where f is flat (ReLU below 0, a saturated sigmoid) the pooled max of f(x) may come
+// from another input than the max of x, but f' is 0 on both, so the input gradient is the
+// same. (A smooth f can also round two inputs a few units in the last place apart to one
+// value; then the two orders may pick different winners of a window, each with its own
+// f'. Random data does not meet this; the tests check the bits on it.)
 #pragma once
 
 #include <cstdint>
@@ -47,11 +52,12 @@ public:
     using value_type = T;
     static constexpr bool fusion = true;
 
-    /// What forward leaves for backward, for activations without a kernel of their own: the
-    /// pooled raw values and their gradient.
+    /// What the generic path keeps: the pooled raw values (forward), and in backward the
+    /// pooled gradient routed back to x's shape and the activation of x, for its derivative.
     struct State {
         Tensor<T, 4> pooled;
-        Tensor<T, 4> d_pooled;
+        Tensor<T, 4> routed;
+        Tensor<T, 4> activated;
         layer_state_t<Act> activation;
     };
 
@@ -92,11 +98,15 @@ public:
         if constexpr (detail::max_pool_kernel<Act, T>) {
             pool_.backward_after_relu(x, y, dy, dx, accumulate);
         } else {
-            // The activation's backward runs even without dx: it may have parameters.
-            state.d_pooled.resize(y.shape());
-            detail::backward(activation_, state.pooled.cview(), y, dy, state.d_pooled.view(), context,
-                             state.activation, Accumulate::no);
-            pool_.backward(x, state.pooled.cview(), state.d_pooled.cview(), dx, context, accumulate);
+            // dE/dx = f'(x) o (the pool's routing of dy), as the two layers one by one compute
+            // it: where windows overlap, the deltas are summed before they are multiplied by
+            // f'(x). The activation's backward runs even without dx: it may have parameters.
+            state.routed.resize(x.shape());
+            state.activated.resize(x.shape());
+            pool_.backward(x, state.pooled.cview(), dy, state.routed.view(), context, Accumulate::no);
+            detail::forward(activation_, x, state.activated.view(), context, state.activation);
+            detail::backward(activation_, x, state.activated.cview(), state.routed.cview(), dx, context,
+                             state.activation, accumulate);
         }
     }
 

@@ -12,15 +12,12 @@
 namespace cnn {
 
 template <Scalar T>
-class Identity {
+class Identity : public detail::WithoutParameters<T> {
 public:
     using value_type = T;
 
     [[nodiscard]] std::string describe() const { return "Identity"; }
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return in; }
-    [[nodiscard]] std::span<T> parameters() noexcept { return {}; }
-    [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
-    [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> /*context*/) const {
         detail::expect_shape(y, x.shape(), *this, "forward output");

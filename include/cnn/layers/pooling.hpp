@@ -22,7 +22,7 @@ namespace detail {
 enum class PoolKind { max, mean };
 
 template <Scalar T, PoolKind Kind>
-class Pool2D {
+class Pool2D : public WithoutParameters<T> {
 public:
     using value_type = T;
 
@@ -47,9 +47,6 @@ public:
         return {in[0], in[1], (in[2] - window_.height) / stride_ + 1, (in[3] - window_.width) / stride_ + 1};
     }
 
-    [[nodiscard]] std::span<T> parameters() noexcept { return {}; }
-    [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
-    [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
     [[nodiscard]] LayerRecord record() const {
         return {name(),

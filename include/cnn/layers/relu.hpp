@@ -13,7 +13,7 @@
 namespace cnn {
 
 template <Scalar T>
-class ReLU {
+class ReLU : public detail::WithoutParameters<T> {
 public:
     using value_type = T;
     /// max(0, x) never decreases: a max pool after it may run first (see graph/fuse.hpp).
@@ -21,9 +21,6 @@ public:
 
     [[nodiscard]] std::string describe() const { return "ReLU"; }
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return in; }
-    [[nodiscard]] std::span<T> parameters() noexcept { return {}; }
-    [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
-    [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> /*context*/) const {
         detail::expect_shape(y, x.shape(), *this, "forward output");

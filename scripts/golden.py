@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""Golden values for the layers, from an independent implementation: PyTorch in float64.
+
+Writes tests/data/golden_layers.json: for each case, the layer and its settings, the
+input x and the output gradient dy (seeded), and what PyTorch computes from them: the
+output y and the input gradient dx (and, for layers with parameters, their gradients).
+The tests read the committed file and match it to 1e-10; they do not need PyTorch.
+scripts/test reruns this script with --check when Debian's python3-torch is installed:
+every committed number must be what PyTorch computes now, to 1e-12.
+
+    /usr/bin/python3 scripts/golden.py [OUTPUT]     (default: tests/data/golden_layers.json)
+    /usr/bin/python3 scripts/golden.py --check      compare with the committed file
+"""
+import json
+import os
+import sys
+
+import torch
+
+torch.set_default_dtype(torch.float64)
+torch.manual_seed(20261130)
+
+
+def case(name, settings, module, shape, scale=2.0):
+    x = (torch.randn(*shape) * scale).requires_grad_(True)
+    y = module(x)
+    dy = torch.randn(*y.shape)
+    y.backward(dy)
+    return {
+        "layer": name,
+        "settings": settings,
+        "shape": list(shape),
+        "x": x.detach().flatten().tolist(),
+        "dy": dy.flatten().tolist(),
+        "y": y.detach().flatten().tolist(),
+        "dx": x.grad.flatten().tolist(),
+    }
+
+
+COMMITTED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "golden_layers.json")
+
+
+def check(document):
+    """Exit 1 unless the committed file holds the cases of `document` (numbers to 1e-12)."""
+    with open(COMMITTED) as f:
+        committed = json.load(f)
+    if len(committed["cases"]) != len(document["cases"]):
+        sys.exit(f"golden: {COMMITTED} has {len(committed['cases'])} cases, the script makes {len(document['cases'])}")
+    for index, (old, new) in enumerate(zip(committed["cases"], document["cases"])):
+        for key in ("layer", "settings", "shape"):
+            if old[key] != new[key]:
+                sys.exit(f"golden: case {index}: {key} {old[key]} in the file, {new[key]} now")
+        for key in ("x", "dy", "y", "dx"):
+            worst = max((abs(a - b) / max(1.0, abs(b)) for a, b in zip(old[key], new[key])), default=0.0)
+            if len(old[key]) != len(new[key]) or worst > 1e-12:
+                sys.exit(f"golden: case {index} ({old['layer']}): {key} differs by {worst:g}")
+    print(f"golden: the {len(committed['cases'])} committed cases are what PyTorch {torch.__version__} computes")
+
+
+def main():
+    checking = len(sys.argv) > 1 and sys.argv[1] == "--check"
+    out = sys.argv[1] if len(sys.argv) > 1 and not checking else COMMITTED
+    nn = torch.nn
+    cases = [
+        case("Sigmoid", {}, nn.Sigmoid(), (2, 3, 5, 4)),
+        case("Tanh", {}, nn.Tanh(), (2, 3, 5, 4)),
+        case("LeakyReLU", {"slope": 0.2}, nn.LeakyReLU(0.2), (2, 3, 5, 4)),
+        case("LeakyReLU", {"slope": 0.01}, nn.LeakyReLU(), (3, 2, 3, 7)),
+        case("ELU", {"alpha": 0.7}, nn.ELU(0.7), (2, 3, 5, 4)),
+        case("ELU", {"alpha": 1.0}, nn.ELU(), (3, 2, 3, 7), scale=6.0),
+        case("GELU", {"approximation": "none"}, nn.GELU(), (2, 3, 5, 4)),
+        case("GELU", {"approximation": "tanh"}, nn.GELU(approximate="tanh"), (2, 3, 5, 4)),
+        case("Softmax", {}, nn.Softmax(dim=1), (2, 5, 3, 2)),
+        case("Softmax", {}, nn.Softmax(dim=1), (4, 10, 1, 1), scale=30.0),
+    ]
+    document = {
+        "generator": f"scripts/golden.py, PyTorch {torch.__version__}, float64, seed 20261130",
+        "cases": cases,
+    }
+    if checking:
+        check(document)
+        return
+    with open(out, "w") as f:
+        json.dump(document, f, indent=None, separators=(",", ":"))
+        f.write("\n")
+    print(f"{len(cases)} cases written to {out}")
+
+
+if __name__ == "__main__":
+    main()
