@@ -190,6 +190,9 @@ TEST_CASE("Activation settings are checked, described and recorded", "[activatio
     CHECK_THROWS_WITH(cnn::LeakyReLU<float>{-0.1},
                       "LeakyReLU: slope must be a finite number >= 0 (the layer then never decreases), got -0.100000");
     CHECK_THROWS_WITH(cnn::ELU<float>{std::nan("")}, Catch::StartsWith("ELU: alpha must be a finite number >= 0"));
+    CHECK_THROWS_WITH(cnn::ELU<float>{1e300}, "ELU: alpha 1e+300 is too large for float");
+    CHECK_THROWS_WITH((cnn::SGD<float>{{.learning_rate = 1e300}}), "SGD: learning_rate 1e+300 is too large for float");
+    CHECK_NOTHROW(cnn::SGD<double>{{.learning_rate = 1e300}});
     CHECK(cnn::LeakyReLU<float>{}.describe() == "LeakyReLU(0.01)");
     CHECK(cnn::ELU<float>{}.describe() == "ELU(1)");
     CHECK(cnn::GELU<float>{cnn::GeluApproximation::tanh}.describe() == "GELU(tanh)");

@@ -16,7 +16,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstddef>
+#include <limits>
 #include <span>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -62,10 +64,18 @@ void update_blocks(std::size_t weights, std::size_t learned, T decay, const Upda
     });
 }
 
-inline void check_rate(double value, const char* optimizer, const char* what) {
+/// Throws unless `value` is a finite number >= 0 that T holds (the update computes in T).
+template <Scalar T>
+void check_rate(double value, const char* optimizer, const char* what) {
     if (!(value >= 0.0) || !std::isfinite(value))
         throw parameter_error(std::string(optimizer) + ": " + what + " must be a finite number >= 0, got " +
                               std::to_string(value));
+    if (value > static_cast<double>(std::numeric_limits<T>::max())) {
+        std::ostringstream message;
+        message << optimizer << ": " << what << " " << value << " is too large for "
+                << (sizeof(T) == 4 ? "float" : "this number type");
+        throw parameter_error(message.str());
+    }
 }
 
 /// Throws cnn::parameter_error unless `state` (when not empty) has a buffer of the right
@@ -103,16 +113,16 @@ template <Scalar T>
 class SGD {
 public:
     explicit SGD(SGDOptions options = {}) : options_(options) {
-        detail::check_rate(options.learning_rate, "SGD", "learning_rate");
-        detail::check_rate(options.momentum, "SGD", "momentum");
-        detail::check_rate(options.weight_decay, "SGD", "weight_decay");
+        detail::check_rate<T>(options.learning_rate, "SGD", "learning_rate");
+        detail::check_rate<T>(options.momentum, "SGD", "momentum");
+        detail::check_rate<T>(options.weight_decay, "SGD", "weight_decay");
         if (options.nesterov && options.momentum == 0.0)
             throw parameter_error("SGD: Nesterov momentum needs a momentum above 0");
     }
 
     [[nodiscard]] double learning_rate() const noexcept { return options_.learning_rate; }
     void set_learning_rate(double rate) {
-        detail::check_rate(rate, "SGD", "learning_rate");
+        detail::check_rate<T>(rate, "SGD", "learning_rate");
         options_.learning_rate = rate;
     }
     [[nodiscard]] const SGDOptions& options() const noexcept { return options_; }
@@ -158,8 +168,8 @@ template <Scalar T>
 class Adam {
 public:
     explicit Adam(AdamOptions options = {}) : options_(options) {
-        detail::check_rate(options.learning_rate, "Adam", "learning_rate");
-        detail::check_rate(options.weight_decay, "Adam", "weight_decay");
+        detail::check_rate<T>(options.learning_rate, "Adam", "learning_rate");
+        detail::check_rate<T>(options.weight_decay, "Adam", "weight_decay");
         if (!(options.beta1 >= 0 && options.beta1 < 1) || !(options.beta2 >= 0 && options.beta2 < 1))
             throw parameter_error("Adam: beta1 and beta2 must lie in [0, 1)");
         if (!(options.epsilon > 0)) throw parameter_error("Adam: epsilon must be above 0");
@@ -167,7 +177,7 @@ public:
 
     [[nodiscard]] double learning_rate() const noexcept { return options_.learning_rate; }
     void set_learning_rate(double rate) {
-        detail::check_rate(rate, "Adam", "learning_rate");
+        detail::check_rate<T>(rate, "Adam", "learning_rate");
         options_.learning_rate = rate;
     }
     [[nodiscard]] const AdamOptions& options() const noexcept { return options_; }

@@ -20,7 +20,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
+#include <sstream>
 #include <string>
 
 #include "cnn/kernels/threads.hpp"
@@ -39,13 +41,20 @@ inline std::string number(double value) {
     return text;
 }
 
-/// A hyper-parameter that must be a finite number >= 0.
-inline double checked_non_negative(double value, const char* layer, const char* what) {
+/// A hyper-parameter that must be a finite number >= 0 that T can hold.
+template <Scalar T>
+T checked_non_negative(double value, const char* layer, const char* what) {
     if (!(value >= 0) || !std::isfinite(value))
         throw parameter_error(std::string(layer) + ": " + what + " must be a finite number >= 0 (the layer then never "
                                                                  "decreases), got " +
                               std::to_string(value));
-    return value;
+    if (value > static_cast<double>(std::numeric_limits<T>::max())) {
+        std::ostringstream message;
+        message << layer << ": " << what << " " << value << " is too large for "
+                << (sizeof(T) == 4 ? "float" : "this number type");
+        throw parameter_error(message.str());
+    }
+    return static_cast<T>(value);
 }
 
 /// y = f(x) and dE/dx = dE/dy f'(x, y), element by element, for a Function with value(x),
@@ -172,7 +181,7 @@ public:
     static constexpr bool monotone_non_decreasing = true;
     explicit LeakyReLU(double slope = 0.01)
         : detail::Elementwise<T, detail::LeakyReLUFunction<T>>(
-              {static_cast<T>(detail::checked_non_negative(slope, "LeakyReLU", "slope"))}) {}
+              {detail::checked_non_negative<T>(slope, "LeakyReLU", "slope")}) {}
     [[nodiscard]] T slope() const noexcept { return this->function_.slope; }
 };
 
@@ -183,7 +192,7 @@ public:
     static constexpr bool monotone_non_decreasing = true;
     explicit ELU(double alpha = 1.0)
         : detail::Elementwise<T, detail::ELUFunction<T>>(
-              {static_cast<T>(detail::checked_non_negative(alpha, "ELU", "alpha"))}) {}
+              {detail::checked_non_negative<T>(alpha, "ELU", "alpha")}) {}
     [[nodiscard]] T alpha() const noexcept { return this->function_.alpha; }
 };
 
