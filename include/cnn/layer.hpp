@@ -45,6 +45,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <span>
 #include <string>
@@ -202,6 +203,16 @@ struct WithoutParameters {
     [[nodiscard]] std::span<const T> parameters() const noexcept { return {}; }
     [[nodiscard]] std::span<T> gradients() noexcept { return {}; }
 };
+
+/// dx = dy's elements (Accumulate::no) or dx += them (::yes): the input gradient of a layer
+/// whose output is its input's values (Identity, Flatten).
+template <Scalar T>
+void pass_back(TensorView<const T, 4> dy, TensorView<T, 4> dx, Accumulate accumulate) {
+    if (accumulate == Accumulate::yes)
+        std::transform(dy.begin(), dy.end(), dx.begin(), dx.begin(), std::plus<>{});
+    else
+        std::copy(dy.begin(), dy.end(), dx.begin());
+}
 
 /// Runs f; a cnn::shape_error it throws gets `where` in front: the path to the failing layer.
 template <class F>

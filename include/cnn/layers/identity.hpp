@@ -3,7 +3,6 @@
 #pragma once
 
 #include <algorithm>
-#include <functional>
 #include <span>
 #include <string>
 
@@ -29,10 +28,7 @@ public:
         if (dx.data() == nullptr) return;
         detail::expect_shape(dy, x.shape(), *this, "output gradient");
         detail::expect_shape(dx, x.shape(), *this, "input gradient");
-        if (accumulate == Accumulate::yes)
-            std::transform(dy.begin(), dy.end(), dx.begin(), dx.begin(), std::plus<>{});
-        else
-            std::copy(dy.begin(), dy.end(), dx.begin());
+        detail::pass_back(dy, dx, accumulate);
     }
 };
 
