@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Side by side: one epoch of training on Fashion-MNIST in this library and in PyTorch.
 
-Trains LeNet-5 and the wide CNN (the same architectures as examples/networks.hpp)
+Trains LeNet-5, the wide CNN and the small ResNet with batch normalisation (the same
+architectures as examples/networks.hpp; --nets chooses)
 for one epoch, batch 64, SGD with momentum 0.9 and learning rate 0.01, at 1 and at
 2 threads, and prints images/s of the training loop (data conversion, forward,
 loss, backward, update; no evaluation) and their ratio, then how each library's
@@ -10,7 +11,8 @@ alternate library by library and thread count by thread count (ours 1, PyTorch 1
 ours 2, PyTorch 2, then again), so that a slow or fast minute of a shared machine
 falls on all four alike.
 
-PyTorch gets its best settings: OPENBLAS_NUM_THREADS=1, OPENBLAS_CORETYPE and
+PyTorch must run on OpenBLAS (scripts/install-deps compare installs it; the script stops
+if PyTorch loaded another BLAS), and gets its best settings: OPENBLAS_NUM_THREADS=1, OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE unset, and glibc's malloc told not to return memory to the
 system (GLIBC_TUNABLES), which otherwise costs it a page fault per fresh page.
 
@@ -41,6 +43,10 @@ def torch_worker(net_name, threads, data, limit):
 
     torch.set_num_threads(threads)
     torch.manual_seed(1)
+    torch.ones(64, 64) @ torch.ones(64, 64)  # loads the BLAS
+    with open("/proc/self/maps") as maps:
+        blas = sorted({line.split()[-1] for line in maps if "blas" in line.split()[-1].lower()})
+    print("blas " + (",".join(blas) or "none"))
 
     def idx(path, offset):
         with gzip.open(path, "rb") as f:
@@ -53,7 +59,26 @@ def torch_worker(net_name, threads, data, limit):
     images, labels = torch.from_numpy(images.copy()), torch.from_numpy(labels.copy())
     mean, std = images.float().div(255).mean().item(), images.float().div(255).std().item()
 
-    if net_name == "lenet":
+    class Block(nn.Module):
+        # examples/networks.hpp's basic_block / projection_block
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
+                nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout))
+            self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride), nn.BatchNorm2d(cout))
+                             if stride != 1 or cin != cout else nn.Identity())
+            self.relu = nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(self.body(x) + self.shortcut(x))
+
+    if net_name == "resnet":
+        net = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            Block(16, 16, 1), Block(16, 16, 1), Block(16, 32, 2), Block(32, 32, 1), Block(32, 64, 2), Block(64, 64, 1),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+    elif net_name == "lenet":
         net = nn.Sequential(
             nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
@@ -87,6 +112,10 @@ def run_torch(net, threads, data, limit):
     env["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"
     out = subprocess.run([sys.executable, __file__, "--torch-worker", net, str(threads), data, str(limit)],
                          env=env, check=True, capture_output=True, text=True).stdout
+    blas = re.search(r"^blas (.*)$", out, re.M).group(1)
+    if "openblas" not in blas:
+        sys.exit(f"compare_pytorch: PyTorch runs on {blas}, not OpenBLAS: that is about half its speed and no fair "
+                 "comparison. Install OpenBLAS with scripts/install-deps compare (libopenblas0-pthread).")
     return float(re.search(r"images/s ([0-9.]+)", out).group(1))
 
 

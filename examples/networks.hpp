@@ -39,7 +39,48 @@ inline auto make_wide() {
                            cnn::Dense<T>{128, 10}};
 }
 
-/// Calls f(net) with a freshly built network named `name` ("lenet" or "wide"); false if unknown.
+/// A ResNet basic block (He et al. 2016): conv 3x3 (stride s), batch norm, ReLU, conv 3x3,
+/// batch norm, plus the input (identity) or, when the shape changes, a 1x1 convolution with
+/// stride s and batch norm (projection); then ReLU.
+inline auto basic_block(std::size_t channels) {
+    using T = float;
+    return cnn::Sequential{
+        cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{channels, channels, 3, {.padding = 1}}, cnn::BatchNorm2D<T>{channels},
+                                      cnn::ReLU<T>{}, cnn::Conv2D<T>{channels, channels, 3, {.padding = 1}},
+                                      cnn::BatchNorm2D<T>{channels}}},
+        cnn::ReLU<T>{}};
+}
+inline auto projection_block(std::size_t in, std::size_t out) {
+    using T = float;
+    return cnn::Sequential{
+        cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{in, out, 3, {.stride = 2, .padding = 1}}, cnn::BatchNorm2D<T>{out},
+                                      cnn::ReLU<T>{}, cnn::Conv2D<T>{out, out, 3, {.padding = 1}},
+                                      cnn::BatchNorm2D<T>{out}},
+                      cnn::Sequential{cnn::Conv2D<T>{in, out, 1, {.stride = 2}}, cnn::BatchNorm2D<T>{out}}},
+        cnn::ReLU<T>{}};
+}
+
+/// A small ResNet for 28 x 28 inputs: a 3x3 convolution to 16 channels, three stages of two
+/// basic blocks at 16, 32 and 64 channels (the second and third begin with a stride-2
+/// projection block), global average pooling and a dense layer to 10 classes. 14 weight layers.
+inline auto make_resnet() {
+    using T = float;
+    return cnn::Sequential{cnn::Conv2D<T>{1, 16, 3, {.padding = 1}},  // 16 x 28 x 28
+                           cnn::BatchNorm2D<T>{16},
+                           cnn::ReLU<T>{},
+                           basic_block(16),
+                           basic_block(16),
+                           projection_block(16, 32),                    // 32 x 14 x 14
+                           basic_block(32),
+                           projection_block(32, 64),                    // 64 x 7 x 7
+                           basic_block(64),
+                           cnn::GlobalAvgPool<T>{},                     // 64 x 1 x 1
+                           cnn::Flatten<T>{},
+                           cnn::Dense<T>{64, 10}};
+}
+
+/// Calls f(net) with a freshly built network named `name` ("lenet", "wide" or "resnet");
+/// false if unknown.
 template <class F>
 bool with_network(const std::string& name, F&& f) {
     if (name == "lenet") {
@@ -50,6 +91,10 @@ bool with_network(const std::string& name, F&& f) {
         f(make_wide());
         return true;
     }
+    if (name == "resnet") {
+        f(make_resnet());
+        return true;
+    }
     return false;
 }
 
@@ -58,7 +103,7 @@ bool with_network(const std::string& name, F&& f) {
 /// repeated so that its cnn::model_error, which names the precise problem, reaches the caller.
 template <class Load>
 std::string network_for_file(const Load& load) {
-    for (const std::string name : {"lenet", "wide"}) {
+    for (const std::string name : {"lenet", "wide", "resnet"}) {
         bool fits = false;
         with_network(name, [&](auto net) {
             try {

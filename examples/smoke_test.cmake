@@ -1,8 +1,18 @@
-# mnist_train on 2,000 Fashion-MNIST images for one epoch, then mnist_predict on
-# the saved model: the model, the curves and the same accuracy must come out.
+# mnist_train --net NET (default lenet) on LIMIT (default 2,000) Fashion-MNIST images for
+# one epoch, then mnist_predict on the saved model: the model, the curves and the same
+# accuracy must come out, at least MINIMUM (default 0.6).
+if(NOT NET)
+    set(NET lenet)
+endif()
+if(NOT LIMIT)
+    set(LIMIT 2000)
+endif()
+if(NOT MINIMUM)
+    set(MINIMUM 0.6)
+endif()
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
-execute_process(COMMAND "${TRAIN}" --limit 2000 --epochs 1 --threads 2 --output "${WORK_DIR}/model.cnn"
+execute_process(COMMAND "${TRAIN}" --net ${NET} --limit ${LIMIT} --epochs 1 --threads 2 --output "${WORK_DIR}/model.cnn"
                 OUTPUT_VARIABLE train_output RESULT_VARIABLE result)
 if(result)
     message(FATAL_ERROR "mnist_train failed (${result}):\n${train_output}")
@@ -17,8 +27,8 @@ if(NOT last_line)
     message(FATAL_ERROR "the last line of mnist_train is not 'test accuracy: X':\n${train_output}")
 endif()
 set(trained_accuracy "${CMAKE_MATCH_1}")
-if(trained_accuracy LESS 0.6)
-    message(FATAL_ERROR "one epoch on 2,000 images reached only ${trained_accuracy}")
+if(trained_accuracy LESS MINIMUM)
+    message(FATAL_ERROR "${NET}: one epoch on ${LIMIT} images reached only ${trained_accuracy}")
 endif()
 
 execute_process(COMMAND "${PREDICT}" "${WORK_DIR}/model.cnn" --threads 1
@@ -30,4 +40,4 @@ string(REGEX MATCH "test accuracy: ([0-9.]+)\n$" last_line "${predict_output}")
 if(NOT CMAKE_MATCH_1 STREQUAL trained_accuracy)
     message(FATAL_ERROR "mnist_predict reports ${CMAKE_MATCH_1}, mnist_train reported ${trained_accuracy}")
 endif()
-message(STATUS "trained and reloaded: test accuracy ${trained_accuracy} both times")
+message(STATUS "${NET} trained and reloaded: test accuracy ${trained_accuracy} both times")

@@ -16,17 +16,34 @@ import os
 import sys
 
 import torch
+from torch import nn
 
 torch.set_default_dtype(torch.float64)
 torch.manual_seed(20261130)
 
 
-def case(name, settings, module, shape, scale=2.0):
-    x = (torch.randn(*shape) * scale).requires_grad_(True)
+def case(name, settings, module, shape, scale=2.0, offset=0.0, mode=None):
+    """One case: x ~ N(offset, scale^2), y = module(x), dx for a random dy.
+
+    For a module with parameters, they are drawn too and recorded (in the library's order:
+    weights, biases, buffers) with their gradients and their values after the pass (a
+    training pass moves batch normalisation's running statistics)."""
+    parameters = parameter_list(module)
+    with torch.no_grad():
+        for p in parameters:
+            if p.requires_grad:
+                p.copy_(torch.randn(*p.shape) * 0.5 + 1.0)
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(*module.running_mean.shape))
+            module.running_var.copy_(torch.rand(*module.running_var.shape) + 0.5)
+    before = flat(parameters)
+    if mode is not None:
+        module.train(mode == "training")
+    x = (torch.randn(*shape) * scale + offset).requires_grad_(True)
     y = module(x)
     dy = torch.randn(*y.shape)
     y.backward(dy)
-    return {
+    result = {
         "layer": name,
         "settings": settings,
         "shape": list(shape),
@@ -35,6 +52,26 @@ def case(name, settings, module, shape, scale=2.0):
         "y": y.detach().flatten().tolist(),
         "dx": x.grad.flatten().tolist(),
     }
+    if mode is not None:
+        result["mode"] = mode
+    if list(y.shape) != list(shape):
+        result["output_shape"] = list(y.shape)
+    if parameters:
+        result["parameters"] = before
+        result["parameter_gradients"] = [g for p in parameters if p.requires_grad for g in p.grad.flatten().tolist()]
+        result["parameters_after"] = flat(parameters)
+    return result
+
+
+def parameter_list(module):
+    """The module's values in the library's order: weights, biases, then buffers."""
+    if isinstance(module, nn.BatchNorm2d):
+        return [module.weight, module.bias, module.running_mean, module.running_var]
+    return []
+
+
+def flat(tensors):
+    return [v for t in tensors for v in t.detach().flatten().tolist()]
 
 
 COMMITTED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "golden_layers.json")
@@ -50,7 +87,14 @@ def check(document):
         for key in ("layer", "settings", "shape"):
             if old[key] != new[key]:
                 sys.exit(f"golden: case {index}: {key} {old[key]} in the file, {new[key]} now")
-        for key in ("x", "dy", "y", "dx"):
+        for key in ("mode", "output_shape"):
+            if old.get(key) != new.get(key):
+                sys.exit(f"golden: case {index}: {key} {old.get(key)} in the file, {new.get(key)} now")
+        for key in ("x", "dy", "y", "dx", "parameters", "parameter_gradients", "parameters_after"):
+            if (key in old) != (key in new):
+                sys.exit(f"golden: case {index} ({old['layer']}): {key} in only one of the file and the script")
+            if key not in old:
+                continue
             worst = max((abs(a - b) / max(1.0, abs(b)) for a, b in zip(old[key], new[key])), default=0.0)
             if len(old[key]) != len(new[key]) or worst > 1e-12:
                 sys.exit(f"golden: case {index} ({old['layer']}): {key} differs by {worst:g}")
@@ -60,7 +104,6 @@ def check(document):
 def main():
     checking = len(sys.argv) > 1 and sys.argv[1] == "--check"
     out = sys.argv[1] if len(sys.argv) > 1 and not checking else COMMITTED
-    nn = torch.nn
     cases = [
         case("Sigmoid", {}, nn.Sigmoid(), (2, 3, 5, 4)),
         case("Tanh", {}, nn.Tanh(), (2, 3, 5, 4)),
@@ -72,6 +115,21 @@ def main():
         case("GELU", {"approximation": "tanh"}, nn.GELU(approximate="tanh"), (2, 3, 5, 4)),
         case("Softmax", {}, nn.Softmax(dim=1), (2, 5, 3, 2)),
         case("Softmax", {}, nn.Softmax(dim=1), (4, 10, 1, 1), scale=30.0),
+        # batch normalisation: batch statistics and running statistics, convolution and dense
+        # features, a large mean (the centred forms must keep their digits), PyTorch's defaults
+        # and other settings
+        case("BatchNorm2D", {"momentum": 0.1, "epsilon": 1e-5}, nn.BatchNorm2d(4), (3, 4, 5, 3), mode="training"),
+        case("BatchNorm2D", {"momentum": 0.3, "epsilon": 1e-3}, nn.BatchNorm2d(3, eps=1e-3, momentum=0.3),
+             (2, 3, 7, 1), offset=50.0, mode="training"),
+        case("BatchNorm2D", {"momentum": 0.1, "epsilon": 1e-5}, nn.BatchNorm2d(6), (5, 6, 1, 1), mode="training"),
+        case("BatchNorm2D", {"momentum": 0.1, "epsilon": 1e-5}, nn.BatchNorm2d(6), (2, 6, 1, 1), mode="training"),
+        case("BatchNorm2D", {"momentum": 0.1, "epsilon": 1e-5}, nn.BatchNorm2d(3), (2, 3, 4, 5), mode="inference"),
+        case("BatchNorm2D", {"momentum": 0.1, "epsilon": 1e-5}, nn.BatchNorm2d(3), (1, 3, 4, 5), mode="inference"),
+        # dropout: in inference the identity (training masks are random in both libraries:
+        # tests/test_normalization.cpp checks them by their definition and statistics)
+        case("Dropout", {"rate": 0.3}, nn.Dropout(0.3), (2, 3, 4, 5), mode="inference"),
+        case("GlobalAvgPool", {}, nn.AdaptiveAvgPool2d(1), (2, 3, 5, 7)),
+        case("GlobalAvgPool", {}, nn.AdaptiveAvgPool2d(1), (3, 2, 1, 4)),
     ]
     document = {
         "generator": f"scripts/golden.py, PyTorch {torch.__version__}, float64, seed 20261130",

@@ -1,13 +1,11 @@
 // The activations of cnn/layers/activations.hpp and Softmax: the worked examples of
-// FORMULAS.md section 14, golden values from PyTorch in float64 (tests/data/golden_layers.json,
-// written by scripts/golden.py), finite differences, the fast path against the reference
-// functions at 1 and 3 threads, and their errors and records.
+// FORMULAS.md section 14, finite differences, the fast path against the reference functions
+// at 1 and 3 threads, and their errors and records. Their golden values from PyTorch are
+// checked by tests/test_golden.cpp.
 #include <cnn/cnn.hpp>
 
 #include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -16,7 +14,6 @@
 
 using cnn::Shape;
 using cnn::Tensor;
-using nlohmann::json;
 
 namespace {
 
@@ -30,65 +27,7 @@ std::pair<Tensor<double, 4>, Tensor<double, 4>> run(L& layer, const Tensor<doubl
     return {std::move(y), std::move(dx)};
 }
 
-/// Calls f(layer) with the layer a golden case names.
-template <class F>
-void with_layer(const json& c, F&& f) {
-    const std::string name = c.at("layer");
-    const json& settings = c.at("settings");
-    if (name == "Sigmoid") {
-        cnn::Sigmoid<double> layer;
-        f(layer);
-    } else if (name == "Tanh") {
-        cnn::Tanh<double> layer;
-        f(layer);
-    } else if (name == "LeakyReLU") {
-        cnn::LeakyReLU<double> layer{settings.at("slope").get<double>()};
-        f(layer);
-    } else if (name == "ELU") {
-        cnn::ELU<double> layer{settings.at("alpha").get<double>()};
-        f(layer);
-    } else if (name == "GELU") {
-        cnn::GELU<double> layer{settings.at("approximation") == "tanh" ? cnn::GeluApproximation::tanh
-                                                                       : cnn::GeluApproximation::none};
-        f(layer);
-    } else if (name == "Softmax") {
-        cnn::Softmax<double> layer;
-        f(layer);
-    } else {
-        FAIL("a golden case of an unknown layer: " << name);
-    }
-}
-
-Tensor<double, 4> tensor_of(const json& values, const Shape<4>& shape) {
-    Tensor<double, 4> t(shape);
-    const auto v = values.get<std::vector<double>>();
-    REQUIRE(v.size() == t.size());
-    std::copy(v.begin(), v.end(), t.begin());
-    return t;
-}
-
 }  // namespace
-
-TEST_CASE("Activations match PyTorch's float64 golden values to 1e-10", "[activations][golden]") {
-    std::ifstream file(std::string(CNN_TEST_DATA_DIR) + "/golden_layers.json");
-    REQUIRE(file.good());
-    const json document = json::parse(file);
-    std::size_t checked = 0;
-    for (const json& c : document.at("cases")) {
-        const auto shape_values = c.at("shape").get<std::vector<std::size_t>>();
-        const Shape<4> shape{shape_values[0], shape_values[1], shape_values[2], shape_values[3]};
-        const auto x = tensor_of(c.at("x"), shape), dy = tensor_of(c.at("dy"), shape);
-        const auto y_expected = tensor_of(c.at("y"), shape), dx_expected = tensor_of(c.at("dx"), shape);
-        with_layer(c, [&](auto& layer) {
-            INFO(layer.describe() << " on " << cnn::to_string(shape));
-            const auto [y, dx] = run(layer, x, dy);
-            CHECK(cnn::test::max_abs_difference(y, y_expected) <= 1e-10);
-            CHECK(cnn::test::max_abs_difference(dx, dx_expected) <= 1e-10);
-            ++checked;
-        });
-    }
-    CHECK(checked == document.at("cases").size());
-}
 
 TEST_CASE("Worked examples EX16 and EX17 of FORMULAS.md section 14", "[activations][worked]") {
     const Tensor<double, 4> x({1, 3, 1, 1}, {-1.0, 0.0, 2.0});

@@ -3,6 +3,7 @@
 
 #include <cnn/data/dataset.hpp>
 #include <cnn/gradient_check.hpp>
+#include <cnn/layer.hpp>
 #include <cnn/random.hpp>
 #include <cnn/scratch.hpp>
 #include <cnn/tensor.hpp>
@@ -16,6 +17,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace cnn::test {
 
@@ -59,18 +61,26 @@ constexpr double kernel_tolerance() {
     return std::is_same_v<T, float> ? 1e-5 : 1e-12;
 }
 
-/// Checks dE/dx and dE/d(parameters) of `layer` against central finite differences (relative
-/// error at most 1e-6, in double) for E = sum(R o y) with a random R.
+/// Checks dE/dx and dE/d(weights and biases) of `layer` against central finite differences
+/// (relative error at most 1e-6, in double) for E = sum(R o y) with a random R, in `mode`.
+/// Every forward of the check draws from the same random stream state (the same dropout
+/// mask); buffers (running statistics) are not learned and not checked.
 template <class L>
-void check_layer_gradients(L& layer, const Shape<4>& input_shape, std::mt19937_64& rng) {
-    INFO(layer.describe() << " on input " << to_string(input_shape));
+void check_layer_gradients(L& layer, const Shape<4>& input_shape, std::mt19937_64& rng,
+                           Mode mode = Mode::inference) {
+    INFO(layer.describe() << " on input " << to_string(input_shape)
+                          << (mode == Mode::training ? " in training" : " in inference"));
     Scratch<double> scratch;
+    layer_state_t<L> state{};
     auto x = random_tensor<double>(input_shape, rng);
-    fill_uniform<double, 1>(TensorView<double, 1>(layer.parameters().data(), {layer.parameters().size()}), rng);
+    const std::size_t learned = detail::parameter_layout(layer).learned();
+    const std::span<double> values = layer.parameters().subspan(0, learned);
+    fill_uniform<double, 1>(TensorView<double, 1>(values.data(), {values.size()}), rng);
     Tensor<double, 4> y(layer.output_shape(input_shape));
     const auto weights = random_tensor<double>(y.shape(), rng);
     const auto loss = [&] {
-        layer.forward(x, y, scratch);
+        Random stream{7};
+        detail::forward(layer, x, y, Context<double>(scratch, mode, &stream), state);
         double sum = 0;
         for (std::size_t i = 0; i < y.size(); ++i) sum += weights.data()[i] * y.data()[i];
         return sum;
@@ -79,15 +89,16 @@ void check_layer_gradients(L& layer, const Shape<4>& input_shape, std::mt19937_6
     loss();
     Tensor<double, 4> dx(input_shape);
     std::fill(layer.gradients().begin(), layer.gradients().end(), 0.0);
-    layer.backward(x, y, weights, dx, scratch);
+    detail::backward(layer, x, y, weights, dx, Context<double>(scratch, mode), state, Accumulate::no);
+    const std::vector<double> analytic(layer.gradients().begin(), layer.gradients().begin() + static_cast<std::ptrdiff_t>(learned));
 
     const auto input_check = gradient_check<double>(loss, x.span(), dx.span());
     INFO("input gradient: worst index " << input_check.worst_index << ", analytic " << input_check.worst_analytic
                                         << ", numeric " << input_check.worst_numeric);
     CHECK(input_check.relative_error <= 1e-6);
 
-    if (!layer.parameters().empty()) {
-        const auto parameter_check = gradient_check<double>(loss, layer.parameters(), layer.gradients());
+    if (learned > 0) {
+        const auto parameter_check = gradient_check<double>(loss, values, std::span<const double>(analytic));
         INFO("parameter gradient: worst index " << parameter_check.worst_index << ", analytic "
                                                 << parameter_check.worst_analytic << ", numeric "
                                                 << parameter_check.worst_numeric);

@@ -18,6 +18,7 @@
 #include "cnn/layers/flatten.hpp"
 #include "cnn/layers/fused.hpp"
 #include "cnn/layers/identity.hpp"
+#include "cnn/layers/normalization.hpp"
 #include "cnn/layers/pooling.hpp"
 #include "cnn/layers/relu.hpp"
 #include "cnn/loss.hpp"

@@ -5,4 +5,5 @@
 #include "cnn/reference/convolution.hpp"
 #include "cnn/reference/dense.hpp"
 #include "cnn/reference/loss.hpp"
+#include "cnn/reference/normalization.hpp"
 #include "cnn/reference/pooling.hpp"

@@ -9,7 +9,8 @@
 // Each epoch shuffles the training samples with `rng`, runs forward (in training mode,
 // with `rng` as the random stream of stochastic layers), softmax
 // cross-entropy, backward and an optimizer step per mini-batch, and reports
-// through the callbacks. Buffers are sized on the first batch and reused. If the
+// through the callbacks (a network with batch normalisation skips a last batch of a
+// single sample). Buffers are sized on the first batch and reused. If the
 // loss stops being a finite number, fit throws cnn::training_error naming the
 // epoch and step instead of training on garbage.
 #pragma once
@@ -295,6 +296,16 @@ void check_training_state(const TrainingState<T>& state, const Dataset& train,
              ") do not fit an epoch");
 }
 
+/// Whether a layer of `net` normalises by batch statistics (BatchNorm2D).
+template <class Net>
+bool uses_batch_statistics(const Net& net) {
+    bool found = false;
+    for_each_leaf(net, [&](const auto& leaf) {
+        if constexpr (requires { requires std::remove_cvref_t<decltype(leaf)>::batch_statistics; }) found = true;
+    });
+    return found;
+}
+
 }  // namespace detail
 
 /// Trains `net` with `optimizer` on `train` (see the top of this file). `resume`, a state from
@@ -346,7 +357,10 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
     if (!state.validation.empty()) validation = train.subset(state.validation);
 
     const std::size_t batch_size = std::min(options.batch_size, state.order.size());
-    const std::size_t steps = (state.order.size() + batch_size - 1) / batch_size;
+    std::size_t steps = (state.order.size() + batch_size - 1) / batch_size;
+    // Batch normalisation cannot learn from a batch of one sample: a last batch of one is left
+    // out of that epoch (a different sample each epoch, as the order is shuffled).
+    if (detail::uses_batch_statistics(net) && steps > 1 && state.order.size() % batch_size == 1) --steps;
     typename Net::Workspace workspace;
     Tensor<T, 4> x(train.batch_shape(batch_size));
     Tensor<T, 4> delta;

@@ -14,9 +14,10 @@ namespace {
 
 template <class T>
 auto lenet() {
-    // Every layer and composite of the library: the activations, a residual block with a
-    // projection, branches added and concatenated.
-    auto block = cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{6, 6, 3, {.padding = 1}}, cnn::ELU<T>{}},
+    // Every layer and composite of the library: the activations, normalisation and dropout,
+    // a residual block with a projection, branches added and concatenated.
+    auto block = cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{6, 6, 3, {.padding = 1}}, cnn::BatchNorm2D<T>{6},
+                                               cnn::ELU<T>{}, cnn::Dropout<T>{0.1}},
                                cnn::Sequential{cnn::Conv2D<T>{6, 6, 1}}};
     auto branches = cnn::Parallel{cnn::Concat{}, cnn::Conv2D<T>{6, 8, 5}, cnn::Sequential{cnn::Conv2D<T>{6, 8, 5}, cnn::Tanh<T>{}}};
     return cnn::Sequential{cnn::Conv2D<T>{1, 6, 5, {.padding = 2}}, cnn::ReLU<T>{}, cnn::MaxPool<T>{2},
@@ -24,7 +25,9 @@ auto lenet() {
                            std::move(branches), cnn::LeakyReLU<T>{0.1}, cnn::MeanPool<T>{2},
                            cnn::Flatten<T>{},
                            cnn::Dense<T>{400, 84}, cnn::GELU<T>{cnn::GeluApproximation::tanh},
-                           cnn::Parallel{cnn::Add{}, cnn::Dense<T>{84, 10}, cnn::Sequential{cnn::GELU<T>{}, cnn::Dense<T>{84, 10}}}};
+                           cnn::Parallel{cnn::Add{}, cnn::Dense<T>{84, 10},
+                                         cnn::Sequential{cnn::GELU<T>{}, cnn::BatchNorm2D<T>{84}, cnn::Dense<T>{84, 10}},
+                                         cnn::Sequential{cnn::Dense<T>{84, 10}, cnn::GlobalAvgPool<T>{}}}};
 }
 
 template <class T, class Optimizer>
