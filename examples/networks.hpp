@@ -41,23 +41,29 @@ inline auto make_wide() {
 
 /// A ResNet basic block (He et al. 2016): conv 3x3 (stride s), batch norm, ReLU, conv 3x3,
 /// batch norm, plus the input (identity) or, when the shape changes, a 1x1 convolution with
-/// stride s and batch norm (projection); then ReLU.
+/// stride s and batch norm (projection); then ReLU. The convolutions have no bias: the batch
+/// normalisation after each shifts its output anyway.
 inline auto basic_block(std::size_t channels) {
     using T = float;
-    return cnn::Sequential{
-        cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{channels, channels, 3, {.padding = 1}}, cnn::BatchNorm2D<T>{channels},
-                                      cnn::ReLU<T>{}, cnn::Conv2D<T>{channels, channels, 3, {.padding = 1}},
-                                      cnn::BatchNorm2D<T>{channels}}},
-        cnn::ReLU<T>{}};
+    const cnn::Conv2DOptions same{.padding = 1, .bias = false};
+    return cnn::Sequential{cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{channels, channels, 3, same},
+                                                         cnn::BatchNorm2D<T>{channels},
+                                                         cnn::ReLU<T>{},
+                                                         cnn::Conv2D<T>{channels, channels, 3, same},
+                                                         cnn::BatchNorm2D<T>{channels}}},
+                           cnn::ReLU<T>{}};
 }
 inline auto projection_block(std::size_t in, std::size_t out) {
     using T = float;
-    return cnn::Sequential{
-        cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{in, out, 3, {.stride = 2, .padding = 1}}, cnn::BatchNorm2D<T>{out},
-                                      cnn::ReLU<T>{}, cnn::Conv2D<T>{out, out, 3, {.padding = 1}},
-                                      cnn::BatchNorm2D<T>{out}},
-                      cnn::Sequential{cnn::Conv2D<T>{in, out, 1, {.stride = 2}}, cnn::BatchNorm2D<T>{out}}},
-        cnn::ReLU<T>{}};
+    const cnn::Conv2DOptions same{.padding = 1, .bias = false}, halve{.stride = 2, .padding = 1, .bias = false};
+    return cnn::Sequential{cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{in, out, 3, halve},
+                                                         cnn::BatchNorm2D<T>{out},
+                                                         cnn::ReLU<T>{},
+                                                         cnn::Conv2D<T>{out, out, 3, same},
+                                                         cnn::BatchNorm2D<T>{out}},
+                                         cnn::Sequential{cnn::Conv2D<T>{in, out, 1, {.stride = 2, .bias = false}},
+                                                         cnn::BatchNorm2D<T>{out}}},
+                           cnn::ReLU<T>{}};
 }
 
 /// A small ResNet for 28 x 28 inputs: a 3x3 convolution to 16 channels, three stages of two
@@ -65,7 +71,7 @@ inline auto projection_block(std::size_t in, std::size_t out) {
 /// projection block), global average pooling and a dense layer to 10 classes. 14 weight layers.
 inline auto make_resnet() {
     using T = float;
-    return cnn::Sequential{cnn::Conv2D<T>{1, 16, 3, {.padding = 1}},  // 16 x 28 x 28
+    return cnn::Sequential{cnn::Conv2D<T>{1, 16, 3, {.padding = 1, .bias = false}},  // 16 x 28 x 28
                            cnn::BatchNorm2D<T>{16},
                            cnn::ReLU<T>{},
                            basic_block(16),

@@ -63,10 +63,17 @@ def case(name, settings, module, shape, scale=2.0, offset=0.0, mode=None):
     return result
 
 
+def conv(channels, filters, kernel, stride, padding, bias):
+    return {"in_channels": channels, "filters": filters, "kernel": list(kernel), "stride": stride,
+            "padding": padding, "bias": bias}
+
+
 def parameter_list(module):
     """The module's values in the library's order: weights, biases, then buffers."""
     if isinstance(module, nn.BatchNorm2d):
         return [module.weight, module.bias, module.running_mean, module.running_var]
+    if isinstance(module, nn.Conv2d):
+        return [module.weight] + ([module.bias] if module.bias is not None else [])
     return []
 
 
@@ -130,6 +137,11 @@ def main():
         case("Dropout", {"rate": 0.3}, nn.Dropout(0.3), (2, 3, 4, 5), mode="inference"),
         case("GlobalAvgPool", {}, nn.AdaptiveAvgPool2d(1), (2, 3, 5, 7)),
         case("GlobalAvgPool", {}, nn.AdaptiveAvgPool2d(1), (3, 2, 1, 4)),
+        # convolutions: non-square inputs and kernels, stride 2, padding larger than the
+        # kernel's half, and without a bias
+        case("Conv2D", conv(3, 4, (3, 2), 2, 2, True), nn.Conv2d(3, 4, (3, 2), stride=2, padding=2), (2, 3, 7, 6)),
+        case("Conv2D", conv(2, 3, (3, 3), 1, 1, False), nn.Conv2d(2, 3, 3, padding=1, bias=False), (2, 2, 5, 4)),
+        case("Conv2D", conv(4, 2, (1, 1), 2, 0, False), nn.Conv2d(4, 2, 1, stride=2, bias=False), (3, 4, 5, 5)),
     ]
     document = {
         "generator": f"scripts/golden.py, PyTorch {torch.__version__}, float64, seed 20261130",

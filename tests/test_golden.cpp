@@ -52,6 +52,14 @@ void with_layer(const json& c, const Shape<4>& shape, F&& f) {
     } else if (name == "Dropout") {
         cnn::Dropout<double> layer{settings.at("rate").get<double>()};
         f(layer);
+    } else if (name == "Conv2D") {
+        const auto kernel = settings.at("kernel").get<std::vector<std::size_t>>();
+        cnn::Conv2D<double> layer{settings.at("in_channels").get<std::size_t>(), settings.at("filters").get<std::size_t>(),
+                                  cnn::Extent2D{kernel.at(0), kernel.at(1)},
+                                  {.stride = settings.at("stride").get<std::ptrdiff_t>(),
+                                   .padding = settings.at("padding").get<std::ptrdiff_t>(),
+                                   .bias = settings.at("bias").get<bool>()}};
+        f(layer);
     } else if (name == "GlobalAvgPool") {
         cnn::GlobalAvgPool<double> layer;
         f(layer);
@@ -126,9 +134,9 @@ TEST_CASE("Layers match PyTorch's float64 golden values to 1e-10", "[golden]") {
         });
     }
     CHECK(checked == document.at("cases").size());
-    // every layer added since 0.3 has its golden cases
+    // every layer added since 0.3 has its golden cases (and Conv2D, for its options)
     for (const char* name : {"Sigmoid", "Tanh", "LeakyReLU", "ELU", "GELU", "Softmax", "BatchNorm2D", "Dropout",
-                             "GlobalAvgPool"}) {
+                             "GlobalAvgPool", "Conv2D"}) {
         INFO(name);
         CHECK(layers.count(name) == 1);
     }

@@ -92,3 +92,49 @@ TEST_CASE("Results are bit-identical for any thread count", "[layers][threads]")
     CHECK(one == two);
     CHECK(one == three);
 }
+
+TEST_CASE("A convolution without a bias is one with a zero bias that never learns it", "[layers][conv]") {
+    std::mt19937_64 rng(51);
+    const cnn::Shape<4> shape{3, 2, 7, 6};
+    const auto x = cnn::test::random_tensor<float>(shape, rng);
+    cnn::Conv2D<float> plain{2, 4, {3, 2}, {.stride = 2, .padding = 2, .bias = false}};
+    cnn::Conv2D<float> biased{2, 4, {3, 2}, {.stride = 2, .padding = 2}};
+    cnn::test::fill_uniform<float, 1>(cnn::TensorView<float, 1>(plain.parameters().data(), {plain.parameters().size()}), rng);
+    std::copy(plain.parameters().begin(), plain.parameters().end(), biased.parameters().begin());
+    CHECK(plain.parameters().size() == 4 * 2 * 3 * 2);
+    CHECK(biased.parameters().size() == 4 * 2 * 3 * 2 + 4);
+    CHECK(plain.bias().empty());
+    CHECK(cnn::detail::parameter_layout(plain).biases == 0);
+    CHECK(plain.describe() == "Conv2D(2->4, 3x2, stride 2, padding 2, no bias)");
+
+    cnn::Scratch<float> scratch;
+    cnn::Tensor<float, 4> y_plain(plain.output_shape(shape)), y_biased(y_plain.shape());
+    plain.forward(x, y_plain, scratch);
+    biased.forward(x, y_biased, scratch);
+    CHECK(cnn::test::max_abs_difference(y_plain, y_biased) == 0);
+    const auto dy = cnn::test::random_tensor<float>(y_plain.shape(), rng);
+    cnn::Tensor<float, 4> dx_plain(shape), dx_biased(shape);
+    for (int pass = 0; pass < 2; ++pass) {  // twice: the gradients accumulate alike
+        plain.backward(x, y_plain, dy, dx_plain, scratch);
+        biased.backward(x, y_biased, dy, dx_biased, scratch);
+    }
+    CHECK(cnn::test::max_abs_difference(dx_plain, dx_biased) == 0);
+    CHECK(std::equal(plain.gradients().begin(), plain.gradients().end(), biased.gradients().begin()));
+
+    std::mt19937_64 check_rng(52);
+    cnn::Conv2D<double> plain_double{2, 3, 3, {.padding = 1, .bias = false}};
+    cnn::test::check_layer_gradients(plain_double, {2, 2, 5, 4}, check_rng);
+
+    const auto dir = cnn::test::scratch_directory("conv-no-bias");
+    auto net = cnn::Sequential{cnn::Conv2D<float>{1, 2, 3, {.bias = false}}, cnn::BatchNorm2D<float>{2}, cnn::Flatten<float>{},
+                               cnn::Dense<float>{18, 2}};
+    cnn::save_model(net, dir / "no-bias.cnn");
+    auto same = cnn::Sequential{cnn::Conv2D<float>{1, 2, 3, {.bias = false}}, cnn::BatchNorm2D<float>{2},
+                                cnn::Flatten<float>{}, cnn::Dense<float>{18, 2}};
+    CHECK_NOTHROW(cnn::load_model(same, dir / "no-bias.cnn"));
+    auto with_bias = cnn::Sequential{cnn::Conv2D<float>{1, 2, 3}, cnn::BatchNorm2D<float>{2}, cnn::Flatten<float>{},
+                                     cnn::Dense<float>{18, 2}};
+    CHECK_THROWS_WITH(cnn::load_model(with_bias, dir / "no-bias.cnn"),
+                      Catch::Contains("layer 0 is Conv2D(1->2, 3x3, stride 1, padding 0, no bias) in the file and "
+                                      "Conv2D(1->2, 3x3, stride 1, padding 0) in this network"));
+}

@@ -1,4 +1,4 @@
-// Conv2D: C input channels, K filters of Fh x Fw, stride S, zero padding P, bias.
+// Conv2D: C input channels, K filters of Fh x Fw, stride S, zero padding P, bias (or none).
 //
 // Forward (FORMULAS.md 4.3), per sample:
 //   net[k][i][j] = sum_c sum_m sum_n w[k][c][m][n] * x~[c][iS+m][jS+n] + b[k]
@@ -24,6 +24,8 @@ namespace cnn {
 struct Conv2DOptions {
     std::ptrdiff_t stride = 1;
     std::ptrdiff_t padding = 0;
+    /// false: no bias (a convolution followed by batch normalisation, whose shift does its work)
+    bool bias = true;
 };
 
 template <Scalar T>
@@ -38,8 +40,11 @@ public:
           kernel_w_(detail::checked_parameter(kernel.width, 1, "Conv2D", "kernel width")),
           stride_(detail::checked_parameter(options.stride, 1, "Conv2D", "stride")),
           padding_(detail::checked_parameter(options.padding, 0, "Conv2D", "padding")),
-          parameters_({weight_count() + filters_}),
-          gradients_({weight_count() + filters_}) {}
+          has_bias_(options.bias),
+          parameters_({weight_count() + bias_count()}),
+          gradients_({weight_count() + bias_count()}),
+          no_bias_({has_bias_ ? 0 : filters_}),
+          bias_sink_({has_bias_ ? 0 : filters_}) {}
 
     [[nodiscard]] std::size_t in_channels() const noexcept { return channels_; }
     [[nodiscard]] std::size_t filters() const noexcept { return filters_; }
@@ -47,6 +52,7 @@ public:
     [[nodiscard]] std::size_t kernel_width() const noexcept { return kernel_w_; }
     [[nodiscard]] std::size_t stride() const noexcept { return stride_; }
     [[nodiscard]] std::size_t padding() const noexcept { return padding_; }
+    [[nodiscard]] bool has_bias() const noexcept { return has_bias_; }
     /// Inputs and outputs each weight connects, for weight initialisation.
     [[nodiscard]] std::size_t fan_in() const noexcept { return channels_ * kernel_h_ * kernel_w_; }
     [[nodiscard]] std::size_t fan_out() const noexcept { return filters_ * kernel_h_ * kernel_w_; }
@@ -56,24 +62,27 @@ public:
         detail::draw_weights(weights().span(), fan_in(), fan_out(), rng, scheme);
         std::ranges::fill(bias(), T{0});
     }
-    [[nodiscard]] ParameterLayout parameter_layout() const noexcept { return {weight_count(), filters_, 0}; }
+    [[nodiscard]] ParameterLayout parameter_layout() const noexcept { return {weight_count(), bias_count(), 0}; }
     [[nodiscard]] LayerRecord record() const {
-        return {"Conv2D",
-                {{"in_channels", std::int64_t(channels_)},
-                 {"filters", std::int64_t(filters_)},
-                 {"kernel_height", std::int64_t(kernel_h_)},
-                 {"kernel_width", std::int64_t(kernel_w_)},
-                 {"stride", std::int64_t(stride_)},
-                 {"padding", std::int64_t(padding_)}},
-                parameters_.size(),
-                {},
-                {}};
+        LayerRecord result{"Conv2D",
+                           {{"in_channels", std::int64_t(channels_)},
+                            {"filters", std::int64_t(filters_)},
+                            {"kernel_height", std::int64_t(kernel_h_)},
+                            {"kernel_width", std::int64_t(kernel_w_)},
+                            {"stride", std::int64_t(stride_)},
+                            {"padding", std::int64_t(padding_)}},
+                           parameters_.size(),
+                           {},
+                           {}};
+        // only when false, so that the files of 0.2 and of earlier 0.3 builds keep loading
+        if (!has_bias_) result.attributes.emplace_back("bias", std::int64_t{0});
+        return result;
     }
 
     [[nodiscard]] std::string describe() const {
         return "Conv2D(" + std::to_string(channels_) + "->" + std::to_string(filters_) + ", " +
                std::to_string(kernel_h_) + "x" + std::to_string(kernel_w_) + ", stride " + std::to_string(stride_) +
-               ", padding " + std::to_string(padding_) + ")";
+               ", padding " + std::to_string(padding_) + (has_bias_ ? "" : ", no bias") + ")";
     }
 
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const {
@@ -88,7 +97,7 @@ public:
                 reference::output_extent(in[3], kernel_w_, padding_, stride_).extent};
     }
 
-    /// Weights, K x C x Fh x Fw, and biases, K.
+    /// Weights, K x C x Fh x Fw, and biases, K (none without a bias).
     [[nodiscard]] TensorView<T, 4> weights() noexcept { return {parameters_.data(), weight_shape()}; }
     [[nodiscard]] TensorView<const T, 4> weights() const noexcept { return {parameters_.data(), weight_shape()}; }
     [[nodiscard]] std::span<T> bias() noexcept { return parameters().subspan(weight_count()); }
@@ -107,7 +116,8 @@ public:
     template <class After = kernels::NoHook>
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, const After& after = {}) const {
         detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
-        kernels::conv2d_forward<T>(x, weights(), bias(), stride_, padding_, y, context.scratch(), after);
+        kernels::conv2d_forward<T>(x, weights(), has_bias_ ? bias() : no_bias_.span(), stride_, padding_, y,
+                                   context.scratch(), after);
     }
 
     /// Adds the weight and bias gradients and writes (or adds into) dx; a null dx (the first
@@ -121,17 +131,24 @@ public:
                   const Before& before = {}) {
         detail::expect_shape(dy, y.shape(), *this, "output gradient");
         if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), *this, "input gradient");
-        kernels::conv2d_backward<T>(x, dy, weights(), stride_, padding_, dx, weight_gradients(), bias_gradients(),
-                                    context.scratch(), before, accumulate);
+        // Without a bias the kernel's bias gradient goes to a sink, cleared so that it never overflows.
+        if (!has_bias_) std::ranges::fill(bias_sink_.span(), T{0});
+        kernels::conv2d_backward<T>(x, dy, weights(), stride_, padding_, dx, weight_gradients(),
+                                    has_bias_ ? bias_gradients() : bias_sink_.span(), context.scratch(), before,
+                                    accumulate);
     }
 
 private:
     [[nodiscard]] Shape<4> weight_shape() const noexcept { return {filters_, channels_, kernel_h_, kernel_w_}; }
     [[nodiscard]] std::size_t weight_count() const noexcept { return element_count(weight_shape()); }
+    [[nodiscard]] std::size_t bias_count() const noexcept { return has_bias_ ? filters_ : 0; }
 
     std::size_t channels_, filters_, kernel_h_, kernel_w_, stride_, padding_;
+    bool has_bias_;
     Tensor<T, 1> parameters_;
     Tensor<T, 1> gradients_;
+    Tensor<T, 1> no_bias_;    ///< zeros, the kernel's bias when the layer has none
+    Tensor<T, 1> bias_sink_;  ///< the kernel's bias gradient when the layer has none
 };
 
 }  // namespace cnn
