@@ -63,9 +63,10 @@ def case(name, settings, module, shape, scale=2.0, offset=0.0, mode=None):
     return result
 
 
-def conv(channels, filters, kernel, stride, padding, bias):
-    return {"in_channels": channels, "filters": filters, "kernel": list(kernel), "stride": stride,
-            "padding": padding, "bias": bias}
+def conv(channels, filters, kernel, stride, padding, bias, dilation=(1, 1)):
+    pair = lambda v: list(v) if isinstance(v, tuple) else [v, v]
+    return {"in_channels": channels, "filters": filters, "kernel": list(kernel), "stride": pair(stride),
+            "padding": pair(padding), "dilation": pair(dilation), "bias": bias}
 
 
 def parameter_list(module):
@@ -142,6 +143,12 @@ def main():
         case("Conv2D", conv(3, 4, (3, 2), 2, 2, True), nn.Conv2d(3, 4, (3, 2), stride=2, padding=2), (2, 3, 7, 6)),
         case("Conv2D", conv(2, 3, (3, 3), 1, 1, False), nn.Conv2d(2, 3, 3, padding=1, bias=False), (2, 2, 5, 4)),
         case("Conv2D", conv(4, 2, (1, 1), 2, 0, False), nn.Conv2d(4, 2, 1, stride=2, bias=False), (3, 4, 5, 5)),
+        # dilation 2, and stride and padding that differ between the axes
+        case("Conv2D", conv(2, 3, (3, 3), 1, 2, True, (2, 2)), nn.Conv2d(2, 3, 3, padding=2, dilation=2), (2, 2, 6, 7)),
+        case("Conv2D", conv(3, 2, (2, 3), (2, 1), (0, 3), True, (1, 2)),
+             nn.Conv2d(3, 2, (2, 3), stride=(2, 1), padding=(0, 3), dilation=(1, 2)), (2, 3, 5, 4)),
+        case("Conv2D", conv(2, 4, (3, 1), (1, 3), (1, 0), False, (3, 1)),
+             nn.Conv2d(2, 4, (3, 1), stride=(1, 3), padding=(1, 0), dilation=(3, 1), bias=False), (3, 2, 8, 7)),
     ]
     document = {
         "generator": f"scripts/golden.py, PyTorch {torch.__version__}, float64, seed 20261130",

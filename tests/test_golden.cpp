@@ -53,11 +53,15 @@ void with_layer(const json& c, const Shape<4>& shape, F&& f) {
         cnn::Dropout<double> layer{settings.at("rate").get<double>()};
         f(layer);
     } else if (name == "Conv2D") {
-        const auto kernel = settings.at("kernel").get<std::vector<std::size_t>>();
+        const auto extent = [&](const char* key) {
+            const auto v = settings.at(key).get<std::vector<std::size_t>>();
+            return cnn::Extent2D{v.at(0), v.at(1)};
+        };
         cnn::Conv2D<double> layer{settings.at("in_channels").get<std::size_t>(), settings.at("filters").get<std::size_t>(),
-                                  cnn::Extent2D{kernel.at(0), kernel.at(1)},
-                                  {.stride = settings.at("stride").get<std::ptrdiff_t>(),
-                                   .padding = settings.at("padding").get<std::ptrdiff_t>(),
+                                  extent("kernel"),
+                                  {.stride = extent("stride"),
+                                   .padding = extent("padding"),
+                                   .dilation = extent("dilation"),
                                    .bias = settings.at("bias").get<bool>()}};
         f(layer);
     } else if (name == "GlobalAvgPool") {

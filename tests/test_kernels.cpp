@@ -152,6 +152,91 @@ TEMPLATE_TEST_CASE("Conv2D's fast kernels match the reference on random shapes",
     }
 }
 
+TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation and no bias matches the general reference",
+                   "[layers][kernels]", float, double) {
+    using T = TestType;
+    std::mt19937_64 rng(6);
+    const auto pick = [&](std::size_t low, std::size_t high) {
+        return std::uniform_int_distribution<std::size_t>(low, high)(rng);
+    };
+    const std::size_t threads_before = cnn::threads();
+    for (int trial = 0; trial < 40; ++trial) {
+        const std::size_t channels = pick(1, 6), filters = pick(1, 9), fh = pick(1, 4), fw = pick(1, 4);
+        const cnn::reference::ConvSpec spec{pick(1, 3), pick(1, 3), pick(0, 4), pick(0, 4), pick(1, 3), pick(1, 3)};
+        const bool bias = trial % 3 != 0;
+        const std::size_t span_h = (fh - 1) * spec.dilation_h + 1, span_w = (fw - 1) * spec.dilation_w + 1;
+        const std::size_t height = pick(span_h > 2 * spec.pad_h ? span_h - 2 * spec.pad_h : 1, 15);
+        const std::size_t width = pick(span_w > 2 * spec.pad_w ? span_w - 2 * spec.pad_w : 1, 15);
+        const std::size_t batch = pick(1, 9);
+        cnn::Conv2D<T> conv{channels, filters, {fh, fw},
+                            {.stride = {spec.stride_h, spec.stride_w},
+                             .padding = {spec.pad_h, spec.pad_w},
+                             .dilation = {spec.dilation_h, spec.dilation_w},
+                             .bias = bias}};
+        INFO(conv.describe() << " on a batch of " << batch << " x " << height << "x" << width);
+        cnn::test::fill_uniform<T, 1>(cnn::TensorView<T, 1>(conv.parameters().data(), {conv.parameters().size()}), rng);
+        const auto x = cnn::test::random_tensor<T>(Shape<4>{batch, channels, height, width}, rng);
+        const Shape<4> out = conv.output_shape(x.shape());
+        const auto dy = cnn::test::random_tensor<T>(out, rng);
+
+        // the reference, sample by sample
+        Tensor<T, 4> y_ref(out), dx_ref(x.shape()), dw_ref(conv.weights().shape());
+        std::vector<T> db_ref(bias ? filters : 0, T{0});
+        for (std::size_t n = 0; n < batch; ++n) {
+            cnn::reference::conv2d_forward_general<T>(x[n], conv.weights(), conv.bias(), spec, y_ref[n]);
+            cnn::reference::conv2d_backward_general<T>(x[n], dy[n], conv.weights(), spec, dx_ref[n], dw_ref, db_ref);
+        }
+        std::vector<std::vector<T>> results;
+        for (const std::size_t threads : {1, 3}) {
+            cnn::set_threads(threads);
+            auto layer = conv;
+            Tensor<T, 4> y(out), dx(x.shape());
+            cnn::Scratch<T> scratch;
+            layer.forward(x, y, scratch);
+            std::fill(layer.gradients().begin(), layer.gradients().end(), T{0});
+            layer.backward(x, y, dy, dx, scratch);
+            CHECK(cnn::test::max_relative_difference(y, y_ref) <= cnn::test::kernel_tolerance<T>());
+            CHECK(cnn::test::max_relative_difference(dx, dx_ref) <= cnn::test::kernel_tolerance<T>());
+            CHECK(cnn::test::max_relative_difference(layer.weight_gradients(), dw_ref) <= cnn::test::kernel_tolerance<T>());
+            for (std::size_t k = 0; k < db_ref.size(); ++k)
+                CHECK(layer.bias_gradients()[k] == Approx(db_ref[k]).epsilon(cnn::test::kernel_tolerance<T>() * 10));
+            std::vector<T> all(y.begin(), y.end());
+            all.insert(all.end(), dx.begin(), dx.end());
+            all.insert(all.end(), layer.gradients().begin(), layer.gradients().end());
+            results.push_back(std::move(all));
+        }
+        CHECK(results[0] == results[1]);
+    }
+    cnn::set_threads(threads_before);
+}
+
+TEST_CASE("The general reference convolution is the specification's when the axes agree", "[kernels]") {
+    std::mt19937_64 rng(7);
+    for (std::size_t stride : {1, 2, 3})
+        for (std::size_t padding : {0, 1, 3}) {
+            const auto x = cnn::test::random_tensor<double>(Shape<3>{2, 7, 6}, rng);
+            const auto w = cnn::test::random_tensor<double>(Shape<4>{3, 2, 3, 2}, rng);
+            const std::vector<double> b{0.5, -1, 2};
+            const cnn::reference::ConvSpec spec{stride, stride, padding, padding, 1, 1};
+            const std::size_t out_h = cnn::reference::output_extent(7, 3, padding, stride).extent;
+            const std::size_t out_w = cnn::reference::output_extent(6, 2, padding, stride).extent;
+            Tensor<double, 3> general({3, out_h, out_w}), literal({3, out_h, out_w});
+            cnn::reference::conv2d_forward_general<double>(x, w, b, spec, general);
+            cnn::reference::conv2d_forward<double>(x, w, b, stride, padding, literal);
+            CHECK(cnn::test::max_abs_difference(general, literal) <= 1e-12);
+            const auto delta = cnn::test::random_tensor<double>(general.shape(), rng);
+            Tensor<double, 3> dx_general(x.shape()), dx_literal(x.shape());
+            Tensor<double, 4> dw_general(w.shape()), dw_literal(w.shape());
+            std::vector<double> db_general(3), db_literal(3);
+            cnn::reference::conv2d_backward_general<double>(x, delta, w, spec, dx_general, dw_general, db_general);
+            cnn::reference::conv2d_backward_input<double>(delta, w, stride, padding, dx_literal);
+            cnn::reference::conv2d_weight_grad<double>(x, delta, stride, padding, dw_literal, db_literal);
+            CHECK(cnn::test::max_abs_difference(dx_general, dx_literal) <= 1e-12);
+            CHECK(cnn::test::max_abs_difference(dw_general, dw_literal) <= 1e-12);
+            for (std::size_t k = 0; k < 3; ++k) CHECK(db_general[k] == Approx(db_literal[k]).margin(1e-12));
+        }
+}
+
 TEMPLATE_TEST_CASE("Dense's batched kernels match the reference", "[layers][kernels]", float, double) {
     std::mt19937_64 rng(8);
     for (const auto [batch, in, out] : {std::array<std::size_t, 3>{1, 1, 1}, {5, 7, 3}, {33, 40, 17}, {64, 100, 10}, {64, 400, 120}, {19, 3136, 128}}) {

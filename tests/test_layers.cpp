@@ -138,3 +138,59 @@ TEST_CASE("A convolution without a bias is one with a zero bias that never learn
                       Catch::Contains("layer 0 is Conv2D(1->2, 3x3, stride 1, padding 0, no bias) in the file and "
                                       "Conv2D(1->2, 3x3, stride 1, padding 0) in this network"));
 }
+
+TEST_CASE("Conv2D's per-axis stride and padding and its dilation: gradients, errors, records", "[layers][conv]") {
+    std::mt19937_64 rng(53);
+    cnn::Conv2D<double> dilated{2, 3, 3, {.padding = 2, .dilation = 2}};
+    cnn::test::check_layer_gradients(dilated, {2, 2, 6, 5}, rng);
+    cnn::Conv2D<double> uneven{3, 2, {2, 3}, {.stride = {2, 1}, .padding = {0, 3}, .dilation = {1, 2}, .bias = false}};
+    cnn::test::check_layer_gradients(uneven, {2, 3, 5, 4}, rng);
+
+    CHECK(dilated.describe() == "Conv2D(2->3, 3x3, stride 1, padding 2, dilation 2)");
+    CHECK(uneven.describe() == "Conv2D(3->2, 2x3, stride 2x1, padding 0x3, dilation 1x2, no bias)");
+    CHECK(dilated.output_shape({1, 2, 6, 5}) == cnn::Shape<4>{1, 3, 6, 5});  // a 3x3 filter spanning 5x5, padding 2
+    CHECK_THROWS_WITH((cnn::Conv2D<float>{1, 1, 3, {.dilation = 0}}), "Conv2D: dilation must be at least 1, got 0");
+    CHECK_THROWS_WITH((cnn::Conv2D<float>{1, 1, 3, {.stride = {1, 0}}}), "Conv2D: stride must be at least 1, got 0");
+    CHECK_THROWS_WITH((cnn::Conv2D<float>{1, 1, 3, {.padding = {-1, 0}}}), "Conv2D: padding must be at least 0, got -1");
+    CHECK_THROWS_WITH(cnn::Conv2D<float>(1, 1, 3, {.dilation = 3}).output_shape({1, 1, 6, 6}),
+                      "Conv2D(1->1, 3x3, stride 1, padding 0, dilation 3): the 3x3 kernel (spanning 7x7) is larger "
+                      "than the padded input of input [1, 1, 6, 6] (padded 6x6)");
+
+    const auto dir = cnn::test::scratch_directory("conv-options");
+    const auto make = [](cnn::Extent2D dilation) {
+        return cnn::Sequential{cnn::Conv2D<float>{1, 2, 3, {.stride = {1, 2}, .padding = 2, .dilation = dilation}},
+                               cnn::GlobalAvgPool<float>{}, cnn::Flatten<float>{}, cnn::Dense<float>{2, 2}};
+    };
+    auto net = make(2);
+    cnn::save_model(net, dir / "dilated.cnn");
+    auto same = make(2);
+    CHECK_NOTHROW(cnn::load_model(same, dir / "dilated.cnn"));
+    auto other = make(1);
+    CHECK_THROWS_WITH(cnn::load_model(other, dir / "dilated.cnn"),
+                      Catch::Contains("layer 0 is Conv2D(1->2, 3x3, stride 1x2, padding 2, dilation 2) in the file and "
+                                      "Conv2D(1->2, 3x3, stride 1x2, padding 2) in this network"));
+}
+
+TEST_CASE("Worked example EX21: dilation, and stride and padding per axis", "[layers][conv][worked]") {
+    const Tensor<double, 4> x({1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+    cnn::Scratch<double> scratch;
+
+    cnn::Conv2D<double> dilated{1, 1, 2, {.dilation = 2}};
+    std::ranges::copy(std::vector<double>{1, 0, 0, 1, 0}, dilated.parameters().begin());
+    Tensor<double, 4> y(dilated.output_shape(x.shape())), dx(x.shape());
+    REQUIRE(y.shape() == Shape<4>{1, 1, 1, 1});
+    dilated.forward(x, y, scratch);
+    CHECK(y.data()[0] == 10);
+    const Tensor<double, 4> one({1, 1, 1, 1}, 1.0);
+    dilated.backward(x, y, one, dx, scratch);
+    CHECK(std::vector<double>(dx.begin(), dx.end()) == std::vector<double>{1, 0, 0, 0, 0, 0, 0, 0, 1});
+    CHECK(std::vector<double>(dilated.gradients().begin(), dilated.gradients().begin() + 4) ==
+          std::vector<double>{1, 3, 7, 9});
+
+    cnn::Conv2D<double> uneven{1, 1, {1, 2}, {.stride = {2, 1}, .padding = {0, 1}, .bias = false}};
+    std::ranges::copy(std::vector<double>{1, 1}, uneven.parameters().begin());
+    Tensor<double, 4> z(uneven.output_shape(x.shape()));
+    REQUIRE(z.shape() == Shape<4>{1, 1, 2, 4});
+    uneven.forward(x, z, scratch);
+    CHECK(std::vector<double>(z.begin(), z.end()) == std::vector<double>{1, 3, 5, 3, 7, 15, 17, 9});
+}

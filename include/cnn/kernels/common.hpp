@@ -26,6 +26,7 @@
 #include <string_view>
 
 #include "cnn/error.hpp"
+#include "cnn/reference/convolution.hpp"
 #include "cnn/reference/pooling.hpp"
 
 // The variants beyond the portable one need GCC's or Clang's per-function target
@@ -145,6 +146,9 @@ struct NoHook {
     void operator()(std::size_t /*first*/, std::size_t /*last*/, const View& /*part*/) const noexcept {}
 };
 
+/// A convolution's stride, zero padding and dilation, per axis (height, width).
+using ConvSpec = reference::ConvSpec;
+
 struct PoolGeometry {
     std::size_t planes;  // N * C
     std::size_t height, width, out_h, out_w;
@@ -170,6 +174,7 @@ inline constexpr std::uint32_t no_winner = 0xFFFFFFFFu;
 
 using types::Accumulate;
 using types::conv_chunk;
+using types::ConvSpec;
 using types::NoHook;
 using types::no_winner;
 using types::Planes;

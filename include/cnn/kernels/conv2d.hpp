@@ -8,12 +8,12 @@
 
 namespace cnn::kernels {
 
-/// y = the cross-correlation of x with w, plus b. after(first, last, part) is called on the
+/// y = the cross-correlation of x with w (strides, zero padding and dilation per axis), plus b. after(first, last, part) is called on the
 /// thread that computed samples [first, last), with their output (see the variant file).
 template <Scalar T, class After = NoHook>
-void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b, std::size_t stride,
-                    std::size_t padding, TensorView<T, 4> y, Scratch<T>& scratch, const After& after = {}) {
-    CNN_KERNEL_CALL(conv2d_forward<T, After>(x, w, b, stride, padding, y, scratch, after));
+void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b, const ConvSpec& spec,
+                    TensorView<T, 4> y, Scratch<T>& scratch, const After& after = {}) {
+    CNN_KERNEL_CALL(conv2d_forward<T, After>(x, w, b, spec, y, scratch, after));
 }
 
 /// Adds dE/dw and dE/db, and writes dx (adds into it with Accumulate::yes; skipped when null).
@@ -21,10 +21,9 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
 /// but no data.
 template <Scalar T, class Before = NoHook>
 void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
-                     std::size_t stride, std::size_t padding, TensorView<T, 4> dx, TensorView<T, 4> dw,
-                     std::span<T> db, Scratch<T>& scratch, const Before& before = {},
-                     Accumulate accumulate_dx = Accumulate::no) {
-    CNN_KERNEL_CALL(conv2d_backward<T, Before>(x, dy, w, stride, padding, dx, dw, db, scratch, before, accumulate_dx));
+                     const ConvSpec& spec, TensorView<T, 4> dx, TensorView<T, 4> dw, std::span<T> db,
+                     Scratch<T>& scratch, const Before& before = {}, Accumulate accumulate_dx = Accumulate::no) {
+    CNN_KERNEL_CALL(conv2d_backward<T, Before>(x, dy, w, spec, dx, dw, db, scratch, before, accumulate_dx));
 }
 
 }  // namespace cnn::kernels

@@ -1,7 +1,8 @@
-// Conv2D: C input channels, K filters of Fh x Fw, stride S, zero padding P, bias (or none).
+// Conv2D: C input channels, K filters of Fh x Fw, stride S, zero padding P, bias (or none);
+// stride, padding and dilation D may differ between the axes (FORMULAS.md section 18).
 //
 // Forward (FORMULAS.md 4.3), per sample:
-//   net[k][i][j] = sum_c sum_m sum_n w[k][c][m][n] * x~[c][iS+m][jS+n] + b[k]
+//   net[k][i][j] = sum_c sum_m sum_n w[k][c][m][n] * x~[c][iSh+mDh][jSw+nDw] + b[k]
 // Backward (FORMULAS.md 8.2 to 8.6), per sample:
 //   dE/dx_c  = crop_P( sum_k dilate_S(delta_k) * W_{k,c} )      (full convolution, rotated filters)
 //   dE/dw    += x~_c (cross-correlated with) dilate_S(delta_k)
@@ -22,8 +23,9 @@
 namespace cnn {
 
 struct Conv2DOptions {
-    std::ptrdiff_t stride = 1;
-    std::ptrdiff_t padding = 0;
+    Extent2D stride = 1;    ///< 2, or {2, 1} (height, width)
+    Extent2D padding = 0;   ///< zeros around the input: 1, or {1, 0}
+    Extent2D dilation = 1;  ///< the filter's taps D apart (2: a 3x3 filter spans 5x5)
     /// false: no bias (a convolution followed by batch normalisation, whose shift does its work)
     bool bias = true;
 };
@@ -38,8 +40,12 @@ public:
           filters_(detail::checked_parameter(filters, 1, "Conv2D", "filters")),
           kernel_h_(detail::checked_parameter(kernel.height, 1, "Conv2D", "kernel height")),
           kernel_w_(detail::checked_parameter(kernel.width, 1, "Conv2D", "kernel width")),
-          stride_(detail::checked_parameter(options.stride, 1, "Conv2D", "stride")),
-          padding_(detail::checked_parameter(options.padding, 0, "Conv2D", "padding")),
+          spec_{detail::checked_parameter(options.stride.height, 1, "Conv2D", "stride"),
+                detail::checked_parameter(options.stride.width, 1, "Conv2D", "stride"),
+                detail::checked_parameter(options.padding.height, 0, "Conv2D", "padding"),
+                detail::checked_parameter(options.padding.width, 0, "Conv2D", "padding"),
+                detail::checked_parameter(options.dilation.height, 1, "Conv2D", "dilation"),
+                detail::checked_parameter(options.dilation.width, 1, "Conv2D", "dilation")},
           has_bias_(options.bias),
           parameters_({weight_count() + bias_count()}),
           gradients_({weight_count() + bias_count()}),
@@ -50,8 +56,8 @@ public:
     [[nodiscard]] std::size_t filters() const noexcept { return filters_; }
     [[nodiscard]] std::size_t kernel_height() const noexcept { return kernel_h_; }
     [[nodiscard]] std::size_t kernel_width() const noexcept { return kernel_w_; }
-    [[nodiscard]] std::size_t stride() const noexcept { return stride_; }
-    [[nodiscard]] std::size_t padding() const noexcept { return padding_; }
+    /// Stride, padding and dilation per axis.
+    [[nodiscard]] const kernels::ConvSpec& spec() const noexcept { return spec_; }
     [[nodiscard]] bool has_bias() const noexcept { return has_bias_; }
     /// Inputs and outputs each weight connects, for weight initialisation.
     [[nodiscard]] std::size_t fan_in() const noexcept { return channels_ * kernel_h_ * kernel_w_; }
@@ -69,32 +75,51 @@ public:
                             {"filters", std::int64_t(filters_)},
                             {"kernel_height", std::int64_t(kernel_h_)},
                             {"kernel_width", std::int64_t(kernel_w_)},
-                            {"stride", std::int64_t(stride_)},
-                            {"padding", std::int64_t(padding_)}},
+                            {"stride", std::int64_t(spec_.stride_h)},
+                            {"padding", std::int64_t(spec_.pad_h)}},
                            parameters_.size(),
                            {},
                            {}};
-        // only when false, so that the files of 0.2 and of earlier 0.3 builds keep loading
+        // Options beyond the 0.2 layer are recorded only when used, so that earlier files load.
+        const auto extra = [&](const char* name, std::size_t value, std::size_t usual) {
+            if (value != usual) result.attributes.emplace_back(name, static_cast<std::int64_t>(value));
+        };
+        extra("stride_width", spec_.stride_w, spec_.stride_h);
+        extra("padding_width", spec_.pad_w, spec_.pad_h);
+        extra("dilation", spec_.dilation_h, 1);
+        extra("dilation_width", spec_.dilation_w, spec_.dilation_h);
         if (!has_bias_) result.attributes.emplace_back("bias", std::int64_t{0});
         return result;
     }
 
     [[nodiscard]] std::string describe() const {
-        return "Conv2D(" + std::to_string(channels_) + "->" + std::to_string(filters_) + ", " +
-               std::to_string(kernel_h_) + "x" + std::to_string(kernel_w_) + ", stride " + std::to_string(stride_) +
-               ", padding " + std::to_string(padding_) + (has_bias_ ? "" : ", no bias") + ")";
+        const auto pair = [](std::size_t h, std::size_t w) {
+            return h == w ? std::to_string(h) : std::to_string(h) + "x" + std::to_string(w);
+        };
+        std::string text = "Conv2D(" + std::to_string(channels_) + "->" + std::to_string(filters_) + ", " +
+                           std::to_string(kernel_h_) + "x" + std::to_string(kernel_w_) + ", stride " +
+                           pair(spec_.stride_h, spec_.stride_w) + ", padding " + pair(spec_.pad_h, spec_.pad_w);
+        if (spec_.dilation_h != 1 || spec_.dilation_w != 1)
+            text += ", dilation " + pair(spec_.dilation_h, spec_.dilation_w);
+        return text + (has_bias_ ? "" : ", no bias") + ")";
     }
 
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const {
         if (in[1] != channels_)
             throw shape_error(describe() + " expects " + std::to_string(channels_) + " input channels, got input " +
                               to_string(in));
-        if (kernel_h_ > in[2] + 2 * padding_ || kernel_w_ > in[3] + 2 * padding_)
+        const std::size_t span_h = (kernel_h_ - 1) * spec_.dilation_h + 1, span_w = (kernel_w_ - 1) * spec_.dilation_w + 1;
+        if (span_h > in[2] + 2 * spec_.pad_h || span_w > in[3] + 2 * spec_.pad_w)
             throw shape_error(describe() + ": the " + std::to_string(kernel_h_) + "x" + std::to_string(kernel_w_) +
-                              " kernel is larger than the padded input of input " + to_string(in) + " (padded " +
-                              std::to_string(in[2] + 2 * padding_) + "x" + std::to_string(in[3] + 2 * padding_) + ")");
-        return {in[0], filters_, reference::output_extent(in[2], kernel_h_, padding_, stride_).extent,
-                reference::output_extent(in[3], kernel_w_, padding_, stride_).extent};
+                              " kernel" +
+                              (span_h != kernel_h_ || span_w != kernel_w_
+                                   ? " (spanning " + std::to_string(span_h) + "x" + std::to_string(span_w) + ")"
+                                   : std::string()) +
+                              " is larger than the padded input of input " + to_string(in) + " (padded " +
+                              std::to_string(in[2] + 2 * spec_.pad_h) + "x" + std::to_string(in[3] + 2 * spec_.pad_w) +
+                              ")");
+        return {in[0], filters_, reference::output_extent(in[2], span_h, spec_.pad_h, spec_.stride_h).extent,
+                reference::output_extent(in[3], span_w, spec_.pad_w, spec_.stride_w).extent};
     }
 
     /// Weights, K x C x Fh x Fw, and biases, K (none without a bias).
@@ -116,8 +141,8 @@ public:
     template <class After = kernels::NoHook>
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, const After& after = {}) const {
         detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
-        kernels::conv2d_forward<T>(x, weights(), has_bias_ ? bias() : no_bias_.span(), stride_, padding_, y,
-                                   context.scratch(), after);
+        kernels::conv2d_forward<T>(x, weights(), has_bias_ ? bias() : no_bias_.span(), spec_, y, context.scratch(),
+                                   after);
     }
 
     /// Adds the weight and bias gradients and writes (or adds into) dx; a null dx (the first
@@ -133,7 +158,7 @@ public:
         if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), *this, "input gradient");
         // Without a bias the kernel's bias gradient goes to a sink, cleared so that it never overflows.
         if (!has_bias_) std::ranges::fill(bias_sink_.span(), T{0});
-        kernels::conv2d_backward<T>(x, dy, weights(), stride_, padding_, dx, weight_gradients(),
+        kernels::conv2d_backward<T>(x, dy, weights(), spec_, dx, weight_gradients(),
                                     has_bias_ ? bias_gradients() : bias_sink_.span(), context.scratch(), before,
                                     accumulate);
     }
@@ -143,7 +168,8 @@ private:
     [[nodiscard]] std::size_t weight_count() const noexcept { return element_count(weight_shape()); }
     [[nodiscard]] std::size_t bias_count() const noexcept { return has_bias_ ? filters_ : 0; }
 
-    std::size_t channels_, filters_, kernel_h_, kernel_w_, stride_, padding_;
+    std::size_t channels_, filters_, kernel_h_, kernel_w_;
+    kernels::ConvSpec spec_;
     bool has_bias_;
     Tensor<T, 1> parameters_;
     Tensor<T, 1> gradients_;

@@ -2,11 +2,13 @@
 // loops: slow, obvious, and the oracle every fast kernel is tested against.
 //
 // Layout (FORMULAS.md section 1): activations C x H x W, filters K x C x Fh x Fw,
-// one bias per filter. Stride S and zero padding P apply to both axes.
+// one bias per filter. Stride S and zero padding P apply to both axes; the general
+// convolution at the end (section 18) takes them per axis, with dilation.
 // Parameter gradients are *added* into their outputs (the layer contract);
 // everything else is written.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -202,6 +204,68 @@ void conv2d_weight_grad(TensorView<const T, 3> input, TensorView<const T, 3> del
         }
     }
     conv2d_bias_grad<T>(delta, grad_b);
+}
+
+/// A convolution's stride, zero padding and dilation per axis (FORMULAS.md section 18).
+struct ConvSpec {
+    std::size_t stride_h = 1, stride_w = 1;
+    std::size_t pad_h = 0, pad_w = 0;
+    std::size_t dilation_h = 1, dilation_w = 1;
+};
+
+/// Whether input position (u, v) of x~ (the input padded by the spec) for output (i, j) and tap
+/// (m, n) lies inside x, and where: u = i Sh + m Dh - Ph, v = j Sw + n Dw - Pw.
+inline bool tap(const ConvSpec& s, std::size_t height, std::size_t width, std::size_t i, std::size_t j, std::size_t m,
+                std::size_t n, std::size_t& u, std::size_t& v) {
+    u = i * s.stride_h + m * s.dilation_h;
+    v = j * s.stride_w + n * s.dilation_w;
+    if (u < s.pad_h || v < s.pad_w || u - s.pad_h >= height || v - s.pad_w >= width) return false;
+    u -= s.pad_h;
+    v -= s.pad_w;
+    return true;
+}
+
+// The general convolution, forward, by direct summation:
+//   y[k][i][j] = b[k] + sum_{c,m,n} w[k][c][m][n] x~[c][i Sh + m Dh][j Sw + n Dw]
+template <Scalar T>
+void conv2d_forward_general(TensorView<const T, 3> x, TensorView<const T, 4> w, std::span<const T> b,
+                            const ConvSpec& s, TensorView<T, 3> y) {
+    for (std::size_t k = 0; k < y.extent(0); ++k)
+        for (std::size_t i = 0; i < y.extent(1); ++i)
+            for (std::size_t j = 0; j < y.extent(2); ++j) {
+                T sum = b.empty() ? T{0} : b[k];
+                for (std::size_t c = 0; c < w.extent(1); ++c)
+                    for (std::size_t m = 0; m < w.extent(2); ++m)
+                        for (std::size_t n = 0; n < w.extent(3); ++n) {
+                            std::size_t u = 0, v = 0;
+                            if (tap(s, x.extent(1), x.extent(2), i, j, m, n, u, v)) sum += w(k, c, m, n) * x(c, u, v);
+                        }
+                y(k, i, j) = sum;
+            }
+}
+
+// Its backward pass, each term of the forward sum differentiated where it stands:
+//   dE/dx[c][u][v] = sum over (k, i, j, m, n) reading x[c][u][v] of delta[k][i][j] w[k][c][m][n]  (written)
+//   dE/dw[k][c][m][n] += sum_{i,j} delta[k][i][j] x~[c][i Sh + m Dh][j Sw + n Dw]
+//   dE/db[k] += sum_{i,j} delta[k][i][j]                                       (when grad_b is not empty)
+template <Scalar T>
+void conv2d_backward_general(TensorView<const T, 3> x, TensorView<const T, 3> delta, TensorView<const T, 4> w,
+                             const ConvSpec& s, TensorView<T, 3> grad_x, TensorView<T, 4> grad_w, std::span<T> grad_b) {
+    std::fill(grad_x.begin(), grad_x.end(), T{0});
+    for (std::size_t k = 0; k < delta.extent(0); ++k)
+        for (std::size_t i = 0; i < delta.extent(1); ++i)
+            for (std::size_t j = 0; j < delta.extent(2); ++j) {
+                const T d = delta(k, i, j);
+                if (!grad_b.empty()) grad_b[k] += d;
+                for (std::size_t c = 0; c < w.extent(1); ++c)
+                    for (std::size_t m = 0; m < w.extent(2); ++m)
+                        for (std::size_t n = 0; n < w.extent(3); ++n) {
+                            std::size_t u = 0, v = 0;
+                            if (!tap(s, x.extent(1), x.extent(2), i, j, m, n, u, v)) continue;
+                            grad_x(c, u, v) += d * w(k, c, m, n);
+                            grad_w(k, c, m, n) += d * x(c, u, v);
+                        }
+            }
 }
 
 }  // namespace cnn::reference

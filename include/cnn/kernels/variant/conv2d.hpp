@@ -4,10 +4,12 @@
 // cnn/reference/convolution.hpp are their oracle (tests/test_kernels.cpp).
 //
 // With R = C*Fh*Fw rows and Q = H2*W2 output positions per sample:
-//   col[r][q]   = x~[c][iS+m][jS+n]           for r = (c,m,n), q = (i,j)
+//   col[r][q]   = x~[c][iSh+mDh][jSw+nDw]     for r = (c,m,n), q = (i,j)
+// (S the stride, D the dilation, x~ the input padded by Ph rows and Pw columns; the
+// formulas of the spec have S = Sh = Sw, P = Ph = Pw and D = 1)
 //   forward:      net_n (K x Q)  = W (K x R) col_n (R x Q) + b
 //   input grad:   dcol (R x Q)   = W^T (R x K) delta_n (K x Q), then col2im adds
-//                 each dcol[r][q] back onto x~[c][iS+m][jS+n], cropped by P
+//                 each dcol[r][q] back onto x~[c][iSh+mDh][jSw+nDw], cropped by the padding
 //                 (the same sums as the full convolution with rotated filters)
 //   weight grad:  dW (K x R)    += delta_n (K x Q) col_n^T (Q x R)
 //                 (or its transpose, col_n delta_n^T, when that fills the
@@ -19,10 +21,10 @@
 // convolution spilled to L3, and a step took about 25 % longer).
 //
 // How a row of col is built depends on the geometry (ConvGeometry::lowering):
-//  - shifted planes (stride 1, output as wide as the input, i.e. "same"
-//    padding): the row for (c, m, n) is the input plane shifted by
-//    (m - P, n - P): one contiguous copy per row of col.
-//  - input rows (stride 1, no padding, narrower output): the positions are
+//  - shifted planes (stride 1, no dilation, output as wide as the input, i.e.
+//    "same" padding): the row for (c, m, n) is the input plane shifted by
+//    (m - Ph, n - Pw): one contiguous copy per row of col.
+//  - input rows (stride 1, no padding, no dilation, narrower output): the positions are
 //    laid out W apart instead of W2 (Q = H2 * W, the last W - W2 columns of
 //    each output row unused), so that again each row of col is one contiguous
 //    run of the input. The unused columns are never copied to y, and their
@@ -44,7 +46,8 @@ enum class Lowering { by_rows, shifted_planes, input_rows };
 
 struct ConvGeometry {
     std::size_t channels, height, width;  // input, per sample
-    std::size_t filters, kernel_h, kernel_w, stride, padding;
+    std::size_t filters, kernel_h, kernel_w;
+    std::size_t stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
     std::size_t out_h, out_w;
     Lowering lowering;
     std::size_t pitch;  // distance between output rows in the lowered matrices: W2, or W for input rows
@@ -53,32 +56,39 @@ struct ConvGeometry {
     [[nodiscard]] std::size_t positions() const noexcept { return out_h * pitch; }
 };
 
-inline ConvGeometry conv_geometry(const Shape<4>& x, const Shape<4>& w, std::size_t stride, std::size_t padding,
-                                  const Shape<4>& y) {
-    ConvGeometry g{x[1], x[2], x[3], w[0], w[2], w[3], stride, padding, y[2], y[3], Lowering::by_rows, y[3]};
-    if (stride == 1 && g.out_w == g.width) {
+inline ConvGeometry conv_geometry(const Shape<4>& x, const Shape<4>& w, const ConvSpec& s, const Shape<4>& y) {
+    ConvGeometry g{x[1],       x[2],       x[3],         w[0],         w[2],  w[3], s.stride_h,         s.stride_w,
+                   s.pad_h,    s.pad_w,    s.dilation_h, s.dilation_w, y[2],  y[3], Lowering::by_rows, y[3]};
+    const bool unit = s.stride_h == 1 && s.stride_w == 1 && s.dilation_h == 1 && s.dilation_w == 1;
+    if (unit && g.out_w == g.width) {
         g.lowering = Lowering::shifted_planes;
-    } else if (stride == 1 && padding == 0) {
+    } else if (unit && s.pad_h == 0 && s.pad_w == 0) {
         g.lowering = Lowering::input_rows;
         g.pitch = g.width;
     }
     return g;
 }
 
-/// The output columns j whose input column j S + n - P lies inside [0, W): [first, last).
+/// The output columns j whose input column j Sw + n Dw - Pw lies inside [0, W): [first, last).
 inline std::pair<std::size_t, std::size_t> valid_columns(const ConvGeometry& g, std::size_t n) {
-    const std::size_t first = n >= g.padding ? 0 : (g.padding - n + g.stride - 1) / g.stride;
-    const std::size_t reach = g.width + g.padding;  // v = j S + n - P < W  <=>  j S + n < W + P
-    const std::size_t last = n >= reach ? 0 : std::min(g.out_w, (reach - n + g.stride - 1) / g.stride);
+    const std::size_t offset = n * g.dilation_w;
+    const std::size_t first = offset >= g.pad_w ? 0 : (g.pad_w - offset + g.stride_w - 1) / g.stride_w;
+    const std::size_t reach = g.width + g.pad_w;  // v = j Sw + n Dw - Pw < W  <=>  j Sw + n Dw < W + Pw
+    const std::size_t last = offset >= reach ? 0 : std::min(g.out_w, (reach - offset + g.stride_w - 1) / g.stride_w);
     return {std::min(first, last), last};
 }
 
-/// Whether output row i of filter row m reads an input row, and which: u = i S + m - P.
+/// Whether output row i of filter row m reads an input row, and which: u = i Sh + m Dh - Ph.
 inline bool input_row(const ConvGeometry& g, std::size_t i, std::size_t m, std::size_t& u) {
-    u = i * g.stride + m;
-    if (u < g.padding || u - g.padding >= g.height) return false;
-    u -= g.padding;
+    u = i * g.stride_h + m * g.dilation_h;
+    if (u < g.pad_h || u - g.pad_h >= g.height) return false;
+    u -= g.pad_h;
     return true;
+}
+
+/// Where output column `first` of filter column n reads in its input row: first Sw + n Dw - Pw.
+inline std::size_t input_column(const ConvGeometry& g, std::size_t first, std::size_t n) {
+    return first * g.stride_w + n * g.dilation_w - g.pad_w;
 }
 
 /// A row of col as one run of its input plane: col row [start, start + length) holds
@@ -101,10 +111,10 @@ inline PlaneRun plane_run(const ConvGeometry& g, std::size_t m, std::size_t n) {
         run.usable = true;
         return run;
     }
-    if (g.lowering != Lowering::shifted_planes || n >= w + g.padding || n + w <= g.padding) return run;
-    // Output rows [i0, i1) read input rows i + m - P inside [0, H); columns shift by n - P.
-    const auto du = static_cast<std::ptrdiff_t>(m) - static_cast<std::ptrdiff_t>(g.padding);
-    const auto dv = static_cast<std::ptrdiff_t>(n) - static_cast<std::ptrdiff_t>(g.padding);
+    if (g.lowering != Lowering::shifted_planes || n >= w + g.pad_w || n + w <= g.pad_w) return run;
+    // Output rows [i0, i1) read input rows i + m - Ph inside [0, H); columns shift by n - Pw.
+    const auto du = static_cast<std::ptrdiff_t>(m) - static_cast<std::ptrdiff_t>(g.pad_h);
+    const auto dv = static_cast<std::ptrdiff_t>(n) - static_cast<std::ptrdiff_t>(g.pad_w);
     const auto h = static_cast<std::ptrdiff_t>(g.height), out_h = static_cast<std::ptrdiff_t>(g.out_h);
     run.i0 = static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(-du, 0, out_h));
     run.i1 = std::max(run.i0, static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(h - du, 0, out_h)));
@@ -144,13 +154,13 @@ void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, std
                         zero_run(out, g.out_w);
                         continue;
                     }
-                    // Columns [first, last) read x[u][j S + n - P]; the others are padding.
-                    const T* source = plane + u * g.width + (first * g.stride + n - g.padding);
+                    // Columns [first, last) read x[u][j Sw + n Dw - Pw]; the others are padding.
+                    const T* source = plane + u * g.width + input_column(g, first, n);
                     zero_run(out, first);
-                    if (g.stride == 1) {
+                    if (g.stride_w == 1) {
                         copy_run(source, last - first, out + first);
                     } else {
-                        for (std::size_t j = first; j < last; ++j) out[j] = source[(j - first) * g.stride];
+                        for (std::size_t j = first; j < last; ++j) out[j] = source[(j - first) * g.stride_w];
                     }
                     zero_run(out + last, g.out_w - last);
                 }
@@ -180,12 +190,12 @@ void col2im(T* __restrict dcol, std::size_t ld, std::size_t offset, const ConvGe
                 for (std::size_t i = 0; i < g.out_h; ++i) {
                     std::size_t u = 0;
                     if (!input_row(g, i, m, u)) continue;
-                    T* target = plane + u * g.width + (first * g.stride + n - g.padding);
+                    T* target = plane + u * g.width + input_column(g, first, n);
                     const T* in = row + i * g.out_w;
-                    if (g.stride == 1) {
+                    if (g.stride_w == 1) {
                         add_run(in + first, last - first, target);
                     } else {
-                        for (std::size_t j = first; j < last; ++j) target[(j - first) * g.stride] += in[j];
+                        for (std::size_t j = first; j < last; ++j) target[(j - first) * g.stride_w] += in[j];
                     }
                 }
             }
@@ -211,9 +221,9 @@ inline std::pair<std::size_t, std::size_t> chunk_samples(std::size_t chunk, std:
 // worker's scratch memory (one sample's worth, so that the chunk's working set stays in
 // L2), for `after` alone.
 template <Scalar T, class After = NoHook>
-void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b, std::size_t stride,
-                    std::size_t padding, TensorView<T, 4> y, Scratch<T>& scratch, const After& after = {}) {
-    const ConvGeometry g = conv_geometry(x.shape(), w.shape(), stride, padding, y.shape());
+void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b, const ConvSpec& spec,
+                    TensorView<T, 4> y, Scratch<T>& scratch, const After& after = {}) {
+    const ConvGeometry g = conv_geometry(x.shape(), w.shape(), spec, y.shape());
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
     const std::size_t q = g.positions(), ld = conv_chunk * q, out_plane = g.out_h * g.out_w;
     const std::size_t sample_size = g.filters * out_plane;
@@ -260,10 +270,9 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
 // from this core's cache right after.
 template <Scalar T, class Before = NoHook>
 void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
-                     std::size_t stride, std::size_t padding, TensorView<T, 4> dx, TensorView<T, 4> dw,
-                     std::span<T> db, Scratch<T>& scratch, const Before& before = {},
-                     Accumulate accumulate_dx = Accumulate::no) {
-    const ConvGeometry g = conv_geometry(x.shape(), w.shape(), stride, padding, dy.shape());
+                     const ConvSpec& spec, TensorView<T, 4> dx, TensorView<T, 4> dw, std::span<T> db,
+                     Scratch<T>& scratch, const Before& before = {}, Accumulate accumulate_dx = Accumulate::no) {
+    const ConvGeometry g = conv_geometry(x.shape(), w.shape(), spec, dy.shape());
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
     const std::size_t q = g.positions(), ld = conv_chunk * q, out_plane = g.out_h * g.out_w;
     const std::size_t kernels = g.filters, rows = g.rows(), weight_size = kernels * rows;
