@@ -18,7 +18,9 @@
 
 namespace cnn::kernels {
 
-/// A sum in double over eight lanes: value k of a plane goes to lane k mod 8.
+/// A sum over eight lanes in A (double for the statistics): value k of a plane goes to lane
+/// k mod 8, and the lanes are added pairwise at the end.
+template <class A = double>
 class LaneSum {
 public:
     /// Adds f(k) for k in [0, count), eight at a time.
@@ -29,12 +31,12 @@ public:
             for (std::size_t lane = 0; lane < 8; ++lane) lanes_[lane] += f(k + lane);
         for (; k < count; ++k) lanes_[k % 8] += f(k);
     }
-    [[nodiscard]] double total() const noexcept {
+    [[nodiscard]] A total() const noexcept {
         return ((lanes_[0] + lanes_[1]) + (lanes_[2] + lanes_[3])) + ((lanes_[4] + lanes_[5]) + (lanes_[6] + lanes_[7]));
     }
 
 private:
-    std::array<double, 8> lanes_{};
+    std::array<A, 8> lanes_{};
 };
 
 /// f(first element, plane size) for each plane (n, c) of channel c: its N planes, in order.
@@ -50,13 +52,13 @@ void channel_statistics(const T* x, const Shape<4>& shape, std::span<double> mea
     const double m = static_cast<double>(shape[0] * shape[2] * shape[3]);
     parallel_blocks(shape[1], 1, [&](std::size_t begin, std::size_t end) {
         for (std::size_t c = begin; c < end; ++c) {
-            LaneSum sum;
+            LaneSum<> sum;
             for_each_plane_of_channel(shape, c, [&](std::size_t first, std::size_t plane) {
                 const T* in = x + first;
                 sum.add(plane, [in](std::size_t k) { return static_cast<double>(in[k]); });
             });
             const double mu = sum.total() / m;
-            LaneSum squares;
+            LaneSum<> squares;
             for_each_plane_of_channel(shape, c, [&](std::size_t first, std::size_t plane) {
                 const T* in = x + first;
                 squares.add(plane, [in, mu](std::size_t k) {
@@ -76,7 +78,7 @@ void channel_gradient_sums(const T* x, const T* dy, const Shape<4>& shape, std::
                            std::span<const double> scale, std::span<double> sum_dy, std::span<double> sum_dy_x_hat) {
     parallel_blocks(shape[1], 1, [&](std::size_t begin, std::size_t end) {
         for (std::size_t c = begin; c < end; ++c) {
-            LaneSum plain, weighted;
+            LaneSum<> plain, weighted;
             const double mu = center[c], s = scale[c];
             for_each_plane_of_channel(shape, c, [&](std::size_t first, std::size_t plane) {
                 const T *in = x + first, *d = dy + first;
@@ -134,12 +136,9 @@ void global_avg_pool_forward(const T* x, const Shape<4>& shape, T* y) {
     parallel_blocks(shape[0] * shape[1], std::max<std::size_t>(1, 4096 / plane), [&](std::size_t begin, std::size_t end) {
         for (std::size_t p = begin; p < end; ++p) {
             const T* in = x + p * plane;
-            std::array<T, 8> lanes{};
-            std::size_t k = 0;
-            for (; k + 8 <= plane; k += 8)
-                for (std::size_t lane = 0; lane < 8; ++lane) lanes[lane] += in[k + lane];
-            for (; k < plane; ++k) lanes[k % 8] += in[k];
-            y[p] = (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))) / area;
+            LaneSum<T> sum;
+            sum.add(plane, [in](std::size_t k) { return in[k]; });
+            y[p] = sum.total() / area;
         }
     });
 }

@@ -149,15 +149,14 @@ public:
             for (std::size_t c = 0; c < channels_; ++c) {
                 state.inv_std[c] = 1.0 / std::sqrt(state.variance[c] + epsilon_);
                 state.center[c] = static_cast<T>(state.mean[c]);
-                state.a[c] = static_cast<T>(static_cast<double>(gamma()[c]) * state.inv_std[c]);
-                state.offset[c] = beta()[c];
             }
         } else {
             inference_coefficients(state);
-            for (std::size_t c = 0; c < channels_; ++c) {
-                state.a[c] = static_cast<T>(static_cast<double>(gamma()[c]) * state.inv_std[c]);
-                state.offset[c] = beta()[c];
-            }
+        }
+        // y = gamma inv_std (x - center) + beta, with the batch's or the running statistics
+        for (std::size_t c = 0; c < channels_; ++c) {
+            state.a[c] = static_cast<T>(static_cast<double>(gamma()[c]) * state.inv_std[c]);
+            state.offset[c] = beta()[c];
         }
         std::ranges::fill(state.b, T{0});
         kernels::channel_affine<T>(x.data(), nullptr, s, coefficients(state), y.data());
