@@ -69,6 +69,11 @@ def conv(channels, filters, kernel, stride, padding, bias, dilation=(1, 1)):
             "padding": pair(padding), "dilation": pair(dilation), "bias": bias}
 
 
+def pool(window, stride, padding, count_padding=True):
+    pair = lambda v: list(v) if isinstance(v, tuple) else [v, v]
+    return {"window": list(window), "stride": stride, "padding": pair(padding), "count_padding": count_padding}
+
+
 def parameter_list(module):
     """The module's values in the library's order: weights, biases, then buffers."""
     if isinstance(module, nn.BatchNorm2d):
@@ -149,6 +154,17 @@ def main():
              nn.Conv2d(3, 2, (2, 3), stride=(2, 1), padding=(0, 3), dilation=(1, 2)), (2, 3, 5, 4)),
         case("Conv2D", conv(2, 4, (3, 1), (1, 3), (1, 0), False, (3, 1)),
              nn.Conv2d(2, 4, (3, 1), stride=(1, 3), padding=(1, 0), dilation=(3, 1), bias=False), (3, 2, 8, 7)),
+        # pooling: padding up to half the window (never winning a max, counted in a mean or
+        # not), odd shapes, overlapping windows, inputs below zero where -inf padding matters
+        case("MaxPool", pool((3, 3), 2, 1), nn.MaxPool2d(3, stride=2, padding=1), (2, 3, 7, 6)),
+        case("MaxPool", pool((3, 2), 1, (1, 1)), nn.MaxPool2d((3, 2), stride=1, padding=(1, 1)), (2, 2, 5, 4),
+             offset=-3.0),
+        case("MaxPool", pool((2, 2), 2, 0), nn.MaxPool2d(2), (2, 3, 5, 7)),
+        case("MeanPool", pool((3, 3), 2, 1, True), nn.AvgPool2d(3, stride=2, padding=1), (2, 3, 7, 6)),
+        case("MeanPool", pool((2, 3), 1, (1, 1), False),
+             nn.AvgPool2d((2, 3), stride=1, padding=(1, 1), count_include_pad=False), (2, 2, 5, 4)),
+        case("MeanPool", pool((4, 2), 3, (2, 0), False),
+             nn.AvgPool2d((4, 2), stride=3, padding=(2, 0), count_include_pad=False), (1, 2, 8, 7)),
     ]
     document = {
         "generator": f"scripts/golden.py, PyTorch {torch.__version__}, float64, seed 20261130",

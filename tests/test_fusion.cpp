@@ -49,6 +49,13 @@ std::size_t pick(std::mt19937_64& rng, std::size_t low, std::size_t high) {
     return std::uniform_int_distribution<std::size_t>(low, high)(rng);
 }
 
+/// A max pool of window h x w, stride 1 to 3, and padding of up to half the window.
+template <class T>
+cnn::MaxPool<T> random_pool(std::mt19937_64& rng, std::size_t h, std::size_t w) {
+    const std::size_t stride = pick(rng, 1, 3), pad_h = pick(rng, 0, h / 2), pad_w = pick(rng, 0, w / 2);
+    return cnn::MaxPool<T>{{h, w}, {.stride = stride, .padding = {pad_h, pad_w}}};
+}
+
 /// What a pass gives: the output, the input gradient and all parameter gradients.
 template <class T>
 struct Pass {
@@ -146,10 +153,11 @@ TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "
             "ConvActMaxPool",
             [](std::mt19937_64& rng) {
                 const std::size_t c = pick(rng, 1, 3), k = pick(rng, 1, 5), f = pick(rng, 1, 3);
-                const std::size_t window = pick(rng, 2, 3), stride = pick(rng, 1, window);
+                const std::size_t window = pick(rng, 2, 3), stride = pick(rng, 1, window), pad = pick(rng, 0, 1);
                 return cnn::Sequential{cnn::Conv2D<T>{c, k, f, {.stride = static_cast<std::ptrdiff_t>(pick(rng, 1, 2)),
                                                                  .padding = static_cast<std::ptrdiff_t>(pick(rng, 0, 1))}},
-                                       cnn::ReLU<T>{}, cnn::MaxPool<T>{window, stride}, cnn::Flatten<T>{}};
+                                       cnn::ReLU<T>{}, cnn::MaxPool<T>{window, {.stride = stride, .padding = pad}},
+                                       cnn::Flatten<T>{}};
             },
             [](std::mt19937_64& rng, const auto& net) {
                 return Shape<4>{pick(rng, 1, 9), net.template layer<0>().in_channels(), pick(rng, 7, 12), pick(rng, 7, 12)};
@@ -160,7 +168,7 @@ TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "
             "ActMaxPool<ReLU>",
             [](std::mt19937_64& rng) {
                 const std::size_t window = pick(rng, 1, 3);
-                return cnn::Sequential{cnn::ReLU<T>{}, cnn::MaxPool<T>{{window, pick(rng, 1, 3)}, pick(rng, 1, 3)}};
+                return cnn::Sequential{cnn::ReLU<T>{}, random_pool<T>(rng, window, pick(rng, 1, 3))};
             },
             [](std::mt19937_64& rng, const auto&) {
                 return Shape<4>{pick(rng, 1, 4), pick(rng, 1, 5), pick(rng, 3, 9), pick(rng, 3, 9)};
@@ -170,7 +178,8 @@ TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "
         check_rule(
             "ActMaxPool<GentleSlope>",
             [](std::mt19937_64& rng) {
-                return cnn::Sequential{GentleSlope<T>{}, cnn::MaxPool<T>{{pick(rng, 1, 3), pick(rng, 1, 3)}, pick(rng, 1, 3)}};
+                const std::size_t h = pick(rng, 1, 3), w = pick(rng, 1, 3);
+                return cnn::Sequential{GentleSlope<T>{}, random_pool<T>(rng, h, w)};
             },
             [](std::mt19937_64& rng, const auto&) {
                 return Shape<4>{pick(rng, 1, 4), pick(rng, 1, 5), pick(rng, 3, 9), pick(rng, 3, 9)};
@@ -181,7 +190,8 @@ TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "
             return Shape<4>{pick(rng, 1, 4), pick(rng, 1, 5), pick(rng, 3, 9), pick(rng, 3, 9)};
         };
         const auto pool = [](std::mt19937_64& rng) {
-            return cnn::MaxPool<T>{{pick(rng, 1, 3), pick(rng, 1, 3)}, pick(rng, 1, 3)};
+            const std::size_t h = pick(rng, 1, 3), w = pick(rng, 1, 3);
+            return random_pool<T>(rng, h, w);
         };
         check_rule("ActMaxPool<Sigmoid>", [&](std::mt19937_64& rng) { return cnn::Sequential{cnn::Sigmoid<T>{}, pool(rng)}; },
                    input);

@@ -64,6 +64,21 @@ void with_layer(const json& c, const Shape<4>& shape, F&& f) {
                                    .dilation = extent("dilation"),
                                    .bias = settings.at("bias").get<bool>()}};
         f(layer);
+    } else if (name == "MaxPool" || name == "MeanPool") {
+        const auto extent = [&](const char* key) {
+            const auto v = settings.at(key).get<std::vector<std::size_t>>();
+            return cnn::Extent2D{v.at(0), v.at(1)};
+        };
+        const cnn::PoolOptions options{.stride = settings.at("stride").get<std::size_t>(),
+                                       .padding = extent("padding"),
+                                       .count_padding = settings.at("count_padding").get<bool>()};
+        if (name == "MaxPool") {
+            cnn::MaxPool<double> layer{extent("window"), options};
+            f(layer);
+        } else {
+            cnn::MeanPool<double> layer{extent("window"), options};
+            f(layer);
+        }
     } else if (name == "GlobalAvgPool") {
         cnn::GlobalAvgPool<double> layer;
         f(layer);
@@ -138,9 +153,9 @@ TEST_CASE("Layers match PyTorch's float64 golden values to 1e-10", "[golden]") {
         });
     }
     CHECK(checked == document.at("cases").size());
-    // every layer added since 0.3 has its golden cases (and Conv2D, for its options)
+    // every layer added since 0.3 has its golden cases (and Conv2D and the pools, for their options)
     for (const char* name : {"Sigmoid", "Tanh", "LeakyReLU", "ELU", "GELU", "Softmax", "BatchNorm2D", "Dropout",
-                             "GlobalAvgPool", "Conv2D"}) {
+                             "GlobalAvgPool", "Conv2D", "MaxPool", "MeanPool"}) {
         INFO(name);
         CHECK(layers.count(name) == 1);
     }

@@ -267,9 +267,14 @@ TEMPLATE_TEST_CASE("Pooling kernels match the reference on random shapes", "[ker
     const auto pick = [&](std::size_t low, std::size_t high) {
         return std::uniform_int_distribution<std::size_t>(low, high)(rng);
     };
-    for (int trial = 0; trial < 60; ++trial) {
+    for (int trial = 0; trial < 90; ++trial) {
         const std::size_t wh = trial % 3 == 0 ? 2 : pick(1, 4), ww = trial % 3 == 0 ? 2 : pick(1, 4);
         const std::size_t stride = trial % 3 == 0 ? 2 : pick(1, 4);
+        // Every fifth trial without padding; the others up to half the window (PyTorch's limit).
+        const bool padded = trial % 5 != 0;
+        const std::size_t pad_h = padded ? pick(0, wh / 2) : 0, pad_w = padded ? pick(0, ww / 2) : 0;
+        const bool count_padding = pick(0, 1) == 1;
+        const cnn::reference::PoolSpec spec{{wh, ww}, stride, pad_h, pad_w, count_padding};
         // Up to 40 wide: the vector kernels take 8 windows at a time, plus a tail.
         const Shape<4> shape{pick(1, 5), pick(1, 4), pick(wh, 12), pick(ww, trial % 2 == 0 ? 40 : 12)};
         auto x = cnn::test::random_tensor<TestType>(shape, rng);
@@ -278,8 +283,8 @@ TEMPLATE_TEST_CASE("Pooling kernels match the reference on random shapes", "[ker
         if (trial % 2 == 1)
             for (TestType& v : x) v = std::round(v * 2) / 2;
         cnn::Scratch<TestType> scratch;
-        cnn::MaxPool<TestType> max_pool{{wh, ww}, stride};
-        cnn::MeanPool<TestType> mean_pool{{wh, ww}, stride};
+        cnn::MaxPool<TestType> max_pool{{wh, ww}, {.stride = stride, .padding = {pad_h, pad_w}}};
+        cnn::MeanPool<TestType> mean_pool{{wh, ww}, {.stride = stride, .padding = {pad_h, pad_w}, .count_padding = count_padding}};
         Tensor<TestType, 4> y(max_pool.output_shape(shape)), dx(shape), mean_y(y.shape()), mean_dx(shape);
         Tensor<TestType, 4> relu_y(y.shape()), relu_dx(shape), winners_y(y.shape()), winners_dx(shape);
         std::vector<std::uint32_t> winners(y.size());
@@ -294,13 +299,43 @@ TEMPLATE_TEST_CASE("Pooling kernels match the reference on random shapes", "[ker
         max_pool.backward_after_relu(winners, dy, winners_dx);
         mean_pool.forward(x, mean_y, scratch);
         mean_pool.backward(x, mean_y, dy, mean_dx, scratch);
-        INFO("window " << wh << "x" << ww << " stride " << stride << " input " << cnn::to_string(shape));
+        INFO(mean_pool.describe() << " input " << cnn::to_string(shape));
+        {  // the same bits on 3 threads
+            const std::size_t threads_before = cnn::threads();
+            cnn::set_threads(3);
+            Tensor<TestType, 4> y3(y.shape()), dx3(shape), mean_y3(y.shape()), mean_dx3(shape);
+            Tensor<TestType, 4> relu_y3(y.shape()), relu_dx3(shape);
+            max_pool.forward(x, y3, scratch);
+            max_pool.backward(x, y3, dy, dx3, scratch);
+            max_pool.forward_after_relu(x, relu_y3);
+            max_pool.backward_after_relu(x, relu_y3, dy, relu_dx3);
+            mean_pool.forward(x, mean_y3, scratch);
+            mean_pool.backward(x, mean_y3, dy, mean_dx3, scratch);
+            cnn::set_threads(threads_before);
+            CHECK(cnn::test::max_abs_difference(y3, y) == 0);
+            CHECK(cnn::test::max_abs_difference(dx3, dx) == 0);
+            CHECK(cnn::test::max_abs_difference(relu_y3, relu_y) == 0);
+            CHECK(cnn::test::max_abs_difference(relu_dx3, relu_dx) == 0);
+            CHECK(cnn::test::max_abs_difference(mean_y3, mean_y) == 0);
+            CHECK(cnn::test::max_abs_difference(mean_dx3, mean_dx) == 0);
+        }
         for (std::size_t n = 0; n < shape[0]; ++n) {
             Tensor<TestType, 3> ry(y[n].shape()), rdx(x[n].shape()), rmy(y[n].shape()), rmdx(x[n].shape());
-            cnn::reference::maxpool_forward<TestType>(x[n], {wh, ww}, stride, ry);
-            cnn::reference::maxpool_backward<TestType>(x[n], dy[n], {wh, ww}, stride, rdx);
-            cnn::reference::meanpool_forward<TestType>(x[n], {wh, ww}, stride, rmy);
-            cnn::reference::meanpool_backward<TestType>(dy[n], {wh, ww}, stride, rmdx);
+            cnn::reference::maxpool_forward<TestType>(x[n], spec, ry);
+            cnn::reference::maxpool_backward<TestType>(x[n], dy[n], spec, rdx);
+            cnn::reference::meanpool_forward<TestType>(x[n], spec, rmy);
+            cnn::reference::meanpool_backward<TestType>(dy[n], spec, rmdx);
+            if (!padded) {  // the padded reference is the spec's section-5/9 reference without padding
+                Tensor<TestType, 3> sy(y[n].shape()), sdx(x[n].shape()), smy(y[n].shape()), smdx(x[n].shape());
+                cnn::reference::maxpool_forward<TestType>(x[n], {wh, ww}, stride, sy);
+                cnn::reference::maxpool_backward<TestType>(x[n], dy[n], {wh, ww}, stride, sdx);
+                cnn::reference::meanpool_forward<TestType>(x[n], {wh, ww}, stride, smy);
+                cnn::reference::meanpool_backward<TestType>(dy[n], {wh, ww}, stride, smdx);
+                CHECK(cnn::test::max_abs_difference(ry, sy) == 0);
+                CHECK(cnn::test::max_abs_difference(rdx, sdx) == 0);
+                CHECK(cnn::test::max_relative_difference(rmy, smy) <= cnn::test::kernel_tolerance<TestType>());
+                CHECK(cnn::test::max_relative_difference(rmdx, smdx) <= cnn::test::kernel_tolerance<TestType>());
+            }
             CHECK(cnn::test::max_abs_difference(y[n], ry) == 0);
             CHECK(cnn::test::max_abs_difference(dx[n], rdx) == 0);
             CHECK(cnn::test::max_relative_difference(mean_y[n], rmy) <= cnn::test::kernel_tolerance<TestType>());
@@ -308,8 +343,8 @@ TEMPLATE_TEST_CASE("Pooling kernels match the reference on random shapes", "[ker
             // ReLU then max pooling, as Sequential runs the pair: the reference layers one by one.
             Tensor<TestType, 3> r(x[n].shape()), rry(y[n].shape()), rrdx(x[n].shape()), rrx(x[n].shape());
             cnn::reference::relu<TestType, 3>(x[n], r);
-            cnn::reference::maxpool_forward<TestType>(r, {wh, ww}, stride, rry);
-            cnn::reference::maxpool_backward<TestType>(r, dy[n], {wh, ww}, stride, rrdx);
+            cnn::reference::maxpool_forward<TestType>(r, spec, rry);
+            cnn::reference::maxpool_backward<TestType>(r, dy[n], spec, rrdx);
             cnn::reference::relu_backward<TestType, 3>(x[n], rrdx, rrx);
             CHECK(cnn::test::max_abs_difference(relu_y[n], rry) == 0);
             CHECK(cnn::test::max_abs_difference(relu_dx[n], rrx) == 0);

@@ -194,3 +194,82 @@ TEST_CASE("Worked example EX21: dilation, and stride and padding per axis", "[la
     uneven.forward(x, z, scratch);
     CHECK(std::vector<double>(z.begin(), z.end()) == std::vector<double>{1, 3, 5, 3, 7, 15, 17, 9});
 }
+
+TEST_CASE("Worked example EX22: pooling with padding", "[layers][pool][worked]") {
+    cnn::Scratch<double> scratch;
+    const Tensor<double, 4> ones({1, 1, 3, 3}, 1.0);
+    const auto values = [](const Tensor<double, 4>& t) { return std::vector<double>(t.begin(), t.end()); };
+
+    cnn::MaxPool<double> max_pool{2, {.stride = 1, .padding = 1}};
+    const Tensor<double, 4> negative({1, 1, 2, 2}, {-1, -2, -3, -4});
+    Tensor<double, 4> y(max_pool.output_shape(negative.shape())), dx(negative.shape());
+    REQUIRE(y.shape() == Shape<4>{1, 1, 3, 3});
+    max_pool.forward(negative, y, scratch);
+    CHECK(values(y) == std::vector<double>{-1, -1, -2, -1, -1, -2, -3, -3, -4});  // padding never wins
+    max_pool.backward(negative, y, ones, dx, scratch);
+    CHECK(values(dx) == std::vector<double>{4, 2, 2, 1});
+
+    const Tensor<double, 4> x({1, 1, 2, 2}, {1, 2, 3, 4});
+    cnn::MeanPool<double> counted{2, {.stride = 1, .padding = 1}};
+    counted.forward(x, y, scratch);
+    CHECK(values(y) == std::vector<double>{0.25, 0.75, 0.5, 1, 2.5, 1.5, 0.75, 1.75, 1});
+    counted.backward(x, y, ones, dx, scratch);
+    CHECK(values(dx) == std::vector<double>{1, 1, 1, 1});
+
+    cnn::MeanPool<double> not_counted{2, {.stride = 1, .padding = 1, .count_padding = false}};
+    not_counted.forward(x, y, scratch);
+    CHECK(values(y) == std::vector<double>{1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4});
+    not_counted.backward(x, y, ones, dx, scratch);
+    CHECK(values(dx) == std::vector<double>{2.25, 2.25, 2.25, 2.25});
+}
+
+TEST_CASE("Pooling with padding: gradients, errors, records", "[layers][pool]") {
+    std::mt19937_64 rng(59);
+    cnn::MaxPool<double> max_pool{{3, 2}, {.stride = 2, .padding = {1, 1}}};
+    cnn::test::check_layer_gradients(max_pool, {2, 3, 7, 6}, rng);
+    cnn::MeanPool<double> counted{{3, 3}, {.stride = 2, .padding = 1}};
+    cnn::test::check_layer_gradients(counted, {2, 2, 6, 5}, rng);
+    cnn::MeanPool<double> not_counted{{2, 3}, {.stride = 1, .padding = {1, 0}, .count_padding = false}};
+    cnn::test::check_layer_gradients(not_counted, {1, 2, 4, 5}, rng);
+
+    CHECK(max_pool.describe() == "MaxPool(3x2, stride 2, padding 1)");
+    CHECK(not_counted.describe() == "MeanPool(2x3, stride 1, padding 1x0, padding not counted)");
+    CHECK(max_pool.output_shape({2, 3, 7, 6}) == Shape<4>{2, 3, 4, 4});  // (7 + 2 - 3) / 2 + 1, (6 + 2 - 2) / 2 + 1
+    CHECK(cnn::MeanPool<float>{2}.output_shape({1, 1, 5, 5}) == Shape<4>{1, 1, 2, 2});  // the default stride: the window
+    CHECK(cnn::MaxPool<float>{3, {.padding = 1}}.output_shape({1, 1, 1, 1}) == Shape<4>{1, 1, 1, 1});
+    CHECK_THROWS_WITH((cnn::MaxPool<float>{3, {.padding = 2}}),
+                      "MaxPool: padding 2 in height is more than half the window's 3 (a window could then cover "
+                      "padding only)");
+    CHECK_THROWS_WITH((cnn::MeanPool<float>{{2, 4}, {.padding = {1, 3}}}),
+                      "MeanPool: padding 3 in width is more than half the window's 4 (a window could then cover "
+                      "padding only)");
+    CHECK_THROWS_WITH((cnn::MeanPool<float>{2, {.padding = -1}}), "MeanPool: padding must be at least 0, got -1");
+    CHECK_THROWS_WITH((cnn::MeanPool<float>{2, {.stride = 0}}), "MeanPool: stride must be at least 1, got 0");
+    CHECK_THROWS_WITH((cnn::MaxPool<float>{2, {.count_padding = false}}),
+                      "MaxPool: count_padding = false is a MeanPool setting (padding never wins a max)");
+    CHECK_THROWS_WITH(cnn::MaxPool<float>(3, {.padding = 1}).output_shape({1, 1, 0, 4}),
+                      "MaxPool(3x3, stride 3, padding 1): the window is larger than the padded input of input "
+                      "[1, 1, 0, 4]");
+
+    // The model file records the padding, and a network without it does not take the file.
+    const auto dir = cnn::test::scratch_directory("pool-padding");
+    const auto make = [](std::ptrdiff_t padding, bool count) {
+        return cnn::Sequential{cnn::Conv2D<float>{1, 2, 3, {.padding = 1}}, cnn::ReLU<float>{},
+                               cnn::MaxPool<float>{3, {.stride = 2, .padding = padding}},
+                               cnn::MeanPool<float>{3, {.stride = 2, .padding = 1, .count_padding = count}},
+                               cnn::Flatten<float>{}, cnn::Dense<float>{8, 2}};
+    };
+    auto net = make(1, false);
+    cnn::save_model(net, dir / "padded.cnn");
+    auto same = make(1, false);
+    CHECK_NOTHROW(cnn::load_model(same, dir / "padded.cnn"));
+    CHECK(std::ranges::equal(same.parameter_groups()[0].values, net.parameter_groups()[0].values));
+    auto unpadded = make(0, false);
+    CHECK_THROWS_WITH(cnn::load_model(unpadded, dir / "padded.cnn"),
+                      Catch::Contains("MaxPool(3x3, stride 2, padding 1) in the file and MaxPool(3x3, stride 2) in "
+                                      "this network"));
+    auto counted_net = make(1, true);
+    CHECK_THROWS_WITH(cnn::load_model(counted_net, dir / "padded.cnn"),
+                      Catch::Contains("MeanPool(3x3, stride 2, padding 1, padding not counted) in the file and "
+                                      "MeanPool(3x3, stride 2, padding 1) in this network"));
+}

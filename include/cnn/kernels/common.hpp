@@ -154,9 +154,14 @@ struct PoolGeometry {
     std::size_t height, width, out_h, out_w;
     reference::Window window;
     std::size_t stride;
+    std::size_t pad_h = 0, pad_w = 0;  // at most half the window: every window covers an input cell
+    bool count_padding = true;         // mean pooling: divide by the whole window, padding included
 
-    /// 2 x 2 windows with stride 2, which the vectorised rows handle.
-    [[nodiscard]] bool two_by_two() const noexcept { return window.height == 2 && window.width == 2 && stride == 2; }
+    [[nodiscard]] bool padded() const noexcept { return pad_h != 0 || pad_w != 0; }
+    /// 2 x 2 windows with stride 2 and no padding, which the vectorised rows handle.
+    [[nodiscard]] bool two_by_two() const noexcept {
+        return window.height == 2 && window.width == 2 && stride == 2 && !padded();
+    }
 };
 
 /// A range of channel planes [begin, end): one kernel call's share of the batch.

@@ -1,13 +1,16 @@
-// MaxPool and MeanPool: window nh x nw, stride S (default: the window height),
-// no padding, each channel on its own (FORMULAS.md sections 5 and 9).
-//   H2 = floor((H - nh) / S) + 1
-//   max:  y = max over the window; backward routes each delta to the window's
-//         first maximum (row-major), adding up where windows overlap.
-//   mean: y = window average; backward spreads delta / (nh nw) over the window
+// MaxPool and MeanPool: window nh x nw, stride S (default: the window height), padding
+// Ph x Pw (default none, at most half the window), each channel on its own (FORMULAS.md
+// sections 5, 9 and 19).
+//   H2 = floor((H + 2 Ph - nh) / S) + 1
+//   max:  y = max over the window's input cells (padding never wins); backward routes each
+//         delta to the window's first maximum (row-major), adding up where windows overlap.
+//   mean: y = the window's sum / nh nw (count_padding, PyTorch's count_include_pad) or / the
+//         number of input cells it covers; backward spreads delta / that over those cells
 //         (the Kronecker product delta (x) (1/n^2) when windows tile the input).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -16,6 +19,15 @@
 #include "cnn/reference/pooling.hpp"
 
 namespace cnn {
+
+/// A pooling window's stride and padding: MaxPool<float>{3, {.stride = 2, .padding = 1}}.
+struct PoolOptions {
+    std::optional<std::size_t> stride = std::nullopt;  ///< default: the window height
+    Extent2D padding = 0;               ///< at most half the window (as PyTorch): 1, or {1, 0}
+    /// MeanPool: divide by the whole window, padding included (PyTorch's count_include_pad), or
+    /// (false) only by the input cells the window covers. MaxPool: must stay true.
+    bool count_padding = true;
+};
 
 namespace detail {
 
@@ -26,36 +38,62 @@ class Pool2D : public WithoutParameters<T> {
 public:
     using value_type = T;
 
-    explicit Pool2D(Extent2D window) : Pool2D(window, window.height) {}
-    Pool2D(Extent2D window, std::integral auto stride)
+    explicit Pool2D(Extent2D window, PoolOptions options = {})
         : window_{checked_parameter(window.height, 1, name(), "window height"),
                   checked_parameter(window.width, 1, name(), "window width")},
-          stride_(checked_parameter(stride, 1, name(), "stride")) {}
+          stride_(options.stride ? checked_parameter(*options.stride, 1, name(), "stride") : window_.height),
+          pad_h_(checked_padding(options.padding.height, window_.height, "height")),
+          pad_w_(checked_padding(options.padding.width, window_.width, "width")),
+          count_padding_(options.count_padding) {
+        if (Kind == PoolKind::max && !count_padding_)
+            throw parameter_error("MaxPool: count_padding = false is a MeanPool setting (padding never wins a max)");
+    }
+    Pool2D(Extent2D window, std::integral auto stride)
+        : Pool2D(window, PoolOptions{.stride = checked_parameter(stride, 1, name(), "stride")}) {}
 
     [[nodiscard]] static constexpr const char* name() noexcept { return Kind == PoolKind::max ? "MaxPool" : "MeanPool"; }
     [[nodiscard]] reference::Window window() const noexcept { return window_; }
     [[nodiscard]] std::size_t stride() const noexcept { return stride_; }
+    /// The zero padding above and below, left and right.
+    [[nodiscard]] std::size_t padding_height() const noexcept { return pad_h_; }
+    [[nodiscard]] std::size_t padding_width() const noexcept { return pad_w_; }
+    [[nodiscard]] bool count_padding() const noexcept { return count_padding_; }
+    /// Window, stride and padding, as the reference kernels take them.
+    [[nodiscard]] reference::PoolSpec spec() const noexcept {
+        return {window_, stride_, pad_h_, pad_w_, count_padding_};
+    }
 
     [[nodiscard]] std::string describe() const {
-        return std::string(name()) + "(" + std::to_string(window_.height) + "x" + std::to_string(window_.width) +
-               ", stride " + std::to_string(stride_) + ")";
+        std::string text = std::string(name()) + "(" + std::to_string(window_.height) + "x" +
+                           std::to_string(window_.width) + ", stride " + std::to_string(stride_);
+        if (pad_h_ != 0 || pad_w_ != 0)
+            text += ", padding " + (pad_h_ == pad_w_ ? std::to_string(pad_h_)
+                                                     : std::to_string(pad_h_) + "x" + std::to_string(pad_w_));
+        if (!count_padding_) text += ", padding not counted";
+        return text + ")";
     }
 
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const {
-        if (window_.height > in[2] || window_.width > in[3])
-            throw shape_error(describe() + ": the window is larger than the input " + to_string(in));
-        return {in[0], in[1], (in[2] - window_.height) / stride_ + 1, (in[3] - window_.width) / stride_ + 1};
+        if (window_.height > in[2] + 2 * pad_h_ || window_.width > in[3] + 2 * pad_w_)
+            throw shape_error(describe() + ": the window is larger than the " +
+                              (pad_h_ != 0 || pad_w_ != 0 ? "padded input of input " : "input ") + to_string(in));
+        return {in[0], in[1], (in[2] + 2 * pad_h_ - window_.height) / stride_ + 1,
+                (in[3] + 2 * pad_w_ - window_.width) / stride_ + 1};
     }
 
-
     [[nodiscard]] LayerRecord record() const {
-        return {name(),
-                {{"window_height", std::int64_t(window_.height)},
-                 {"window_width", std::int64_t(window_.width)},
-                 {"stride", std::int64_t(stride_)}},
-                0,
-                {},
-                {}};
+        LayerRecord result{name(),
+                           {{"window_height", std::int64_t(window_.height)},
+                            {"window_width", std::int64_t(window_.width)},
+                            {"stride", std::int64_t(stride_)}},
+                           0,
+                           {},
+                           {}};
+        // Recorded only when used, so that files of layers without padding read as before.
+        if (pad_h_ != 0 || pad_w_ != 0) result.attributes.emplace_back("padding", std::int64_t(pad_h_));
+        if (pad_w_ != pad_h_) result.attributes.emplace_back("padding_width", std::int64_t(pad_w_));
+        if (!count_padding_) result.attributes.emplace_back("count_padding", std::int64_t{0});
+        return result;
     }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> /*context*/) const {
@@ -133,11 +171,24 @@ private:
     }
 
     [[nodiscard]] kernels::PoolGeometry geometry(const Shape<4>& in, const Shape<4>& out) const noexcept {
-        return {in[0] * in[1], in[2], in[3], out[2], out[3], window_, stride_};
+        return {in[0] * in[1], in[2], in[3], out[2], out[3], window_, stride_, pad_h_, pad_w_, count_padding_};
+    }
+
+    /// Padding of at most half the window, as PyTorch requires: then every window covers an
+    /// input cell (a max over padding alone would be -inf, a mean of nothing 0/0).
+    static std::size_t checked_padding(std::ptrdiff_t padding, std::size_t window, const char* axis) {
+        const std::size_t pad = checked_parameter(padding, 0, name(), "padding");
+        if (pad > window / 2)
+            throw parameter_error(std::string(name()) + ": padding " + std::to_string(pad) + " in " + axis +
+                                  " is more than half the window's " + std::to_string(window) +
+                                  " (a window could then cover padding only)");
+        return pad;
     }
 
     reference::Window window_;
     std::size_t stride_;
+    std::size_t pad_h_, pad_w_;
+    bool count_padding_;
 };
 
 }  // namespace detail

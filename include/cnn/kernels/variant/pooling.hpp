@@ -1,4 +1,4 @@
-// The pooling kernels behind MaxPool and MeanPool (FORMULAS.md sections 5 and 9),
+// The pooling kernels behind MaxPool and MeanPool (FORMULAS.md sections 5, 9 and 19),
 // with plain pointer arithmetic over each channel plane: on a range of planes on
 // the calling thread, or on the whole batch spread over the thread pool. The
 // reference kernels in cnn/reference/pooling.hpp are their oracle.
@@ -20,28 +20,51 @@ void for_plane_blocks(const PoolGeometry& g, const Kernel& kernel) {
     parallel_blocks(g.planes, pool_planes_per_task, [&](std::size_t begin, std::size_t end) { kernel(Planes{begin, end}); });
 }
 
+/// The input cells window (i, j) covers: rows [top, bottom) and columns [left, right) of the
+/// plane, which are the window's rows from p0 and columns from q0 (p0, q0 > 0 where the window
+/// starts in the padding). Without padding, the whole window.
+struct WindowCells {
+    std::size_t top, bottom, left, right;
+    std::size_t p0, q0;
+
+    [[nodiscard]] std::size_t count() const noexcept { return (bottom - top) * (right - left); }
+};
+
+inline WindowCells window_cells(const PoolGeometry& g, std::size_t i, std::size_t j) noexcept {
+    // The window spans rows i S - Ph .. i S - Ph + nh - 1 of the input, which may start above
+    // row 0 and end below the last row; likewise the columns.
+    const auto clip = [](std::size_t start, std::size_t pad, std::size_t extent, std::size_t size) {
+        const std::size_t first = std::max(start, pad), last = std::min(start + extent, size + pad);
+        return std::array<std::size_t, 3>{first - pad, std::max(first, last) - pad, first - start};
+    };
+    const auto [top, bottom, p0] = clip(i * g.stride, g.pad_h, g.window.height, g.height);
+    const auto [left, right, q0] = clip(j * g.stride, g.pad_w, g.window.width, g.width);
+    return {top, bottom, left, right, p0, q0};
+}
+
 // The first maximum of a window (row-major) is the first element equal to the window's
 // maximum. Both are found without branches on the data: with random values a branch
 // per comparison mispredicts about half the time, which made max-pool backward 4x slower.
+// Padded cells never win: only the input cells a window covers take part.
 
 template <Scalar T>
 T window_max(const T* plane, const PoolGeometry& g, std::size_t i, std::size_t j) {
-    const T* corner = plane + i * g.stride * g.width + j * g.stride;
-    T best = corner[0];
-    for (std::size_t p = 0; p < g.window.height; ++p)
-        for (std::size_t q = 0; q < g.window.width; ++q) best = std::max(best, corner[p * g.width + q]);
+    const WindowCells w = window_cells(g, i, j);
+    T best = plane[w.top * g.width + w.left];
+    for (std::size_t u = w.top; u < w.bottom; ++u)
+        for (std::size_t v = w.left; v < w.right; ++v) best = std::max(best, plane[u * g.width + v]);
     return best;
 }
 
 /// Where in window (i, j), whose maximum is `best`, its first maximum lies: p * window width + q.
 template <Scalar T>
 std::uint32_t first_maximum(const T* plane, const PoolGeometry& g, std::size_t i, std::size_t j, T best) {
-    const T* corner = plane + i * g.stride * g.width + j * g.stride;
+    const WindowCells w = window_cells(g, i, j);
     std::size_t found = 0, at = 0;
-    for (std::size_t p = 0; p < g.window.height; ++p)
-        for (std::size_t q = 0; q < g.window.width; ++q) {
-            const std::size_t here = static_cast<std::size_t>(corner[p * g.width + q] == best) & (found ^ 1);
-            at += here * (p * g.window.width + q);
+    for (std::size_t u = w.top; u < w.bottom; ++u)
+        for (std::size_t v = w.left; v < w.right; ++v) {
+            const std::size_t here = static_cast<std::size_t>(plane[u * g.width + v] == best) & (found ^ 1);
+            at += here * ((w.p0 + u - w.top) * g.window.width + w.q0 + v - w.left);
             found |= here;
         }
     return static_cast<std::uint32_t>(at);
@@ -49,7 +72,15 @@ std::uint32_t first_maximum(const T* plane, const PoolGeometry& g, std::size_t i
 
 /// Offset (within a plane) of the place `at` of window (i, j), as first_maximum gives it.
 inline std::size_t window_offset(const PoolGeometry& g, std::size_t i, std::size_t j, std::uint32_t at) {
-    return (i * g.stride + at / g.window.width) * g.width + j * g.stride + at % g.window.width;
+    return (i * g.stride + at / g.window.width - g.pad_h) * g.width + j * g.stride + at % g.window.width - g.pad_w;
+}
+
+/// Whether place `at` of window (i, j) is an input cell (not outside the window, not padding).
+inline bool covers(const PoolGeometry& g, std::size_t i, std::size_t j, std::uint32_t at) {
+    if (at >= g.window.height * g.window.width) return false;
+    const WindowCells w = window_cells(g, i, j);
+    const std::size_t p = at / g.window.width, q = at % g.window.width;
+    return p >= w.p0 && p - w.p0 < w.bottom - w.top && q >= w.q0 && q - w.q0 < w.right - w.left;
 }
 
 /// Offset (within a plane) of the first maximum of window (i, j), whose maximum is `best`.
@@ -216,7 +247,7 @@ CNN_INTRINSICS_END
 template <Scalar T, bool AfterReLU = false>
 void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx, Planes planes,
                       Accumulate accumulate = Accumulate::no) {
-    const bool tiles = g.stride == g.window.height && g.stride == g.window.width;
+    const bool tiles = g.stride == g.window.height && g.stride == g.window.width && !g.padded();
     for_each_plane(planes, [&](std::size_t c) {
         const T* plane = x + c * g.height * g.width;
         const T* delta = dy + c * g.out_h * g.out_w;
@@ -256,38 +287,42 @@ void maxpool_backward(const T* x, const T* dy, const PoolGeometry& g, T* dx, Pla
     });
 }
 
+/// What window w's sum is divided by: nh nw, or with count_padding off the input cells it covers.
+template <Scalar T>
+T divisor(const PoolGeometry& g, const WindowCells& w) {
+    return static_cast<T>(g.count_padding ? g.window.height * g.window.width : w.count());
+}
+
 template <Scalar T>
 void meanpool_forward(const T* x, const PoolGeometry& g, T* y, Planes planes) {
-    const T area = static_cast<T>(g.window.height * g.window.width);
     for_each_plane(planes, [&](std::size_t c) {
         const T* plane = x + c * g.height * g.width;
         T* out = y + c * g.out_h * g.out_w;
         for (std::size_t i = 0; i < g.out_h; ++i)
             for (std::size_t j = 0; j < g.out_w; ++j) {
+                const WindowCells w = window_cells(g, i, j);
                 T sum{0};
-                for (std::size_t p = 0; p < g.window.height; ++p)
-                    for (std::size_t q = 0; q < g.window.width; ++q)
-                        sum += plane[(i * g.stride + p) * g.width + j * g.stride + q];
-                out[i * g.out_w + j] = sum / area;
+                for (std::size_t u = w.top; u < w.bottom; ++u)
+                    for (std::size_t v = w.left; v < w.right; ++v) sum += plane[u * g.width + v];
+                out[i * g.out_w + j] = sum / divisor<T>(g, w);
             }
     });
 }
 
-/// dx = 0 (unless accumulating), then delta / (nh nw) added over each window (the Kronecker
-/// product when windows tile the input).
+/// dx = 0 (unless accumulating), then each window's delta / divisor added over its input cells
+/// (the Kronecker product delta (x) 1/n^2 when windows tile the input).
 template <Scalar T>
 void meanpool_backward(const T* dy, const PoolGeometry& g, T* dx, Planes planes, Accumulate accumulate = Accumulate::no) {
-    const T area = static_cast<T>(g.window.height * g.window.width);
     for_each_plane(planes, [&](std::size_t c) {
         const T* delta = dy + c * g.out_h * g.out_w;
         T* grad = dx + c * g.height * g.width;
         if (accumulate == Accumulate::no) std::fill_n(grad, g.height * g.width, T{0});
         for (std::size_t i = 0; i < g.out_h; ++i)
             for (std::size_t j = 0; j < g.out_w; ++j) {
-                const T share = delta[i * g.out_w + j] / area;
-                for (std::size_t p = 0; p < g.window.height; ++p)
-                    for (std::size_t q = 0; q < g.window.width; ++q)
-                        grad[(i * g.stride + p) * g.width + j * g.stride + q] += share;
+                const WindowCells w = window_cells(g, i, j);
+                const T share = delta[i * g.out_w + j] / divisor<T>(g, w);
+                for (std::size_t u = w.top; u < w.bottom; ++u)
+                    for (std::size_t v = w.left; v < w.right; ++v) grad[u * g.width + v] += share;
             }
     });
 }
@@ -403,11 +438,11 @@ void maxpool_forward_winners(const T* x, const PoolGeometry& g, T* y, std::uint3
 /// dx = the gradient with respect to the input x of MaxPool(ReLU(x)), from the places
 /// maxpool_forward_winners found: each delta to its window's place (added up where windows
 /// overlap), 0 elsewhere. Planes `planes`, on the calling thread. A place outside the window
-/// counts as no_winner: no memory outside dx is ever written, whatever `winners` holds.
+/// or in its padding counts as no_winner: no memory outside dx is ever written, whatever
+/// `winners` holds.
 template <Scalar T>
 void maxpool_backward_winners(const std::uint32_t* winners, const T* dy, const PoolGeometry& g, T* dx, Planes planes) {
     const bool two_by_two = g.two_by_two();
-    const std::size_t area = g.window.height * g.window.width;
     for_each_plane(planes, [&](std::size_t c) {
         const std::uint32_t* places = winners + c * g.out_h * g.out_w;
         const T* delta = dy + c * g.out_h * g.out_w;
@@ -416,7 +451,7 @@ void maxpool_backward_winners(const std::uint32_t* winners, const T* dy, const P
             std::fill_n(grad, g.height * g.width, T{0});
             for (std::size_t i = 0; i < g.out_h; ++i)
                 for (std::size_t j = 0; j < g.out_w; ++j)
-                    if (const std::uint32_t at = places[i * g.out_w + j]; at < area)
+                    if (const std::uint32_t at = places[i * g.out_w + j]; covers(g, i, j, at))
                         grad[window_offset(g, i, j, at)] += delta[i * g.out_w + j];
             return;
         }
