@@ -1,6 +1,8 @@
 // The layers bound by memory traffic, beside a copy of the same bytes in the same process:
-// BatchNorm2D (training and inference, forward and backward), Dropout (training) and
-// GlobalAvgPool, on the activations of the small ResNet's three stages at batch 64.
+// BatchNorm2D (training and inference, forward and backward), Dropout (training),
+// GlobalAvgPool and the depthwise 3x3 convolution (stride 1, padding 1: MobileNet's step; forward
+// reads x and writes y, backward reads x and dy and writes dx), on the activations of the small
+// ResNet's three stages at batch 64.
 // GB/s counts the bytes a pass must move at least (BatchNorm2D forward: read x, write y;
 // backward: read x and dy, write dx), so a layer at the copy's GB/s runs as fast as memory
 // allows; the copy moves x to y. Argument 0 is the stage, argument 1 the thread count.
@@ -97,6 +99,18 @@ void global_avg_pool_forward(benchmark::State& state) {
     });
 }
 
+void depthwise_forward(benchmark::State& state) {
+    const std::size_t channels = stages[state.range(0)].channels;
+    cnn::Conv2D<float> conv{channels, channels, 3, {.padding = 1, .groups = static_cast<std::ptrdiff_t>(channels)}};
+    measure(state, "depthwise 3x3 forward", 2, [&](Setup& s) { conv.forward(s.x, s.y, s.scratch); });
+}
+
+void depthwise_backward(benchmark::State& state) {
+    const std::size_t channels = stages[state.range(0)].channels;
+    cnn::Conv2D<float> conv{channels, channels, 3, {.padding = 1, .groups = static_cast<std::ptrdiff_t>(channels)}};
+    measure(state, "depthwise 3x3 backward", 3, [&](Setup& s) { conv.backward(s.x, s.y, s.dy, s.dx, s.scratch); });
+}
+
 }  // namespace
 
 BENCHMARK(copy)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
@@ -105,4 +119,6 @@ BENCHMARK(batchnorm_backward_training)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRea
 BENCHMARK(batchnorm_forward_inference)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
 BENCHMARK(dropout_forward_training)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
 BENCHMARK(global_avg_pool_forward)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
+BENCHMARK(depthwise_forward)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
+BENCHMARK(depthwise_backward)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
 BENCHMARK_MAIN();

@@ -63,10 +63,13 @@ def case(name, settings, module, shape, scale=2.0, offset=0.0, mode=None):
     return result
 
 
-def conv(channels, filters, kernel, stride, padding, bias, dilation=(1, 1)):
+def conv(channels, filters, kernel, stride, padding, bias, dilation=(1, 1), groups=1):
     pair = lambda v: list(v) if isinstance(v, tuple) else [v, v]
-    return {"in_channels": channels, "filters": filters, "kernel": list(kernel), "stride": pair(stride),
-            "padding": pair(padding), "dilation": pair(dilation), "bias": bias}
+    settings = {"in_channels": channels, "filters": filters, "kernel": list(kernel), "stride": pair(stride),
+                "padding": pair(padding), "dilation": pair(dilation), "bias": bias}
+    if groups != 1:
+        settings["groups"] = groups
+    return settings
 
 
 def pool(window, stride, padding, count_padding=True):
@@ -165,6 +168,15 @@ def main():
              nn.AvgPool2d((2, 3), stride=1, padding=(1, 1), count_include_pad=False), (2, 2, 5, 4)),
         case("MeanPool", pool((4, 2), 3, (2, 0), False),
              nn.AvgPool2d((4, 2), stride=3, padding=(2, 0), count_include_pad=False), (1, 2, 8, 7)),
+        # groups: two groups, depthwise with a channel multiplier of 2, depthwise with stride 2 as
+        # in MobileNet, and groups with dilation and per-axis stride
+        case("Conv2D", conv(4, 6, (3, 3), 1, 1, True, groups=2), nn.Conv2d(4, 6, 3, padding=1, groups=2), (2, 4, 5, 6)),
+        case("Conv2D", conv(3, 6, (3, 3), 1, 1, False, groups=3),
+             nn.Conv2d(3, 6, 3, padding=1, groups=3, bias=False), (2, 3, 6, 5)),
+        case("Conv2D", conv(4, 4, (3, 3), 2, 1, False, groups=4),
+             nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4, bias=False), (2, 4, 7, 8)),
+        case("Conv2D", conv(6, 4, (2, 3), (2, 1), (0, 2), True, (2, 1), groups=2),
+             nn.Conv2d(6, 4, (2, 3), stride=(2, 1), padding=(0, 2), dilation=(2, 1), groups=2), (1, 6, 7, 5)),
     ]
     document = {
         "generator": f"scripts/golden.py, PyTorch {torch.__version__}, float64, seed 20261130",

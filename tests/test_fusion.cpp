@@ -152,10 +152,13 @@ TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "
         check_rule(
             "ConvActMaxPool",
             [](std::mt19937_64& rng) {
-                const std::size_t c = pick(rng, 1, 3), k = pick(rng, 1, 5), f = pick(rng, 1, 3);
+                // every other round depthwise (the grouped kernel, whole batch at once)
+                const std::size_t c = pick(rng, 1, 3), groups = pick(rng, 0, 1) == 1 ? c : 1;
+                const std::size_t k = groups == 1 ? pick(rng, 1, 5) : c * pick(rng, 1, 2), f = pick(rng, 1, 3);
                 const std::size_t window = pick(rng, 2, 3), stride = pick(rng, 1, window), pad = pick(rng, 0, 1);
                 return cnn::Sequential{cnn::Conv2D<T>{c, k, f, {.stride = static_cast<std::ptrdiff_t>(pick(rng, 1, 2)),
-                                                                 .padding = static_cast<std::ptrdiff_t>(pick(rng, 0, 1))}},
+                                                                 .padding = static_cast<std::ptrdiff_t>(pick(rng, 0, 1)),
+                                                                 .groups = static_cast<std::ptrdiff_t>(groups)}},
                                        cnn::ReLU<T>{}, cnn::MaxPool<T>{window, {.stride = stride, .padding = pad}},
                                        cnn::Flatten<T>{}};
             },

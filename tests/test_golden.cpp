@@ -62,7 +62,8 @@ void with_layer(const json& c, const Shape<4>& shape, F&& f) {
                                   {.stride = extent("stride"),
                                    .padding = extent("padding"),
                                    .dilation = extent("dilation"),
-                                   .bias = settings.at("bias").get<bool>()}};
+                                   .bias = settings.at("bias").get<bool>(),
+                                   .groups = settings.value("groups", std::ptrdiff_t{1})}};
         f(layer);
     } else if (name == "MaxPool" || name == "MeanPool") {
         const auto extent = [&](const char* key) {

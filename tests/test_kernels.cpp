@@ -152,7 +152,7 @@ TEMPLATE_TEST_CASE("Conv2D's fast kernels match the reference on random shapes",
     }
 }
 
-TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation and no bias matches the general reference",
+TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups and no bias matches the general reference",
                    "[layers][kernels]", float, double) {
     using T = TestType;
     std::mt19937_64 rng(6);
@@ -160,8 +160,19 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation and no bia
         return std::uniform_int_distribution<std::size_t>(low, high)(rng);
     };
     const std::size_t threads_before = cnn::threads();
-    for (int trial = 0; trial < 40; ++trial) {
-        const std::size_t channels = pick(1, 6), filters = pick(1, 9), fh = pick(1, 4), fw = pick(1, 4);
+    for (int trial = 0; trial < 60; ++trial) {
+        // Half the trials grouped: G groups of up to 3 channels and filters, or depthwise
+        // (G = C, one or two filters per channel); the others ordinary.
+        std::size_t groups = 1, channels = pick(1, 6), filters = pick(1, 9);
+        if (trial % 4 == 1) {
+            groups = pick(2, 4);
+            channels = groups * pick(1, 3);
+            filters = groups * pick(1, 3);
+        } else if (trial % 4 == 3) {
+            groups = channels = pick(2, 12);
+            filters = channels * pick(1, 2);
+        }
+        const std::size_t fh = pick(1, 4), fw = pick(1, 4);
         const cnn::reference::ConvSpec spec{pick(1, 3), pick(1, 3), pick(0, 4), pick(0, 4), pick(1, 3), pick(1, 3)};
         const bool bias = trial % 3 != 0;
         const std::size_t span_h = (fh - 1) * spec.dilation_h + 1, span_w = (fw - 1) * spec.dilation_w + 1;
@@ -172,7 +183,8 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation and no bia
                             {.stride = {spec.stride_h, spec.stride_w},
                              .padding = {spec.pad_h, spec.pad_w},
                              .dilation = {spec.dilation_h, spec.dilation_w},
-                             .bias = bias}};
+                             .bias = bias,
+                             .groups = static_cast<std::ptrdiff_t>(groups)}};
         INFO(conv.describe() << " on a batch of " << batch << " x " << height << "x" << width);
         cnn::test::fill_uniform<T, 1>(cnn::TensorView<T, 1>(conv.parameters().data(), {conv.parameters().size()}), rng);
         const auto x = cnn::test::random_tensor<T>(Shape<4>{batch, channels, height, width}, rng);

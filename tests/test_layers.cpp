@@ -273,3 +273,54 @@ TEST_CASE("Pooling with padding: gradients, errors, records", "[layers][pool]") 
                       Catch::Contains("MeanPool(3x3, stride 2, padding 1, padding not counted) in the file and "
                                       "MeanPool(3x3, stride 2, padding 1) in this network"));
 }
+
+TEST_CASE("Worked example EX23: a depthwise convolution", "[layers][conv][worked]") {
+    const Tensor<double, 4> x({1, 2, 2, 2}, {1, 2, 3, 4, 5, 6, 7, 8});
+    cnn::Conv2D<double> depthwise{2, 2, 2, {.bias = false, .groups = 2}};
+    REQUIRE(depthwise.weights().shape() == Shape<4>{2, 1, 2, 2});
+    std::ranges::copy(std::vector<double>{1, 0, 0, 1, 0, 1, 1, 0}, depthwise.parameters().begin());
+    cnn::Scratch<double> scratch;
+    Tensor<double, 4> y(depthwise.output_shape(x.shape())), dx(x.shape());
+    REQUIRE(y.shape() == Shape<4>{1, 2, 1, 1});
+    depthwise.forward(x, y, scratch);
+    CHECK(std::vector<double>(y.begin(), y.end()) == std::vector<double>{5, 13});
+    const Tensor<double, 4> delta({1, 2, 1, 1}, {1, 2});
+    std::ranges::fill(depthwise.gradients(), 0.0);
+    depthwise.backward(x, y, delta, dx, scratch);
+    CHECK(std::vector<double>(dx.begin(), dx.end()) == std::vector<double>{1, 0, 0, 1, 0, 2, 2, 0});
+    CHECK(std::vector<double>(depthwise.gradients().begin(), depthwise.gradients().end()) ==
+          std::vector<double>{1, 2, 3, 4, 10, 12, 14, 16});
+}
+
+TEST_CASE("Grouped convolution: gradients, errors, records, fusion", "[layers][conv]") {
+    std::mt19937_64 rng(61);
+    cnn::Conv2D<double> grouped{4, 6, {3, 2}, {.stride = {2, 1}, .padding = 1, .groups = 2}};
+    cnn::test::check_layer_gradients(grouped, {2, 4, 6, 5}, rng);
+    cnn::Conv2D<double> depthwise{3, 6, 3, {.padding = 1, .dilation = 2, .bias = false, .groups = 3}};
+    cnn::test::check_layer_gradients(depthwise, {2, 3, 5, 6}, rng);
+
+    CHECK(grouped.describe() == "Conv2D(4->6, 3x2, stride 2x1, padding 1, groups 2)");
+    CHECK(grouped.parameters().size() == 6 * 2 * 3 * 2 + 6);
+    CHECK(grouped.fan_in() == 2 * 3 * 2);
+    CHECK(depthwise.describe() == "Conv2D(3->6, 3x3, stride 1, padding 1, dilation 2, groups 3, no bias)");
+    CHECK_THROWS_WITH((cnn::Conv2D<float>{4, 6, 3, {.groups = 3}}),
+                      "Conv2D: groups 3 must divide the 4 input channels and the 6 filters");
+    CHECK_THROWS_WITH((cnn::Conv2D<float>{4, 6, 3, {.groups = 4}}),
+                      "Conv2D: groups 4 must divide the 4 input channels and the 6 filters");
+    CHECK_THROWS_WITH((cnn::Conv2D<float>{4, 4, 3, {.groups = 0}}), "Conv2D: groups must be at least 1, got 0");
+
+    const auto dir = cnn::test::scratch_directory("conv-groups");
+    const auto make = [](std::ptrdiff_t groups) {
+        return cnn::Sequential{cnn::Conv2D<float>{4, 4, 3, {.padding = 1, .groups = groups}}, cnn::GlobalAvgPool<float>{},
+                               cnn::Flatten<float>{}, cnn::Dense<float>{4, 2}};
+    };
+    auto net = make(4);
+    cnn::save_model(net, dir / "depthwise.cnn");
+    auto same = make(4);
+    CHECK_NOTHROW(cnn::load_model(same, dir / "depthwise.cnn"));
+    CHECK(std::ranges::equal(same.parameter_groups()[0].values, net.parameter_groups()[0].values));
+    auto dense = make(1);
+    CHECK_THROWS_WITH(cnn::load_model(dense, dir / "depthwise.cnn"),
+                      Catch::Contains("Conv2D(4->4, 3x3, stride 1, padding 1, groups 4) in the file and "
+                                      "Conv2D(4->4, 3x3, stride 1, padding 1) in this network"));
+}

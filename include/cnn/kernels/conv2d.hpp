@@ -26,4 +26,21 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
     CNN_KERNEL_CALL(conv2d_backward<T, Before>(x, dy, w, spec, dx, dw, db, scratch, before, accumulate_dx));
 }
 
+/// The same for a grouped convolution (C = G Cg channels, K = G Kg filters; w is K x Cg x
+/// Fh x Fw), by direct summation over each plane (cnn/kernels/variant/grouped.hpp). The hooks
+/// see the whole batch at once, on the calling thread.
+template <Scalar T, class After = NoHook>
+void grouped_conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b,
+                            const ConvSpec& spec, TensorView<T, 4> y, Scratch<T>& scratch, const After& after = {}) {
+    CNN_KERNEL_CALL(grouped_conv2d_forward<T, After>(x, w, b, spec, y, scratch, after));
+}
+
+/// Adds dE/dw and dE/db, and writes dx (adds into it with Accumulate::yes; skipped when null).
+template <Scalar T, class Before = NoHook>
+void grouped_conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
+                             const ConvSpec& spec, TensorView<T, 4> dx, TensorView<T, 4> dw, std::span<T> db,
+                             Scratch<T>& scratch, const Before& before = {}, Accumulate accumulate_dx = Accumulate::no) {
+    CNN_KERNEL_CALL(grouped_conv2d_backward<T, Before>(x, dy, w, spec, dx, dw, db, scratch, before, accumulate_dx));
+}
+
 }  // namespace cnn::kernels

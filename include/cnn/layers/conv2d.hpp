@@ -1,5 +1,6 @@
 // Conv2D: C input channels, K filters of Fh x Fw, stride S, zero padding P, bias (or none);
-// stride, padding and dilation D may differ between the axes (FORMULAS.md section 18).
+// stride, padding and dilation D may differ between the axes (FORMULAS.md section 18); with G
+// groups each filter sees the C / G channels of its group (section 20; depthwise: G = C).
 //
 // Forward (FORMULAS.md 4.3), per sample:
 //   net[k][i][j] = sum_c sum_m sum_n w[k][c][m][n] * x~[c][iSh+mDh][jSw+nDw] + b[k]
@@ -28,6 +29,9 @@ struct Conv2DOptions {
     Extent2D dilation = 1;  ///< the filter's taps D apart (2: a 3x3 filter spans 5x5)
     /// false: no bias (a convolution followed by batch normalisation, whose shift does its work)
     bool bias = true;
+    /// G: channels and filters split into G groups, each filter seeing its group's channels only.
+    /// Must divide both; G = in_channels is a depthwise convolution (MobileNet's 3x3 step).
+    std::ptrdiff_t groups = 1;
 };
 
 template <Scalar T>
@@ -47,6 +51,7 @@ public:
                 detail::checked_parameter(options.dilation.height, 1, "Conv2D", "dilation"),
                 detail::checked_parameter(options.dilation.width, 1, "Conv2D", "dilation")},
           has_bias_(options.bias),
+          groups_(checked_groups(options.groups, channels_, filters_)),
           parameters_({weight_count() + bias_count()}),
           gradients_({weight_count() + bias_count()}),
           no_bias_({has_bias_ ? 0 : filters_}),
@@ -59,9 +64,10 @@ public:
     /// Stride, padding and dilation per axis.
     [[nodiscard]] const kernels::ConvSpec& spec() const noexcept { return spec_; }
     [[nodiscard]] bool has_bias() const noexcept { return has_bias_; }
-    /// Inputs and outputs each weight connects, for weight initialisation.
-    [[nodiscard]] std::size_t fan_in() const noexcept { return channels_ * kernel_h_ * kernel_w_; }
-    [[nodiscard]] std::size_t fan_out() const noexcept { return filters_ * kernel_h_ * kernel_w_; }
+    [[nodiscard]] std::size_t groups() const noexcept { return groups_; }
+    /// Inputs and outputs each weight connects, for weight initialisation (per group).
+    [[nodiscard]] std::size_t fan_in() const noexcept { return channels_ / groups_ * kernel_h_ * kernel_w_; }
+    [[nodiscard]] std::size_t fan_out() const noexcept { return filters_ / groups_ * kernel_h_ * kernel_w_; }
 
     /// Weights drawn by `scheme` (in K, C, Fh, Fw order), biases 0.
     void initialize(Random& rng, Init scheme = Init::he) {
@@ -89,6 +95,7 @@ public:
         extra("dilation", spec_.dilation_h, 1);
         extra("dilation_width", spec_.dilation_w, spec_.dilation_h);
         if (!has_bias_) result.attributes.emplace_back("bias", std::int64_t{0});
+        extra("groups", groups_, 1);
         return result;
     }
 
@@ -101,6 +108,7 @@ public:
                            pair(spec_.stride_h, spec_.stride_w) + ", padding " + pair(spec_.pad_h, spec_.pad_w);
         if (spec_.dilation_h != 1 || spec_.dilation_w != 1)
             text += ", dilation " + pair(spec_.dilation_h, spec_.dilation_w);
+        if (groups_ != 1) text += ", groups " + std::to_string(groups_);
         return text + (has_bias_ ? "" : ", no bias") + ")";
     }
 
@@ -122,7 +130,7 @@ public:
                 reference::output_extent(in[3], span_w, spec_.pad_w, spec_.stride_w).extent};
     }
 
-    /// Weights, K x C x Fh x Fw, and biases, K (none without a bias).
+    /// Weights, K x C/G x Fh x Fw, and biases, K (none without a bias).
     [[nodiscard]] TensorView<T, 4> weights() noexcept { return {parameters_.data(), weight_shape()}; }
     [[nodiscard]] TensorView<const T, 4> weights() const noexcept { return {parameters_.data(), weight_shape()}; }
     [[nodiscard]] std::span<T> bias() noexcept { return parameters().subspan(weight_count()); }
@@ -141,8 +149,14 @@ public:
     template <class After = kernels::NoHook>
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, const After& after = {}) const {
         detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
-        kernels::conv2d_forward<T>(x, weights(), has_bias_ ? bias() : no_bias_.span(), spec_, y, context.scratch(),
-                                   after);
+        if (groups_ == 1) {
+            kernels::conv2d_forward<T>(x, weights(), has_bias_ ? bias() : no_bias_.span(), spec_, y,
+                                       context.scratch(), after);
+            return;
+        }
+        // Grouped: the whole batch at once, then `after` on it.
+        kernels::grouped_conv2d_forward<T>(x, weights(), has_bias_ ? bias() : std::span<const T>{}, spec_, y,
+                                           context.scratch(), after);
     }
 
     /// Adds the weight and bias gradients and writes (or adds into) dx; a null dx (the first
@@ -158,19 +172,38 @@ public:
         if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), *this, "input gradient");
         // Without a bias the kernel's bias gradient goes to a sink, cleared so that it never overflows.
         if (!has_bias_) std::ranges::fill(bias_sink_.span(), T{0});
-        kernels::conv2d_backward<T>(x, dy, weights(), spec_, dx, weight_gradients(),
-                                    has_bias_ ? bias_gradients() : bias_sink_.span(), context.scratch(), before,
-                                    accumulate);
+        if (groups_ == 1) {
+            kernels::conv2d_backward<T>(x, dy, weights(), spec_, dx, weight_gradients(),
+                                        has_bias_ ? bias_gradients() : bias_sink_.span(), context.scratch(), before,
+                                        accumulate);
+            return;
+        }
+        // Grouped: the deltas of the whole batch first (from `before` when dy has no data).
+        kernels::grouped_conv2d_backward<T>(x, dy, weights(), spec_, dx, weight_gradients(),
+                                            has_bias_ ? bias_gradients() : std::span<T>{}, context.scratch(), before,
+                                            accumulate);
     }
 
 private:
-    [[nodiscard]] Shape<4> weight_shape() const noexcept { return {filters_, channels_, kernel_h_, kernel_w_}; }
+    static std::size_t checked_groups(std::ptrdiff_t groups, std::size_t channels, std::size_t filters) {
+        const std::size_t g = detail::checked_parameter(groups, 1, "Conv2D", "groups");
+        if (channels % g != 0 || filters % g != 0)
+            throw parameter_error("Conv2D: groups " + std::to_string(g) + " must divide the " +
+                                  std::to_string(channels) + " input channels and the " + std::to_string(filters) +
+                                  " filters");
+        return g;
+    }
+
+    [[nodiscard]] Shape<4> weight_shape() const noexcept {
+        return {filters_, channels_ / groups_, kernel_h_, kernel_w_};
+    }
     [[nodiscard]] std::size_t weight_count() const noexcept { return element_count(weight_shape()); }
     [[nodiscard]] std::size_t bias_count() const noexcept { return has_bias_ ? filters_ : 0; }
 
     std::size_t channels_, filters_, kernel_h_, kernel_w_;
     kernels::ConvSpec spec_;
     bool has_bias_;
+    std::size_t groups_;
     Tensor<T, 1> parameters_;
     Tensor<T, 1> gradients_;
     Tensor<T, 1> no_bias_;    ///< zeros, the kernel's bias when the layer has none

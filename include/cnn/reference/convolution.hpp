@@ -225,11 +225,24 @@ inline bool tap(const ConvSpec& s, std::size_t height, std::size_t width, std::s
     return true;
 }
 
+// Groups (FORMULAS.md section 20) are read from the shapes: with C input channels and w of
+// K x Cg x Fh x Fw there are G = C / Cg groups, and filter k sees the Cg channels of its group
+// g(k) = k / (K / G), channel c of w being input channel g(k) Cg + c. G = 1 is the ordinary
+// convolution.
+inline std::size_t group_channel(std::size_t channels, std::size_t filters, std::size_t group_channels,
+                                 std::size_t k, std::size_t c) {
+    const std::size_t groups = channels / group_channels;
+    return k / (filters / groups) * group_channels + c;
+}
+
 // The general convolution, forward, by direct summation:
-//   y[k][i][j] = b[k] + sum_{c,m,n} w[k][c][m][n] x~[c][i Sh + m Dh][j Sw + n Dw]
+//   y[k][i][j] = b[k] + sum_{c,m,n} w[k][c][m][n] x~[g(k) Cg + c][i Sh + m Dh][j Sw + n Dw]
 template <Scalar T>
 void conv2d_forward_general(TensorView<const T, 3> x, TensorView<const T, 4> w, std::span<const T> b,
                             const ConvSpec& s, TensorView<T, 3> y) {
+    const auto channel = [&](std::size_t k, std::size_t c) {
+        return group_channel(x.extent(0), w.extent(0), w.extent(1), k, c);
+    };
     for (std::size_t k = 0; k < y.extent(0); ++k)
         for (std::size_t i = 0; i < y.extent(1); ++i)
             for (std::size_t j = 0; j < y.extent(2); ++j) {
@@ -238,19 +251,23 @@ void conv2d_forward_general(TensorView<const T, 3> x, TensorView<const T, 4> w, 
                     for (std::size_t m = 0; m < w.extent(2); ++m)
                         for (std::size_t n = 0; n < w.extent(3); ++n) {
                             std::size_t u = 0, v = 0;
-                            if (tap(s, x.extent(1), x.extent(2), i, j, m, n, u, v)) sum += w(k, c, m, n) * x(c, u, v);
+                            if (tap(s, x.extent(1), x.extent(2), i, j, m, n, u, v))
+                                sum += w(k, c, m, n) * x(channel(k, c), u, v);
                         }
                 y(k, i, j) = sum;
             }
 }
 
 // Its backward pass, each term of the forward sum differentiated where it stands:
-//   dE/dx[c][u][v] = sum over (k, i, j, m, n) reading x[c][u][v] of delta[k][i][j] w[k][c][m][n]  (written)
-//   dE/dw[k][c][m][n] += sum_{i,j} delta[k][i][j] x~[c][i Sh + m Dh][j Sw + n Dw]
+//   dE/dx[g(k) Cg + c][u][v] = sum over (k, i, j, m, n) reading it of delta[k][i][j] w[k][c][m][n]  (written)
+//   dE/dw[k][c][m][n] += sum_{i,j} delta[k][i][j] x~[g(k) Cg + c][i Sh + m Dh][j Sw + n Dw]
 //   dE/db[k] += sum_{i,j} delta[k][i][j]                                       (when grad_b is not empty)
 template <Scalar T>
 void conv2d_backward_general(TensorView<const T, 3> x, TensorView<const T, 3> delta, TensorView<const T, 4> w,
                              const ConvSpec& s, TensorView<T, 3> grad_x, TensorView<T, 4> grad_w, std::span<T> grad_b) {
+    const auto channel = [&](std::size_t k, std::size_t c) {
+        return group_channel(x.extent(0), w.extent(0), w.extent(1), k, c);
+    };
     std::fill(grad_x.begin(), grad_x.end(), T{0});
     for (std::size_t k = 0; k < delta.extent(0); ++k)
         for (std::size_t i = 0; i < delta.extent(1); ++i)
@@ -262,8 +279,8 @@ void conv2d_backward_general(TensorView<const T, 3> x, TensorView<const T, 3> de
                         for (std::size_t n = 0; n < w.extent(3); ++n) {
                             std::size_t u = 0, v = 0;
                             if (!tap(s, x.extent(1), x.extent(2), i, j, m, n, u, v)) continue;
-                            grad_x(c, u, v) += d * w(k, c, m, n);
-                            grad_w(k, c, m, n) += d * x(c, u, v);
+                            grad_x(channel(k, c), u, v) += d * w(k, c, m, n);
+                            grad_w(k, c, m, n) += d * x(channel(k, c), u, v);
                         }
             }
 }

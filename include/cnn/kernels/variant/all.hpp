@@ -7,4 +7,5 @@
 #include "cnn/kernels/variant/gemm.hpp"
 #include "cnn/kernels/variant/dense.hpp"
 #include "cnn/kernels/variant/conv2d.hpp"
+#include "cnn/kernels/variant/grouped.hpp"
 #include "cnn/kernels/variant/pooling.hpp"
