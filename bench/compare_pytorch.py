@@ -1,15 +1,16 @@
 #!/usr/bin/python3
 """Side by side: one epoch of training on Fashion-MNIST in this library and in PyTorch.
 
-Trains LeNet-5, the wide CNN and the small ResNet with batch normalisation (the same
-architectures as examples/networks.hpp; --nets chooses)
-for one epoch, batch 64, SGD with momentum 0.9 and learning rate 0.01, at 1 and at
+Trains LeNet-5, the wide CNN, the small ResNet and the small MobileNet, both with batch
+normalisation (the same architectures as examples/networks.hpp; --nets chooses) for one epoch, batch 64, SGD with momentum 0.9 and learning rate 0.01, at 1 and at
 2 threads, and prints images/s of the training loop (data conversion, forward,
 loss, backward, update; no evaluation) and their ratio, then how each library's
 speed grows from 1 thread to 2. Each figure is the best of --repeats runs; the runs
 alternate library by library and thread count by thread count (ours 1, PyTorch 1,
 ours 2, PyTorch 2, then again), so that a slow or fast minute of a shared machine
-falls on all four alike.
+falls on all four alike. It also prints the peak resident memory of each process (the
+largest of its runs, from wait4's ru_maxrss): the whole process, data set, program and
+libraries included.
 
 PyTorch must run on OpenBLAS (scripts/install-deps compare installs it; the script stops
 if PyTorch loaded another BLAS), and gets its best settings: OPENBLAS_NUM_THREADS=1, OPENBLAS_CORETYPE and
@@ -73,7 +74,18 @@ def torch_worker(net_name, threads, data, limit):
         def forward(self, x):
             return self.relu(self.body(x) + self.shortcut(x))
 
-    if net_name == "resnet":
+    def depthwise_block(cin, cout, stride):
+        # examples/networks.hpp's depthwise_block
+        return [nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU(),
+                nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    if net_name == "mobilenet":
+        net = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            *depthwise_block(16, 32, 1), *depthwise_block(32, 64, 2), *depthwise_block(64, 64, 1),
+            *depthwise_block(64, 128, 2), *depthwise_block(128, 128, 1),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))
+    elif net_name == "resnet":
         net = nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
             Block(16, 16, 1), Block(16, 16, 1), Block(16, 32, 2), Block(32, 32, 1), Block(32, 64, 2), Block(64, 64, 1),
@@ -103,6 +115,18 @@ def torch_worker(net_name, threads, data, limit):
     print(f"images/s {len(images) / seconds:.1f}")
 
 
+def run_measured(command, env=None):
+    """Runs command; returns its output and its peak resident memory in MB (wait4's ru_maxrss)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = process.stdout.read()
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        sys.exit(f"compare_pytorch: {' '.join(command)} failed ({process.returncode}):\n{err}")
+    return out, usage.ru_maxrss / 1024
+
+
 def run_torch(net, threads, data, limit):
     env = dict(os.environ)
     env.pop("OPENBLAS_CORETYPE", None)
@@ -110,22 +134,20 @@ def run_torch(net, threads, data, limit):
     env["OPENBLAS_NUM_THREADS"] = "1"
     env["OMP_NUM_THREADS"] = str(threads)
     env["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"
-    out = subprocess.run([sys.executable, __file__, "--torch-worker", net, str(threads), data, str(limit)],
-                         env=env, check=True, capture_output=True, text=True).stdout
+    out, memory = run_measured([sys.executable, __file__, "--torch-worker", net, str(threads), data, str(limit)], env)
     blas = re.search(r"^blas (.*)$", out, re.M).group(1)
     if "openblas" not in blas:
         sys.exit(f"compare_pytorch: PyTorch runs on {blas}, not OpenBLAS: that is about half its speed and no fair "
                  "comparison. Install OpenBLAS with scripts/install-deps compare (libopenblas0-pthread).")
-    return float(re.search(r"images/s ([0-9.]+)", out).group(1))
+    return float(re.search(r"images/s ([0-9.]+)", out).group(1)), memory
 
 
 def run_ours(trainer, net, threads, data, limit, scratch):
-    out = subprocess.run([trainer, "--net", net, "--epochs", "1", "--batch", "64", "--optimizer", "sgd",
-                          "--lr", "0.01", "--momentum", "0.9", "--weight-decay", "0", "--schedule", "constant",
-                          "--threads", str(threads), "--data", data, "--limit", str(limit),
-                          "--output", os.path.join(scratch, f"compare-{net}.cnn")],
-                         check=True, capture_output=True, text=True).stdout
-    return float(re.search(r"\(([0-9.]+) img/s\)", out).group(1))
+    out, memory = run_measured([trainer, "--net", net, "--epochs", "1", "--batch", "64", "--optimizer", "sgd",
+                                "--lr", "0.01", "--momentum", "0.9", "--weight-decay", "0", "--schedule", "constant",
+                                "--threads", str(threads), "--data", data, "--limit", str(limit),
+                                "--output", os.path.join(scratch, f"compare-{net}.cnn")])
+    return float(re.search(r"\(([0-9.]+) img/s\)", out).group(1)), memory
 
 
 def main():
@@ -154,11 +176,17 @@ def main():
     thread_counts = [int(t) for t in args.threads.split(",")]
     ours = {(net, t): [] for net in nets for t in thread_counts}
     theirs = {(net, t): [] for net in nets for t in thread_counts}
+    memory_ours = {key: 0.0 for key in ours}
+    memory_theirs = {key: 0.0 for key in ours}
     for net in nets:
         for _ in range(args.repeats):
             for threads in thread_counts:
-                ours[net, threads].append(run_ours(args.trainer, net, threads, args.data, args.limit, args.scratch))
-                theirs[net, threads].append(run_other(net, threads, args.data, args.limit))
+                speed, memory = run_ours(args.trainer, net, threads, args.data, args.limit, args.scratch)
+                ours[net, threads].append(speed)
+                memory_ours[net, threads] = max(memory_ours[net, threads], memory)
+                speed, memory = run_other(net, threads, args.data, args.limit)
+                theirs[net, threads].append(speed)
+                memory_theirs[net, threads] = max(memory_theirs[net, threads], memory)
         for threads in thread_counts:
             print(f"{net} {threads} thread(s): ours {ours[net, threads]}, {other_name} {theirs[net, threads]}",
                   file=sys.stderr)
@@ -171,6 +199,13 @@ def main():
     for net in nets:
         for threads in thread_counts:
             a, b = best(ours, (net, threads)), best(theirs, (net, threads))
+            print(f"| {net} | {threads} | {a:,.0f} | {b:,.0f} | {a / b:.2f}x |")
+    print()
+    print(f"| network | threads | this library (peak MB) | {other_name} (peak MB) | ratio |")
+    print("|---|---|---|---|---|")
+    for net in nets:
+        for threads in thread_counts:
+            a, b = memory_ours[net, threads], memory_theirs[net, threads]
             print(f"| {net} | {threads} | {a:,.0f} | {b:,.0f} | {a / b:.2f}x |")
     if len(thread_counts) > 1:
         low, high = min(thread_counts), max(thread_counts)

@@ -31,9 +31,10 @@ const char* usage = R"(usage: mnist_train [flags]
   --classes FILE      the class names, one per line (default: DIR/classes.txt; Fashion-MNIST's
                       names for the default data set; else the class numbers)
   --net NAME          lenet (LeNet-5, ReLU, max pooling; default), wide (conv32-pool-conv64-pool-dense128)
-                      or resnet (a 14-layer ResNet with batch normalisation, 16/32/64 channels)
+                      resnet (a 14-layer ResNet with batch normalisation, 16/32/64 channels)
+                      or mobilenet (depthwise 3x3 + pointwise 1x1 blocks, 16 to 128 channels)
   --epochs N          passes over the training set, at least 1 (default 15 for lenet, 12 for wide,
-                      10 for resnet)
+                      10 for resnet and mobilenet)
   --batch N           mini-batch size, at least 1 (default 64)
   --optimizer NAME    sgd, nesterov or adam (default nesterov for lenet, adam for wide)
   --lr X              base learning rate (default 0.05 for sgd/nesterov, 0.001 for adam)
@@ -357,7 +358,7 @@ int main(int argc, char** argv) try {
         s.net_name = args.text("net", "lenet");
         // Defaults that reach the accuracy the README reports for each network.
         const bool wide = s.net_name == "wide";
-        s.epochs = args.count("epochs", wide ? 12 : s.net_name == "resnet" ? 10 : 15);
+        s.epochs = args.count("epochs", wide ? 12 : s.net_name == "resnet" || s.net_name == "mobilenet" ? 10 : 15);
         s.batch = args.count("batch", 64);
         s.optimizer = args.text("optimizer", wide ? "adam" : "nesterov");
         const bool adam = s.optimizer == "adam";
@@ -408,7 +409,7 @@ int main(int argc, char** argv) try {
             throw std::invalid_argument("--optimizer takes sgd, nesterov or adam, got " + s.optimizer);
     };
     if (!examples::with_network(s.net_name, run))
-        throw std::invalid_argument("--net takes lenet, wide or resnet, got " + s.net_name);
+        throw std::invalid_argument("--net takes lenet, wide, resnet or mobilenet, got " + s.net_name);
     return status;
 } catch (const std::exception& e) {
     std::cerr << "mnist_train: " << e.what() << "\n";

@@ -85,7 +85,42 @@ inline auto make_resnet() {
                            cnn::Dense<T>{64, 10}};
 }
 
-/// Calls f(net) with a freshly built network named `name` ("lenet", "wide" or "resnet");
+/// A MobileNet block (Howard et al. 2017): a depthwise 3x3 convolution (one filter per
+/// channel, stride s), batch norm, ReLU, then a pointwise 1x1 convolution to `out` channels,
+/// batch norm, ReLU. Nine times fewer multiply-adds than one 3x3 convolution from `in` to `out`.
+inline auto depthwise_block(std::size_t in, std::size_t out, std::size_t stride) {
+    using T = float;
+    return cnn::Sequential{cnn::Conv2D<T>{in, in, 3,
+                                          {.stride = stride,
+                                           .padding = 1,
+                                           .bias = false,
+                                           .groups = static_cast<std::ptrdiff_t>(in)}},
+                           cnn::BatchNorm2D<T>{in},
+                           cnn::ReLU<T>{},
+                           cnn::Conv2D<T>{in, out, 1, {.bias = false}},
+                           cnn::BatchNorm2D<T>{out},
+                           cnn::ReLU<T>{}};
+}
+
+/// A small MobileNet for 28 x 28 inputs: a 3x3 convolution to 16 channels, five depthwise
+/// blocks (32 channels; 64 at 14 x 14, twice; 128 at 7 x 7, twice), global average pooling
+/// and a dense layer to 10 classes. 12 weight layers.
+inline auto make_mobilenet() {
+    using T = float;
+    return cnn::Sequential{cnn::Conv2D<T>{1, 16, 3, {.padding = 1, .bias = false}},  // 16 x 28 x 28
+                           cnn::BatchNorm2D<T>{16},
+                           cnn::ReLU<T>{},
+                           depthwise_block(16, 32, 1),                  // 32 x 28 x 28
+                           depthwise_block(32, 64, 2),                  // 64 x 14 x 14
+                           depthwise_block(64, 64, 1),
+                           depthwise_block(64, 128, 2),                 // 128 x 7 x 7
+                           depthwise_block(128, 128, 1),
+                           cnn::GlobalAvgPool<T>{},                     // 128 x 1 x 1
+                           cnn::Flatten<T>{},
+                           cnn::Dense<T>{128, 10}};
+}
+
+/// Calls f(net) with a freshly built network named `name` ("lenet", "wide", "resnet" or "mobilenet");
 /// false if unknown.
 template <class F>
 bool with_network(const std::string& name, F&& f) {
@@ -101,6 +136,10 @@ bool with_network(const std::string& name, F&& f) {
         f(make_resnet());
         return true;
     }
+    if (name == "mobilenet") {
+        f(make_mobilenet());
+        return true;
+    }
     return false;
 }
 
@@ -109,7 +148,7 @@ bool with_network(const std::string& name, F&& f) {
 /// repeated so that its cnn::model_error, which names the precise problem, reaches the caller.
 template <class Load>
 std::string network_for_file(const Load& load) {
-    for (const std::string name : {"lenet", "wide", "resnet"}) {
+    for (const std::string name : {"lenet", "wide", "resnet", "mobilenet"}) {
         bool fits = false;
         with_network(name, [&](auto net) {
             try {

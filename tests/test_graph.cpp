@@ -376,6 +376,9 @@ TEST_CASE("backward with Accumulate::yes adds dE/dx to what dx holds, for every 
             REQUIRE(added.data()[i] == Approx(before.data()[i] + written.data()[i]).epsilon(1e-12).margin(1e-15));
     };
     check(Conv<double>{3, 4, 3, {.stride = 2, .padding = 1}}, {3, 3, 7, 6});
+    check(Conv<double>{4, 4, 3, {.padding = 1, .groups = 4}}, {2, 4, 6, 5});  // depthwise
+    check(Conv<double>{4, 8, 3, {.stride = 2, .padding = 2, .dilation = 2, .groups = 2}}, {2, 4, 7, 6});
+    check(Conv<double>{3, 6, {2, 3}, {.stride = {3, 2}, .padding = {1, 0}, .groups = 3}}, {2, 3, 8, 7});
     check(cnn::Dense<double>{12, 5}, {3, 3, 2, 2});
     check(cnn::ReLU<double>{}, {2, 3, 4, 5});
     check(cnn::MaxPool<double>{2}, {2, 3, 4, 6});
