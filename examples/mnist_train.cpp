@@ -41,6 +41,8 @@ const char* usage = R"(usage: mnist_train [flags]
   --momentum X        momentum of sgd/nesterov (default 0.9)
   --weight-decay X    L2 weight decay (default 0.0005 for sgd/nesterov, 0 for adam)
   --schedule NAME     cosine (default), step (x0.1 every third of the epochs) or constant
+  --label-smoothing E train towards 1 - E for the true class plus E / K spread over all K
+                      classes, from 0 to 1 (default 0; 0.1 is common)
   --validation F      hold out this fraction of the training set to validate on (default 0)
   --patience N        with --validation: stop after N epochs without improvement (default 0: never)
   --seed N            seed of the weights and the shuffling (default 1)
@@ -139,7 +141,7 @@ struct Settings {
     bool default_data = false;      ///< no --data: Debian's Fashion-MNIST
     std::string net_name, optimizer, schedule;
     std::size_t epochs, batch, seed, threads, limit, patience;
-    double lr, momentum, weight_decay, validation;
+    double lr, momentum, weight_decay, validation, label_smoothing = 0;
     std::filesystem::path output;
     std::filesystem::path checkpoint;  ///< where Ctrl-C writes the checkpoint
 
@@ -152,6 +154,7 @@ struct Settings {
             << "\nsetting.batch=" << batch << "\nsetting.seed=" << seed << "\nsetting.limit=" << limit
             << "\nsetting.patience=" << patience << "\nsetting.lr=" << lr << "\nsetting.momentum=" << momentum
             << "\nsetting.weight_decay=" << weight_decay << "\nsetting.validation=" << validation
+            << "\nsetting.label_smoothing=" << label_smoothing
             << "\nsetting.output=" << output.string() << "\n";
         return out.str();
     }
@@ -194,6 +197,8 @@ struct Settings {
         s.momentum = number("momentum");
         s.weight_decay = number("weight_decay");
         s.validation = number("validation");
+        // (checkpoints from before label smoothing do not record it: they trained without)
+        s.label_smoothing = m.count("setting.label_smoothing") ? number("label_smoothing") : 0.0;
         s.output = get("output");
         s.threads = threads;
         return s;
@@ -243,6 +248,7 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
     options.batch_size = settings.batch;
     options.normalization = normalization;
     options.validation_fraction = settings.validation;
+    options.label_smoothing = settings.label_smoothing;
     options.early_stopping_patience = settings.patience;
     options.monitor_data = &test_set;
     if (settings.schedule == "cosine")
@@ -344,7 +350,8 @@ int main(int argc, char** argv) try {
     const std::filesystem::path resume_path = args.text("resume", "");
     if (!resume_path.empty()) {
         args.reject_unknown({"data", "classes", "net", "epochs", "batch", "optimizer", "lr", "momentum",
-                             "weight-decay", "schedule", "validation", "patience", "seed", "limit", "output"},
+                             "weight-decay", "schedule", "validation", "patience", "seed", "limit", "output",
+                             "label-smoothing"},
                             "with --resume the settings come from the checkpoint");
         // The checkpoint records its settings; a network that fits its architecture reads them.
         std::string metadata;
@@ -367,6 +374,7 @@ int main(int argc, char** argv) try {
         s.weight_decay = args.number("weight-decay", adam ? 0.0 : 0.0005);
         s.schedule = args.text("schedule", "cosine");
         s.validation = args.number("validation", 0.0);
+        s.label_smoothing = args.number("label-smoothing", 0.0);
         s.patience = args.count("patience", 0);
         s.seed = args.count("seed", 1, std::numeric_limits<std::uint64_t>::max());
         s.limit = args.count("limit", 0);
@@ -379,6 +387,9 @@ int main(int argc, char** argv) try {
     if (!args.positional().empty()) throw std::invalid_argument("unexpected argument '" + args.positional()[0] + "'");
     if (s.epochs == 0) throw std::invalid_argument("--epochs must be at least 1");
     if (s.batch == 0) throw std::invalid_argument("--batch must be at least 1");
+    if (!(s.label_smoothing >= 0 && s.label_smoothing <= 1))
+        throw std::invalid_argument("--label-smoothing takes a number from 0 to 1, got " +
+                                    std::to_string(s.label_smoothing));
     // Before any training: every file the run will write can be written, and none is another.
     if (examples::curves_path(s.output) == s.output)
         throw std::invalid_argument("--output " + s.output.string() + ": the training curves go to " +

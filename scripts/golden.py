@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Golden values for the layers, from an independent implementation: PyTorch in float64.
+"""Golden values for the layers and the loss, from an independent implementation: PyTorch in float64.
 
 Writes tests/data/golden_layers.json: for each case, the layer and its settings, the
 input x and the output gradient dy (seeded), and what PyTorch computes from them: the
@@ -63,6 +63,17 @@ def case(name, settings, module, shape, scale=2.0, offset=0.0, mode=None):
     return result
 
 
+def loss_case(smoothing, shape, labels, scale=2.0):
+    """The training loss: nn.CrossEntropyLoss(label_smoothing=smoothing), the mean over the batch,
+    of logits x (N x K x 1 x 1) and the labels; y is the loss, dx its gradient (dy = 1)."""
+    x = (torch.randn(*shape) * scale).requires_grad_(True)
+    loss = nn.CrossEntropyLoss(label_smoothing=smoothing)(x.flatten(1), torch.tensor(labels))
+    loss.backward()
+    return {"layer": "CrossEntropy", "settings": {"label_smoothing": smoothing}, "shape": list(shape),
+            "labels": labels, "x": x.detach().flatten().tolist(), "dy": [1.0], "y": [loss.item()],
+            "dx": x.grad.flatten().tolist(), "output_shape": [1, 1, 1, 1]}
+
+
 def conv(channels, filters, kernel, stride, padding, bias, dilation=(1, 1), groups=1):
     pair = lambda v: list(v) if isinstance(v, tuple) else [v, v]
     settings = {"in_channels": channels, "filters": filters, "kernel": list(kernel), "stride": pair(stride),
@@ -106,7 +117,7 @@ def check(document):
         for key in ("mode", "output_shape"):
             if old.get(key) != new.get(key):
                 sys.exit(f"golden: case {index}: {key} {old.get(key)} in the file, {new.get(key)} now")
-        for key in ("x", "dy", "y", "dx", "parameters", "parameter_gradients", "parameters_after"):
+        for key in ("labels", "x", "dy", "y", "dx", "parameters", "parameter_gradients", "parameters_after"):
             if (key in old) != (key in new):
                 sys.exit(f"golden: case {index} ({old['layer']}): {key} in only one of the file and the script")
             if key not in old:
@@ -177,6 +188,10 @@ def main():
              nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4, bias=False), (2, 4, 7, 8)),
         case("Conv2D", conv(6, 4, (2, 3), (2, 1), (0, 2), True, (2, 1), groups=2),
              nn.Conv2d(6, 4, (2, 3), stride=(2, 1), padding=(0, 2), dilation=(2, 1), groups=2), (1, 6, 7, 5)),
+        # the training loss with label smoothing (and without, on large logits; and all smoothing)
+        loss_case(0.1, (4, 5, 1, 1), [3, 0, 4, 1]),
+        loss_case(0.0, (3, 10, 1, 1), [9, 2, 2], scale=30.0),
+        loss_case(1.0, (2, 7, 1, 1), [6, 0]),
     ]
     document = {
         "generator": f"scripts/golden.py, PyTorch {torch.__version__}, float64, seed 20261130",

@@ -123,6 +123,18 @@ TEST_CASE("Layers match PyTorch's float64 golden values to 1e-10", "[golden]") {
         const auto x = tensor_of(c.at("x"), shape), dy = tensor_of(c.at("dy"), out_shape);
         const auto y_expected = tensor_of(c.at("y"), out_shape), dx_expected = tensor_of(c.at("dx"), shape);
         const cnn::Mode mode = c.value("mode", "inference") == "training" ? cnn::Mode::training : cnn::Mode::inference;
+        if (c.at("layer") == "CrossEntropy") {  // the loss: y is its value, dx its gradient
+            const auto labels = c.at("labels").get<std::vector<std::uint32_t>>();
+            const double smoothing = c.at("settings").at("label_smoothing").get<double>();
+            INFO("softmax_cross_entropy on " << cnn::to_string(shape) << ", label smoothing " << smoothing);
+            Tensor<double, 4> delta(shape);
+            const double loss = cnn::softmax_cross_entropy<double>(x, labels, delta.view(), smoothing);
+            CHECK(std::abs(loss - y_expected.data()[0]) <= 1e-10);
+            CHECK(cnn::test::max_abs_difference(delta, dx_expected) <= 1e-10);
+            layers.insert("CrossEntropy");
+            ++checked;
+            continue;
+        }
         with_layer(c, shape, [&](auto& layer) {
             INFO(layer.describe() << " on " << cnn::to_string(shape) << " in " << c.value("mode", "inference"));
             const auto layout = cnn::detail::parameter_layout(layer);
@@ -156,7 +168,7 @@ TEST_CASE("Layers match PyTorch's float64 golden values to 1e-10", "[golden]") {
     CHECK(checked == document.at("cases").size());
     // every layer added since 0.3 has its golden cases (and Conv2D and the pools, for their options)
     for (const char* name : {"Sigmoid", "Tanh", "LeakyReLU", "ELU", "GELU", "Softmax", "BatchNorm2D", "Dropout",
-                             "GlobalAvgPool", "Conv2D", "MaxPool", "MeanPool"}) {
+                             "GlobalAvgPool", "Conv2D", "MaxPool", "MeanPool", "CrossEntropy"}) {
         INFO(name);
         CHECK(layers.count(name) == 1);
     }

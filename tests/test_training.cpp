@@ -50,6 +50,42 @@ TEST_CASE("Softmax cross-entropy is stable for huge logits and averages over the
                       "softmax_cross_entropy: label 3 of sample 1 is not below the 3 classes");
 }
 
+TEST_CASE("Label smoothing: worked example EX24, finite differences, and bad values", "[training][smoothing]") {
+    // EX24: z = (0, 0, ln 2), t = 2, e = 0.3: p = (1/4, 1/4, 1/2), q = (0.1, 0.1, 0.8)
+    const Tensor<double, 4> z({1, 3, 1, 1}, {0.0, 0.0, std::log(2.0)});
+    Tensor<double, 4> delta(z.shape());
+    const std::vector<std::uint32_t> label{2};
+    CHECK(cnn::softmax_cross_entropy<double>(z, label, delta.view(), 0.3) == Approx(1.2 * std::log(2.0)).epsilon(1e-14));
+    CHECK(delta(0, 0, 0, 0) == Approx(0.15).epsilon(1e-14));
+    CHECK(delta(0, 1, 0, 0) == Approx(0.15).epsilon(1e-14));
+    CHECK(delta(0, 2, 0, 0) == Approx(-0.3).epsilon(1e-14));
+    CHECK(cnn::softmax_cross_entropy<double>(z, label, delta.view(), 0.0) == Approx(std::log(2.0)).epsilon(1e-14));
+    CHECK(delta(0, 2, 0, 0) == Approx(-0.5).epsilon(1e-14));
+
+    // Finite differences of the batch mean, for a few smoothings, on random logits.
+    std::mt19937_64 rng(24);
+    for (const double smoothing : {0.05, 0.3, 1.0}) {
+        INFO("label smoothing " << smoothing);
+        auto logits = cnn::test::random_tensor<double>(Shape<4>{3, 5, 1, 1}, rng);
+        const std::vector<std::uint32_t> labels{4, 0, 2};
+        Tensor<double, 4> analytic(logits.shape()), scratch(logits.shape());
+        (void)cnn::softmax_cross_entropy<double>(logits, labels, analytic.view(), smoothing);
+        for (std::size_t i = 0; i < logits.size(); ++i) {
+            const double kept = logits.data()[i], h = 1e-6;
+            logits.data()[i] = kept + h;
+            const double up = cnn::softmax_cross_entropy<double>(logits, labels, scratch.view(), smoothing);
+            logits.data()[i] = kept - h;
+            const double down = cnn::softmax_cross_entropy<double>(logits, labels, scratch.view(), smoothing);
+            logits.data()[i] = kept;
+            CHECK(analytic.data()[i] == Approx((up - down) / (2 * h)).margin(1e-9));
+        }
+    }
+    for (const double bad : {-0.1, 1.5, std::nan("")})
+        CHECK_THROWS_AS(cnn::softmax_cross_entropy<double>(z, label, delta.view(), bad), cnn::parameter_error);
+    CHECK_THROWS_WITH(cnn::softmax_cross_entropy<double>(z, label, delta.view(), 1.5),
+                      "softmax_cross_entropy: label smoothing 1.500000 is not in [0, 1]");
+}
+
 TEST_CASE("Mean squared error and its delta", "[training]") {
     const Tensor<double, 4> y({2, 2, 1, 1}, {1, 2, 3, 4});
     const Tensor<double, 4> t({2, 2, 1, 1}, {1, 0, 0, 4});
@@ -135,6 +171,48 @@ TEST_CASE("A small network learns a separable toy problem to 100%", "[training]"
     for (std::size_t c : result.confusion) total += c;
     CHECK(total == test.size());
     for (std::size_t k = 0; k < 4; ++k) CHECK(result.count(k, k) > 0);
+}
+
+TEST_CASE("Label smoothing keeps a network from certainty on the toy problem", "[training][smoothing]") {
+    // With smoothing e and K classes the smoothed loss is least at p_t = 1 - e + e / K (0.85
+    // for e = 0.2, K = 4): the network still learns every class, but its plain cross-entropy
+    // on the test set stays near -log(0.85) instead of falling towards 0.
+    const fs::path dir = cnn::test::scratch_directory("bars-smoothing");
+    const cnn::Dataset train = make_bars(400, 1, dir / "train");
+    const cnn::Dataset test = make_bars(200, 2, dir / "test");
+    const auto train_with = [&](double smoothing) {
+        auto net = make_net();
+        cnn::Random rng{5};
+        net.initialize(rng);
+        cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9}};
+        cnn::FitOptions options;
+        options.epochs = 15;
+        options.batch_size = 16;
+        options.normalization = train.pixel_statistics();
+        options.label_smoothing = smoothing;
+        const auto history = cnn::fit(net, sgd, train, rng, options);
+        const cnn::Evaluation result = cnn::evaluate(net, test, options.normalization);
+        UNSCOPED_INFO("smoothing " << smoothing << ": train loss " << history.epochs.back().train_loss
+                                   << ", test cross-entropy " << result.loss << ", accuracy " << result.accuracy);
+        return std::pair{history.epochs.back().train_loss, result};
+    };
+    const auto [plain_train, plain] = train_with(0.0);
+    const auto [smoothed_train, smoothed] = train_with(0.2);
+    CHECK(plain.accuracy == 1.0);
+    CHECK(smoothed.accuracy == 1.0);
+    CHECK(plain.loss < 0.05);
+    CHECK(smoothed.loss > -std::log(0.9));  // mean -log p_t >= -log(mean p_t): the mean p_t is below 0.9
+    // The smoothed training loss cannot go below the entropy of the smoothed target.
+    const double entropy = -(0.85 * std::log(0.85) + 3 * 0.05 * std::log(0.05));
+    CHECK(smoothed_train >= entropy - 1e-6);
+    CHECK(plain_train < entropy);
+
+    cnn::FitOptions bad;
+    bad.label_smoothing = -0.5;
+    auto net = make_net();
+    cnn::SGD<float> sgd{{.learning_rate = 0.05}};
+    cnn::Random rng{5};
+    CHECK_THROWS_WITH(cnn::fit(net, sgd, train, rng, bad), "fit: label_smoothing -0.500000 is not in [0, 1]");
 }
 
 TEST_CASE("Identical seeds give identical weights after training", "[training]") {

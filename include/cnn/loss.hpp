@@ -16,10 +16,16 @@
 namespace cnn {
 
 /// Softmax cross-entropy: E_n = log sum_j e^{z_j} - z_{t_n}, computed stably (large logits
-/// give neither inf nor NaN); delta = (softmax(z) - onehot(t)) / N.
+/// give neither inf nor NaN); delta = (softmax(z) - onehot(t)) / N. The mean over the batch.
+/// With `label_smoothing` e in [0, 1] (PyTorch's CrossEntropyLoss(label_smoothing=e)) the
+/// target is (1 - e) onehot(t) + e / K instead of onehot(t) (FORMULAS.md section 21); other
+/// values are a cnn::parameter_error.
 template <Scalar T>
 double softmax_cross_entropy(TensorView<const T, 4> logits, std::span<const std::uint32_t> labels,
-                             TensorView<T, 4> delta) {
+                             TensorView<T, 4> delta, double label_smoothing = 0.0) {
+    if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0))
+        throw parameter_error("softmax_cross_entropy: label smoothing " + std::to_string(label_smoothing) +
+                              " is not in [0, 1]");
     const std::size_t samples = logits.extent(0), classes = logits.size() / std::max<std::size_t>(samples, 1);
     if (labels.size() != samples)
         throw shape_error("softmax_cross_entropy: " + std::to_string(samples) + " outputs but " +
@@ -34,7 +40,7 @@ double softmax_cross_entropy(TensorView<const T, 4> logits, std::span<const std:
                               std::to_string(n) + " is not below the " + std::to_string(classes) + " classes");
         const std::span<const T> z(logits.data() + n * classes, classes);
         const std::span<T> d(delta.data() + n * classes, classes);
-        total += static_cast<double>(reference::softmax_cross_entropy<T>(z, labels[n], d));
+        total += static_cast<double>(reference::softmax_cross_entropy<T>(z, labels[n], d, static_cast<T>(label_smoothing)));
         for (T& value : d) value /= static_cast<T>(samples);
     }
     return total / static_cast<double>(samples);

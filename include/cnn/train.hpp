@@ -177,6 +177,10 @@ struct FitOptions {
     std::size_t batch_size = 64;
     Schedule schedule = {};
     Normalization normalization = {};
+    /// Label smoothing e of the training loss, in [0, 1]: each target becomes (1 - e) for its
+    /// class plus e / K spread over all K (FORMULAS.md section 21). The training loss reported
+    /// is the smoothed one; evaluations report plain cross-entropy.
+    double label_smoothing = 0.0;
     /// Fraction of the training samples held out (after one shuffle) to validate on.
     double validation_fraction = 0.0;
     /// With a validation split: stop after this many epochs without a lower validation
@@ -327,6 +331,8 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
     if (options.batch_size == 0) throw parameter_error("fit: batch_size must be at least 1");
     if (!(options.validation_fraction >= 0.0 && options.validation_fraction < 1.0))
         throw parameter_error("fit: validation_fraction must lie in [0, 1)");
+    if (!(options.label_smoothing >= 0.0 && options.label_smoothing <= 1.0))
+        throw parameter_error("fit: label_smoothing " + std::to_string(options.label_smoothing) + " is not in [0, 1]");
 
     detail::check_network_and_data(net, train, "fit");
     if (options.monitor_data != nullptr) detail::check_network_and_data(net, *options.monitor_data, "fit (monitor data)");
@@ -404,7 +410,8 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
 
             const auto output = net.forward(x.view(), workspace, Mode::training, &rng);
             delta.resize(output.shape());
-            const double loss = softmax_cross_entropy<T>(output, {labels.data(), n}, delta.view());
+            const double loss =
+                softmax_cross_entropy<T>(output, {labels.data(), n}, delta.view(), options.label_smoothing);
             if (!std::isfinite(loss)) {
                 std::ostringstream message;
                 message << "training diverged: the loss became " << loss << " at epoch " << epoch + 1 << ", step "

@@ -15,9 +15,14 @@ namespace {
 template <class T>
 auto lenet() {
     // Every layer and composite of the library: the activations, normalisation and dropout,
+    // grouped, depthwise and dilated convolutions,
     // a residual block with a projection, branches added and concatenated.
     auto block = cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{6, 6, 3, {.padding = 1}}, cnn::BatchNorm2D<T>{6},
-                                               cnn::ELU<T>{}, cnn::Dropout<T>{0.1}},
+                                               cnn::ELU<T>{}, cnn::Dropout<T>{0.1},
+                                               cnn::Conv2D<T>{6, 6, 3, {.padding = 1, .bias = false, .groups = 6}},
+                                               cnn::Conv2D<T>{6, 6, 3, {.padding = 2, .dilation = 2,
+                                                                        .groups = 3}},
+                                               cnn::Conv2D<T>{6, 6, 1, {.groups = 2}}},
                                cnn::Sequential{cnn::Conv2D<T>{6, 6, 1}}};
     auto branches = cnn::Parallel{cnn::Concat{}, cnn::Conv2D<T>{6, 8, 5}, cnn::Sequential{cnn::Conv2D<T>{6, 8, 5}, cnn::Tanh<T>{}}};
     return cnn::Sequential{cnn::Conv2D<T>{1, 6, 5, {.padding = 2}}, cnn::ReLU<T>{}, cnn::MaxPool<T>{2},
@@ -35,7 +40,8 @@ double train_once(const cnn::Dataset& data, Optimizer optimizer, const std::file
     auto net = lenet<T>();
     cnn::Random rng{7};
     net.initialize(rng, cnn::Init::xavier);
-    cnn::FitOptions options{.epochs = 1, .batch_size = 4, .schedule = cnn::Schedule::cosine()};
+    cnn::FitOptions options{
+        .epochs = 1, .batch_size = 4, .schedule = cnn::Schedule::cosine(), .label_smoothing = 0.1};
     const auto history = cnn::fit(net, optimizer, data, rng, options);
     const cnn::Evaluation result = cnn::evaluate(net, data, {}, 4);
     cnn::save_model(net, dir / "model.cnn", "note=strict\n");
