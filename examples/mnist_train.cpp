@@ -41,6 +41,8 @@ const char* usage = R"(usage: mnist_train [flags]
   --momentum X        momentum of sgd/nesterov (default 0.9)
   --weight-decay X    L2 weight decay (default 0.0005 for sgd/nesterov, 0 for adam)
   --schedule NAME     cosine (default), step (x0.1 every third of the epochs) or constant
+  --warmup N          first raise the rate linearly, batch by batch, over N epochs; the
+                      schedule then runs over the remaining epochs (default 0)
   --label-smoothing E train towards 1 - E for the true class plus E / K spread over all K
                       classes, from 0 to 1 (default 0; 0.1 is common)
   --validation F      hold out this fraction of the training set to validate on (default 0)
@@ -140,7 +142,7 @@ struct Settings {
     std::filesystem::path classes;  ///< --classes, or empty
     bool default_data = false;      ///< no --data: Debian's Fashion-MNIST
     std::string net_name, optimizer, schedule;
-    std::size_t epochs, batch, seed, threads, limit, patience;
+    std::size_t epochs, batch, seed, threads, limit, patience, warmup = 0;
     double lr, momentum, weight_decay, validation, label_smoothing = 0;
     std::filesystem::path output;
     std::filesystem::path checkpoint;  ///< where Ctrl-C writes the checkpoint
@@ -154,7 +156,7 @@ struct Settings {
             << "\nsetting.batch=" << batch << "\nsetting.seed=" << seed << "\nsetting.limit=" << limit
             << "\nsetting.patience=" << patience << "\nsetting.lr=" << lr << "\nsetting.momentum=" << momentum
             << "\nsetting.weight_decay=" << weight_decay << "\nsetting.validation=" << validation
-            << "\nsetting.label_smoothing=" << label_smoothing
+            << "\nsetting.label_smoothing=" << label_smoothing << "\nsetting.warmup=" << warmup
             << "\nsetting.output=" << output.string() << "\n";
         return out.str();
     }
@@ -199,6 +201,7 @@ struct Settings {
         s.validation = number("validation");
         // (checkpoints from before label smoothing do not record it: they trained without)
         s.label_smoothing = m.count("setting.label_smoothing") ? number("label_smoothing") : 0.0;
+        s.warmup = m.count("setting.warmup") ? count("warmup") : 0;
         s.output = get("output");
         s.threads = threads;
         return s;
@@ -254,9 +257,10 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
     if (settings.schedule == "cosine")
         options.schedule = cnn::Schedule::cosine();
     else if (settings.schedule == "step")
-        options.schedule = cnn::Schedule::step(std::max<std::size_t>(1, (settings.epochs + 2) / 3), 0.1);
+        options.schedule = cnn::Schedule::step(std::max<std::size_t>(1, (settings.epochs - settings.warmup + 2) / 3), 0.1);
     else if (settings.schedule != "constant")
         throw std::invalid_argument("--schedule takes cosine, step or constant, got " + settings.schedule);
+    options.schedule = options.schedule.with_warmup(settings.warmup);
 
     auto last_draw = std::chrono::steady_clock::now() - std::chrono::seconds(1);
     std::size_t drawn = 0;  // the length of the progress line on the screen
@@ -351,7 +355,7 @@ int main(int argc, char** argv) try {
     if (!resume_path.empty()) {
         args.reject_unknown({"data", "classes", "net", "epochs", "batch", "optimizer", "lr", "momentum",
                              "weight-decay", "schedule", "validation", "patience", "seed", "limit", "output",
-                             "label-smoothing"},
+                             "label-smoothing", "warmup"},
                             "with --resume the settings come from the checkpoint");
         // The checkpoint records its settings; a network that fits its architecture reads them.
         std::string metadata;
@@ -375,6 +379,7 @@ int main(int argc, char** argv) try {
         s.schedule = args.text("schedule", "cosine");
         s.validation = args.number("validation", 0.0);
         s.label_smoothing = args.number("label-smoothing", 0.0);
+        s.warmup = args.count("warmup", 0);
         s.patience = args.count("patience", 0);
         s.seed = args.count("seed", 1, std::numeric_limits<std::uint64_t>::max());
         s.limit = args.count("limit", 0);
@@ -387,6 +392,9 @@ int main(int argc, char** argv) try {
     if (!args.positional().empty()) throw std::invalid_argument("unexpected argument '" + args.positional()[0] + "'");
     if (s.epochs == 0) throw std::invalid_argument("--epochs must be at least 1");
     if (s.batch == 0) throw std::invalid_argument("--batch must be at least 1");
+    if (s.warmup >= s.epochs)
+        throw std::invalid_argument("--warmup " + std::to_string(s.warmup) + " leaves none of the " +
+                                    std::to_string(s.epochs) + " epochs to the schedule");
     if (!(s.label_smoothing >= 0 && s.label_smoothing <= 1))
         throw std::invalid_argument("--label-smoothing takes a number from 0 to 1, got " +
                                     std::to_string(s.label_smoothing));

@@ -29,6 +29,28 @@ auto make_net() {
                            cnn::Dense<float>{16, 4}};
 }
 
+/// The toy problem the training tests learn: 400 bars to train on, 200 to test, a network
+/// initialised from seed 5 with that seed's stream for fit, SGD with momentum, and fit's
+/// settings for it (batches of 16, 25 steps an epoch; standardised).
+struct Bars {
+    cnn::Dataset train, test;
+    decltype(make_net()) net = make_net();
+    cnn::Random rng{5};
+    cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9}};
+    cnn::FitOptions options;
+
+    Bars(const std::string& name, std::size_t epochs)
+        : train(make_bars(400, 1, cnn::test::scratch_directory(name) / "train")),
+          test(make_bars(200, 2, cnn::test::scratch_directory(name) / "test")) {
+        net.initialize(rng);
+        options.epochs = epochs;
+        options.batch_size = 16;
+        options.normalization = train.pixel_statistics();
+    }
+    cnn::History<float> fit() { return cnn::fit(net, sgd, train, rng, options); }
+    [[nodiscard]] cnn::Evaluation evaluate() const { return cnn::evaluate(net, test, options.normalization); }
+};
+
 }  // namespace
 
 TEST_CASE("Softmax cross-entropy is stable for huge logits and averages over the batch", "[training]") {
@@ -138,21 +160,46 @@ TEST_CASE("Learning-rate schedules", "[training]") {
     CHECK(cnn::Schedule::constant().rate(0.1, 9, 10) == 0.1);
 }
 
+TEST_CASE("Warm-up raises the rate step by step, then the schedule runs over the rest", "[training][warmup]") {
+    const auto schedule = cnn::Schedule::cosine(0.001).with_warmup(2);
+    // 2 epochs of 4 steps: base x 1/8, 2/8, ..., 8/8
+    for (std::size_t epoch = 0; epoch < 2; ++epoch)
+        for (std::size_t step = 0; step < 4; ++step)
+            CHECK(schedule.rate(0.1, epoch, 12, step, 4) == Approx(0.1 * static_cast<double>(epoch * 4 + step + 1) / 8));
+    // then the cosine over the remaining 10 epochs, as if they were the whole run
+    const auto cosine = cnn::Schedule::cosine(0.001);
+    for (std::size_t epoch = 2; epoch < 12; ++epoch)
+        for (std::size_t step : {0, 3}) CHECK(schedule.rate(0.1, epoch, 12, step, 4) == cosine.rate(0.1, epoch - 2, 10));
+    CHECK(schedule.rate(0.1, 2, 12, 0, 4) == Approx(0.1));
+    // without warm-up the per-step rate is the per-epoch one
+    for (std::size_t epoch = 0; epoch < 10; ++epoch) CHECK(cosine.rate(0.1, epoch, 10, 2, 4) == cosine.rate(0.1, epoch, 10));
+}
+
+TEST_CASE("fit warms up batch by batch and still learns the toy problem", "[training][warmup]") {
+    Bars bars("bars-warmup", 12);
+    cnn::FitOptions& options = bars.options;
+    options.schedule = cnn::Schedule::cosine().with_warmup(2);
+    std::vector<double> rates;
+    options.on_batch = [&](const cnn::BatchReport& r) { rates.push_back(r.learning_rate); };
+    const auto history = bars.fit();
+    REQUIRE(rates.size() == 12 * 25);
+    for (std::size_t k = 0; k < 50; ++k) CHECK(rates[k] == Approx(0.05 * static_cast<double>(k + 1) / 50));
+    CHECK(rates[50] == Approx(0.05));
+    CHECK(history.epochs[1].learning_rate == Approx(0.05));
+    CHECK(history.epochs.back().learning_rate < 0.01);
+    CHECK(bars.sgd.learning_rate() == 0.05);  // the optimizer's own rate is left as it was
+    CHECK(bars.evaluate().accuracy == 1.0);
+
+    options.schedule = cnn::Schedule::cosine().with_warmup(12);
+    CHECK_THROWS_WITH(bars.fit(),
+                      "fit: a warm-up of 12 epochs leaves none of the 12 epochs to the schedule");
+}
+
 TEST_CASE("A small network learns a separable toy problem to 100%", "[training]") {
-    const fs::path dir = cnn::test::scratch_directory("bars");
-    const cnn::Dataset train = make_bars(400, 1, dir / "train");
-    const cnn::Dataset test = make_bars(200, 2, dir / "test");
-    auto net = make_net();
-    cnn::Random rng{5};
-    net.initialize(rng);
-    cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9}};
+    Bars bars("bars", 15);
     std::vector<double> batch_losses;
-    cnn::FitOptions options;
-    options.epochs = 15;
-    options.batch_size = 16;
-    options.normalization = train.pixel_statistics();
-    options.on_batch = [&](const cnn::BatchReport& r) { batch_losses.push_back(r.loss); };
-    const auto history = cnn::fit(net, sgd, train, rng, options);
+    bars.options.on_batch = [&](const cnn::BatchReport& r) { batch_losses.push_back(r.loss); };
+    const auto history = bars.fit();
     REQUIRE(history.epochs.size() == 15);
     REQUIRE(batch_losses.size() == 15 * 25);
 
@@ -165,11 +212,11 @@ TEST_CASE("A small network learns a separable toy problem to 100%", "[training]"
     }
     CHECK(last < first / 10);
 
-    const cnn::Evaluation result = cnn::evaluate(net, test, options.normalization);
+    const cnn::Evaluation result = bars.evaluate();
     CHECK(result.accuracy == 1.0);
     std::size_t total = 0;
     for (std::size_t c : result.confusion) total += c;
-    CHECK(total == test.size());
+    CHECK(total == bars.test.size());
     for (std::size_t k = 0; k < 4; ++k) CHECK(result.count(k, k) > 0);
 }
 
@@ -177,21 +224,11 @@ TEST_CASE("Label smoothing keeps a network from certainty on the toy problem", "
     // With smoothing e and K classes the smoothed loss is least at p_t = 1 - e + e / K (0.85
     // for e = 0.2, K = 4): the network still learns every class, but its plain cross-entropy
     // on the test set stays near -log(0.85) instead of falling towards 0.
-    const fs::path dir = cnn::test::scratch_directory("bars-smoothing");
-    const cnn::Dataset train = make_bars(400, 1, dir / "train");
-    const cnn::Dataset test = make_bars(200, 2, dir / "test");
     const auto train_with = [&](double smoothing) {
-        auto net = make_net();
-        cnn::Random rng{5};
-        net.initialize(rng);
-        cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9}};
-        cnn::FitOptions options;
-        options.epochs = 15;
-        options.batch_size = 16;
-        options.normalization = train.pixel_statistics();
-        options.label_smoothing = smoothing;
-        const auto history = cnn::fit(net, sgd, train, rng, options);
-        const cnn::Evaluation result = cnn::evaluate(net, test, options.normalization);
+        Bars bars("bars-smoothing", 15);
+        bars.options.label_smoothing = smoothing;
+        const auto history = bars.fit();
+        const cnn::Evaluation result = bars.evaluate();
         UNSCOPED_INFO("smoothing " << smoothing << ": train loss " << history.epochs.back().train_loss
                                    << ", test cross-entropy " << result.loss << ", accuracy " << result.accuracy);
         return std::pair{history.epochs.back().train_loss, result};
@@ -207,12 +244,9 @@ TEST_CASE("Label smoothing keeps a network from certainty on the toy problem", "
     CHECK(smoothed_train >= entropy - 1e-6);
     CHECK(plain_train < entropy);
 
-    cnn::FitOptions bad;
-    bad.label_smoothing = -0.5;
-    auto net = make_net();
-    cnn::SGD<float> sgd{{.learning_rate = 0.05}};
-    cnn::Random rng{5};
-    CHECK_THROWS_WITH(cnn::fit(net, sgd, train, rng, bad), "fit: label_smoothing -0.500000 is not in [0, 1]");
+    Bars bad("bars-smoothing", 1);
+    bad.options.label_smoothing = -0.5;
+    CHECK_THROWS_WITH(bad.fit(), "fit: label_smoothing -0.500000 is not in [0, 1]");
 }
 
 TEST_CASE("Identical seeds give identical weights after training", "[training]") {

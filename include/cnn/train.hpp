@@ -46,14 +46,35 @@ struct Schedule {
     std::size_t step_every = 10;  ///< step decay: epochs between drops
     double step_factor = 0.1;     ///< step decay: multiplier at each drop
     double minimum = 0.0;         ///< cosine: the rate reached at the last epoch
+    /// Linear warm-up before the schedule: over the first `warmup_epochs` epochs the rate
+    /// rises step by step from base / (warmup_epochs x steps) to base; the schedule then runs
+    /// over the remaining epochs as if they were the whole run. 0: no warm-up.
+    std::size_t warmup_epochs = 0;
 
     static Schedule constant() { return {}; }
     /// lr(e) = base * factor^floor(e / every)
     static Schedule step(std::size_t every, double factor) { return {Kind::step, every, factor, 0.0}; }
     /// lr(e) = minimum + (base - minimum) (1 + cos(pi e / epochs)) / 2
     static Schedule cosine(double minimum = 0.0) { return {Kind::cosine, 10, 0.1, minimum}; }
+    /// This schedule after `epochs` epochs of linear warm-up: Schedule::cosine().with_warmup(2).
+    [[nodiscard]] Schedule with_warmup(std::size_t epochs) const {
+        Schedule s = *this;
+        s.warmup_epochs = epochs;
+        return s;
+    }
 
-    /// The rate for epoch `epoch` (0-based) of `epochs`.
+    /// The rate for step `step` (0-based) of `steps` in epoch `epoch` (0-based) of `epochs`:
+    /// the warm-up's, or the schedule's for epoch - warmup_epochs of epochs - warmup_epochs.
+    [[nodiscard]] double rate(double base, std::size_t epoch, std::size_t epochs, std::size_t step,
+                              std::size_t steps) const {
+        if (epoch < warmup_epochs) {
+            const double done = static_cast<double>(epoch * steps + step + 1);
+            return base * done / static_cast<double>(warmup_epochs * std::max<std::size_t>(steps, 1));
+        }
+        return rate(base, epoch - warmup_epochs, epochs > warmup_epochs ? epochs - warmup_epochs : 1);
+    }
+
+    /// The schedule's rate for epoch `epoch` (0-based) of `epochs`, without the warm-up.
     [[nodiscard]] double rate(double base, std::size_t epoch, std::size_t epochs) const {
         switch (kind) {
             case Kind::constant:
@@ -331,6 +352,9 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
     if (options.batch_size == 0) throw parameter_error("fit: batch_size must be at least 1");
     if (!(options.validation_fraction >= 0.0 && options.validation_fraction < 1.0))
         throw parameter_error("fit: validation_fraction must lie in [0, 1)");
+    if (options.schedule.warmup_epochs >= options.epochs && options.schedule.warmup_epochs > 0)
+        throw parameter_error("fit: a warm-up of " + std::to_string(options.schedule.warmup_epochs) +
+                              " epochs leaves none of the " + std::to_string(options.epochs) + " epochs to the schedule");
     if (!(options.label_smoothing >= 0.0 && options.label_smoothing <= 1.0))
         throw parameter_error("fit: label_smoothing " + std::to_string(options.label_smoothing) + " is not in [0, 1]");
 
@@ -394,8 +418,7 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
     for (; state.epoch < options.epochs; ++state.epoch) {
         const std::size_t epoch = state.epoch;
         const auto started = Clock::now();
-        const double rate = options.schedule.rate(base_rate, epoch, options.epochs);
-        optimizer.set_learning_rate(rate);
+        double rate = options.schedule.rate(base_rate, epoch, options.epochs, state.step, steps);
         if (state.step == 0) {
             for (std::size_t i = state.order.size(); i > 1; --i) std::swap(state.order[i - 1], state.order[rng.below(i)]);
             state.loss_sum = 0;
@@ -404,6 +427,8 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
 
         for (; state.step < steps; ++state.step) {
             const std::size_t step = state.step;
+            rate = options.schedule.rate(base_rate, epoch, options.epochs, step, steps);
+            optimizer.set_learning_rate(rate);
             const std::size_t first = step * batch_size, n = std::min(batch_size, state.order.size() - first);
             x.resize(train.batch_shape(n));
             train.fill_batch<T>({state.order.data() + first, n}, x.view(), {labels.data(), n}, options.normalization);
