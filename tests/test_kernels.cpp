@@ -172,12 +172,17 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
             groups = channels = pick(2, 12);
             filters = channels * pick(1, 2);
         }
-        const std::size_t fh = pick(1, 4), fw = pick(1, 4);
+        // Every tenth trial a large filter (up to 7x7 = 49 taps: more than one pass of the grouped
+        // kernel's 32 taps in registers, and more than its 9 taps per weight-gradient pass).
+        const std::size_t largest = trial % 10 == 5 ? 7 : 4;
+        const std::size_t fh = pick(1, largest), fw = pick(largest == 7 ? 5 : 1, largest);
         const cnn::reference::ConvSpec spec{pick(1, 3), pick(1, 3), pick(0, 4), pick(0, 4), pick(1, 3), pick(1, 3)};
         const bool bias = trial % 3 != 0;
         const std::size_t span_h = (fh - 1) * spec.dilation_h + 1, span_w = (fw - 1) * spec.dilation_w + 1;
-        const std::size_t height = pick(span_h > 2 * spec.pad_h ? span_h - 2 * spec.pad_h : 1, 15);
-        const std::size_t width = pick(span_w > 2 * spec.pad_w ? span_w - 2 * spec.pad_w : 1, 15);
+        const std::size_t lowest_h = span_h > 2 * spec.pad_h ? span_h - 2 * spec.pad_h : 1;
+        const std::size_t lowest_w = span_w > 2 * spec.pad_w ? span_w - 2 * spec.pad_w : 1;
+        const std::size_t height = pick(lowest_h, std::max<std::size_t>(lowest_h, 15));
+        const std::size_t width = pick(lowest_w, std::max<std::size_t>(lowest_w, 15));
         const std::size_t batch = pick(1, 9);
         cnn::Conv2D<T> conv{channels, filters, {fh, fw},
                             {.stride = {spec.stride_h, spec.stride_w},

@@ -34,8 +34,8 @@ inline constexpr std::size_t grouped_planes_per_task = 4;
 /// ceil(Wp / Sw) columns. Tap (m, q) of output (i, j) reads x~[i Sh + m Dh][j Sw + q Dw], which
 /// is phase (m Dh mod Sh, q Dw mod Sw) at (i + floor(m Dh / Sh)) Wq + j + floor(q Dw / Sw). So
 /// with the outputs laid out Wq apart too (output element e = i Wq + j; the columns j >= W2 are
-/// not outputs and nobody reads them), tap (m, q) of every output e is element e + offset(m, q)
-/// of one phase plane. With stride 1 there is one phase, the padded plane itself. `slack`
+/// not outputs and nobody reads them), tap (m, q) of every output e is element e + tap(m Dh, q Dw)
+/// of the phase planes. With stride 1 there is one phase, the padded plane itself. `slack`
 /// elements after each plane keep the reads of the last row's non-output columns inside it.
 struct Phases {
     std::size_t sh, sw, rows, columns, slack;
