@@ -5,20 +5,21 @@ Times the forward pass and the backward pass (dx, dw, db) of a depthwise 3x3 con
 (stride 1, padding 1, one filter per channel: MobileNet's step) at batch 64 on the small
 ResNet's three stages (16 x 28 x 28, 32 x 14 x 14, 64 x 7 x 7): ours through
 bench/bench_layers (Google Benchmark), PyTorch's torch.nn.Conv2d(c, c, 3, padding=1,
-groups=c) in a worker process (OpenBLAS, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, one
-thread, glibc's malloc kept from returning memory; the script stops if PyTorch loaded another
-BLAS), each after 0.3 s of warm-up (PyTorch's first calls of a shape are 50x slower). The two sides alternate --repeats
+groups=c) in a worker process with compare_pytorch.py's settings (OpenBLAS, OPENBLAS_CORETYPE
+and OPENBLAS_L2_SIZE unset, one thread, glibc's malloc kept from returning memory; the script
+stops if PyTorch loaded another BLAS), each after 0.3 s of warm-up (PyTorch's first calls of a shape are 50x slower). The two sides alternate --repeats
 times and each figure is the best run, so a slow minute of a shared machine falls on both.
 
     /usr/bin/python3 bench/compare_depthwise.py --bench build/release/bench/bench_layers
 """
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
 import time
+
+from compare_pytorch import run_torch_worker, start_torch, torch_version  # the same PyTorch settings and BLAS check
 
 STAGES = [(16, 28), (32, 14), (64, 7)]
 BATCH = 64
@@ -28,12 +29,7 @@ def torch_worker():
     import torch
     import torch.nn as nn
 
-    torch.set_num_threads(1)
-    torch.manual_seed(1)
-    torch.ones(64, 64) @ torch.ones(64, 64)  # loads the BLAS
-    with open("/proc/self/maps") as maps:
-        blas = sorted({line.split()[-1] for line in maps if "blas" in line.split()[-1].lower()})
-    print("blas " + (",".join(blas) or "none"))
+    start_torch(1)
 
     def best_ms(run, seconds=0.3):
         start = time.perf_counter()
@@ -59,18 +55,7 @@ def torch_worker():
 
 
 def run_torch():
-    env = dict(os.environ)
-    env.pop("OPENBLAS_CORETYPE", None)
-    env.pop("OPENBLAS_L2_SIZE", None)
-    env["OPENBLAS_NUM_THREADS"] = "1"
-    env["OMP_NUM_THREADS"] = "1"
-    env["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"
-    out = subprocess.run([sys.executable, __file__, "--torch-worker"], env=env, check=True, capture_output=True,
-                         text=True).stdout
-    blas = re.search(r"^blas (.*)$", out, re.M).group(1)
-    if "openblas" not in blas:
-        sys.exit(f"compare_depthwise: PyTorch runs on {blas}, not OpenBLAS: no fair comparison. Install OpenBLAS "
-                 "with scripts/install-deps compare (libopenblas0-pthread).")
+    out, _ = run_torch_worker(__file__, [], 1)
     return {(int(m[0]), pass_): float(m[1 if pass_ == "forward" else 2])
             for m in re.findall(r"stage (\d) forward ([0-9.]+) backward ([0-9.]+)", out) for pass_ in ("forward", "backward")}
 
@@ -98,7 +83,7 @@ def main():
         for side, run in ((ours, lambda: run_ours(args.bench)), (theirs, run_torch)):
             for key, ms in run().items():
                 side[key] = min(side.get(key, float("inf")), ms)
-    print(f"| pass | stage | this library (ms) | PyTorch {__import__('torch').__version__} (ms) | speed ratio |")
+    print(f"| pass | stage | this library (ms) | PyTorch {torch_version()} (ms) | speed ratio |")
     print("|---|---|---|---|---|")
     for pass_ in ("forward", "backward"):
         for stage, (channels, size) in enumerate(STAGES):

@@ -37,10 +37,9 @@ import time
 DATA = "/usr/share/datasets/fashion-mnist"
 
 
-def torch_worker(net_name, threads, data, limit):
-    import numpy as np
+def start_torch(threads):
+    """In a PyTorch worker: threads, seed, and the BLAS it loaded, printed for run_torch_worker to check."""
     import torch
-    import torch.nn as nn
 
     torch.set_num_threads(threads)
     torch.manual_seed(1)
@@ -48,6 +47,14 @@ def torch_worker(net_name, threads, data, limit):
     with open("/proc/self/maps") as maps:
         blas = sorted({line.split()[-1] for line in maps if "blas" in line.split()[-1].lower()})
     print("blas " + (",".join(blas) or "none"))
+
+
+def torch_worker(net_name, threads, data, limit):
+    import numpy as np
+    import torch
+    import torch.nn as nn
+
+    start_torch(threads)
 
     def idx(path, offset):
         with gzip.open(path, "rb") as f:
@@ -116,29 +123,43 @@ def torch_worker(net_name, threads, data, limit):
 
 
 def run_measured(command, env=None):
-    """Runs command; returns its output and its peak resident memory in MB (wait4's ru_maxrss)."""
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """Runs command; returns its output (stdout and stderr in one pipe, so that neither can fill
+    up while the other is read) and its peak resident memory in MB (wait4's ru_maxrss)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = process.stdout.read()
-    err = process.stderr.read()
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        sys.exit(f"compare_pytorch: {' '.join(command)} failed ({process.returncode}):\n{err}")
+        sys.exit(f"{os.path.basename(sys.argv[0])}: {' '.join(command)} failed ({process.returncode}):\n{out}")
     return out, usage.ru_maxrss / 1024
 
 
-def run_torch(net, threads, data, limit):
+def run_torch_worker(script, arguments, threads):
+    """Runs `script --torch-worker arguments` with PyTorch's best settings (see the top of this
+    file) and stops unless it runs on OpenBLAS; returns its output and peak memory in MB."""
     env = dict(os.environ)
     env.pop("OPENBLAS_CORETYPE", None)
     env.pop("OPENBLAS_L2_SIZE", None)
     env["OPENBLAS_NUM_THREADS"] = "1"
     env["OMP_NUM_THREADS"] = str(threads)
     env["GLIBC_TUNABLES"] = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"
-    out, memory = run_measured([sys.executable, __file__, "--torch-worker", net, str(threads), data, str(limit)], env)
+    out, memory = run_measured([sys.executable, script, "--torch-worker", *arguments], env)
     blas = re.search(r"^blas (.*)$", out, re.M).group(1)
     if "openblas" not in blas:
-        sys.exit(f"compare_pytorch: PyTorch runs on {blas}, not OpenBLAS: that is about half its speed and no fair "
-                 "comparison. Install OpenBLAS with scripts/install-deps compare (libopenblas0-pthread).")
+        sys.exit(f"{os.path.basename(sys.argv[0])}: PyTorch runs on {blas}, not OpenBLAS: that is about half its speed "
+                 "and no fair comparison. Install OpenBLAS with scripts/install-deps compare (libopenblas0-pthread).")
+    return out, memory
+
+
+def torch_version():
+    """PyTorch's version, asked of a child process: importing torch here would put its 200 MB in
+    this process, which every child it starts inherits as the floor of its ru_maxrss."""
+    return subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def run_torch(net, threads, data, limit):
+    out, memory = run_torch_worker(__file__, [net, str(threads), data, str(limit)], threads)
     return float(re.search(r"images/s ([0-9.]+)", out).group(1)), memory
 
 
@@ -169,7 +190,7 @@ def main():
         def run_other(net, threads, data, limit):
             return run_ours(args.baseline, net, threads, data, limit, args.scratch)
     else:
-        other_name = f"PyTorch {__import__('torch').__version__}"
+        other_name = f"PyTorch {torch_version()}"
         run_other = run_torch
 
     nets = args.nets.split(",")
