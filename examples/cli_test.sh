@@ -20,7 +20,7 @@ expect_error() {
     fi
 }
 
-quick=(--limit 500 --threads 1)
+quick=(--limit 500 --test-limit 1000 --threads 1)
 expect_error "--data $work/nowhere: no such directory" "$train" --data "$work/nowhere"
 mkdir -p "$work/wrong"
 touch "$work/wrong/images.idx"
@@ -77,9 +77,9 @@ fi
 [[ -n $kept ]] && rm -f "$kept"
 
 # --threads 0: every hardware thread; more than the hardware has: a warning.
-"$train" --limit 500 --epochs 1 --threads 0 --output "$work/t0.cnn" > "$work/t0.log" 2>&1
+"$train" --limit 500 --test-limit 500 --epochs 1 --threads 0 --output "$work/t0.cnn" > "$work/t0.log" 2>&1
 grep -q " $(nproc) thread(s)" "$work/t0.log" || { echo "FAILED: --threads 0 did not use $(nproc) threads"; failures=$((failures + 1)); }
-"$train" --limit 500 --epochs 1 --threads $(($(nproc) + 1)) --output "$work/t3.cnn" > /dev/null 2> "$work/t3.err"
+"$train" --limit 500 --test-limit 500 --epochs 1 --threads $(($(nproc) + 1)) --output "$work/t3.cnn" > /dev/null 2> "$work/t3.err"
 grep -q "warning: $(($(nproc) + 1)) threads on $(nproc) hardware threads" "$work/t3.err" ||
     { echo "FAILED: no warning for more threads than the hardware has"; failures=$((failures + 1)); }
 

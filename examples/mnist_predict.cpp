@@ -14,13 +14,14 @@
 
 namespace {
 
-const char* usage = R"(usage: mnist_predict MODEL [IMAGE.pgm ...] [--data DIR] [--threads N]
+const char* usage = R"(usage: mnist_predict MODEL [IMAGE.pgm ...] [--data DIR] [--limit N] [--threads N]
 
   With no image: the model's accuracy and confusion matrix on the test set in DIR
   (default /usr/share/datasets/fashion-mnist); the last line reads "test accuracy: 0.9123".
   With images: the predicted class and its probability for each 28x28 greyscale PGM
   (P2 or P5, white on black like the training images; the data set's own convention).
   An image that cannot be read is reported and skipped; the exit status is then 1.
+  --limit N: only the first N test images (quick runs; 0 or unset: all).
   --threads N: kernel threads; 0 or unset: every hardware thread.
 )";
 
@@ -106,10 +107,13 @@ int main(int argc, char** argv) try {
         return args.positional().empty() && !args.has("help") ? 2 : 0;
     }
     const std::filesystem::path data = args.text("data", examples::default_data_directory);
+    const std::size_t limit = args.count("limit", 0);
     cnn::set_threads(examples::thread_count(args, "mnist_predict"));
     args.reject_unknown();
     const std::filesystem::path model_path = args.positional()[0];
     const std::vector<std::string> images(args.positional().begin() + 1, args.positional().end());
+    if (!images.empty() && args.has("limit"))
+        throw std::invalid_argument("--limit applies to the test set; it cannot be used with image files");
 
     const std::string net_name =
         examples::network_for_file([&](auto& net) { (void)cnn::load_model(net, model_path); });
@@ -133,7 +137,7 @@ int main(int argc, char** argv) try {
         if (metadata.count("classes")) names = examples::split(metadata.at("classes"), ',');
 
         if (images.empty()) {
-            const cnn::Dataset test_set = examples::load_split(data, "t10k");
+            const cnn::Dataset test_set = examples::load_split(data, "t10k").head(limit);
             const cnn::Evaluation result = cnn::evaluate(net, test_set, normalization);
             std::cout << "model " << model_path.string() << " (" << net_name << "), " << test_set.size()
                       << " test images of " << test_set.files.at(0).string() << "\n";

@@ -50,6 +50,7 @@ const char* usage = R"(usage: mnist_train [flags]
   --seed N            seed of the weights and the shuffling (default 1)
   --threads N         threads for the kernels; 0 or unset: every hardware thread
   --limit N           use only the first N training images (quick runs)
+  --test-limit N      evaluate on the first N test images only (quick runs)
   --output PATH       the model file (default model-NET.cnn); the curves go next to it as .svg
   --resume PATH       continue an interrupted run from its checkpoint, with its settings
                       (only --threads may be given with it)
@@ -142,7 +143,7 @@ struct Settings {
     std::filesystem::path classes;  ///< --classes, or empty
     bool default_data = false;      ///< no --data: Debian's Fashion-MNIST
     std::string net_name, optimizer, schedule;
-    std::size_t epochs, batch, seed, threads, limit, patience, warmup = 0;
+    std::size_t epochs, batch, seed, threads, limit, test_limit = 0, patience, warmup = 0;
     double lr, momentum, weight_decay, validation, label_smoothing = 0;
     std::filesystem::path output;
     std::filesystem::path checkpoint;  ///< where Ctrl-C writes the checkpoint
@@ -154,6 +155,7 @@ struct Settings {
             << "\nsetting.default_data=" << default_data << "\nsetting.net=" << net_name
             << "\nsetting.optimizer=" << optimizer << "\nsetting.schedule=" << schedule << "\nsetting.epochs=" << epochs
             << "\nsetting.batch=" << batch << "\nsetting.seed=" << seed << "\nsetting.limit=" << limit
+            << "\nsetting.test_limit=" << test_limit
             << "\nsetting.patience=" << patience << "\nsetting.lr=" << lr << "\nsetting.momentum=" << momentum
             << "\nsetting.weight_decay=" << weight_decay << "\nsetting.validation=" << validation
             << "\nsetting.label_smoothing=" << label_smoothing << "\nsetting.warmup=" << warmup
@@ -194,6 +196,7 @@ struct Settings {
         s.batch = count("batch");
         s.seed = count("seed");
         s.limit = count("limit");
+        s.test_limit = m.count("setting.test_limit") ? count("test_limit") : 0;
         s.patience = count("patience");
         s.lr = number("lr");
         s.momentum = number("momentum");
@@ -354,7 +357,7 @@ int main(int argc, char** argv) try {
     const std::filesystem::path resume_path = args.text("resume", "");
     if (!resume_path.empty()) {
         args.reject_unknown({"data", "classes", "net", "epochs", "batch", "optimizer", "lr", "momentum",
-                             "weight-decay", "schedule", "validation", "patience", "seed", "limit", "output",
+                             "weight-decay", "schedule", "validation", "patience", "seed", "limit", "test-limit", "output",
                              "label-smoothing", "warmup"},
                             "with --resume the settings come from the checkpoint");
         // The checkpoint records its settings; a network that fits its architecture reads them.
@@ -383,6 +386,7 @@ int main(int argc, char** argv) try {
         s.patience = args.count("patience", 0);
         s.seed = args.count("seed", 1, std::numeric_limits<std::uint64_t>::max());
         s.limit = args.count("limit", 0);
+        s.test_limit = args.count("test-limit", 0);
         s.output = args.text("output", "model-" + s.net_name + ".cnn");
         s.checkpoint = s.output;
         s.checkpoint += ".checkpoint";
@@ -408,7 +412,7 @@ int main(int argc, char** argv) try {
         cnn::check_writable(path);
 
     const cnn::Dataset train_set = examples::load_split(s.data, "train").head(s.limit);
-    const cnn::Dataset test_set = examples::load_split(s.data, "t10k");
+    const cnn::Dataset test_set = examples::load_split(s.data, "t10k").head(s.test_limit);
 
     int status = 0;
     const auto run = [&](auto net) {

@@ -5,7 +5,7 @@ set -euo pipefail
 train=$1
 work=$2
 rm -rf "$work" && mkdir -p "$work"
-flags=(--limit 6000 --epochs 8 --seed 5 --threads 2)
+flags=(--limit 6000 --test-limit 1000 --epochs 8 --seed 5 --threads 2)
 
 "$train" "${flags[@]}" --output "$work/straight.cnn" > "$work/straight.log"
 

@@ -1,18 +1,22 @@
 # mnist_train --net NET (default lenet) on LIMIT (default 2,000) Fashion-MNIST images for
-# one epoch, then mnist_predict on the saved model: the model, the curves and the same
-# accuracy must come out, at least MINIMUM (default 0.6).
+# one epoch, tested on TEST_LIMIT test images (default all 10,000), then mnist_predict on the
+# saved model: the model, the curves and the same accuracy must come out, at least MINIMUM
+# (default 0.6).
 if(NOT NET)
     set(NET lenet)
 endif()
 if(NOT LIMIT)
     set(LIMIT 2000)
 endif()
+if(NOT TEST_LIMIT)
+    set(TEST_LIMIT 0)
+endif()
 if(NOT MINIMUM)
     set(MINIMUM 0.6)
 endif()
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
-execute_process(COMMAND "${TRAIN}" --net ${NET} --limit ${LIMIT} --epochs 1 --threads 2 --output "${WORK_DIR}/model.cnn"
+execute_process(COMMAND "${TRAIN}" --net ${NET} --limit ${LIMIT} --test-limit ${TEST_LIMIT} --epochs 1 --threads 2 --output "${WORK_DIR}/model.cnn"
                 OUTPUT_VARIABLE train_output RESULT_VARIABLE result)
 if(result)
     message(FATAL_ERROR "mnist_train failed (${result}):\n${train_output}")
@@ -31,7 +35,7 @@ if(trained_accuracy LESS MINIMUM)
     message(FATAL_ERROR "${NET}: one epoch on ${LIMIT} images reached only ${trained_accuracy}")
 endif()
 
-execute_process(COMMAND "${PREDICT}" "${WORK_DIR}/model.cnn" --threads 1
+execute_process(COMMAND "${PREDICT}" "${WORK_DIR}/model.cnn" --limit ${TEST_LIMIT} --threads 1
                 OUTPUT_VARIABLE predict_output RESULT_VARIABLE result)
 if(result)
     message(FATAL_ERROR "mnist_predict failed (${result}):\n${predict_output}")

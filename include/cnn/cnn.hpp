@@ -1,6 +1,7 @@
 // The whole library in one include.
 #pragma once
 
+#include "cnn/data/cifar.hpp"
 #include "cnn/data/dataset.hpp"
 #include "cnn/data/idx.hpp"
 #include "cnn/error.hpp"

@@ -198,6 +198,9 @@ struct FitOptions {
     std::size_t batch_size = 64;
     Schedule schedule = {};
     Normalization normalization = {};
+    /// Random crops, flips and cutout of the training images (off by default), drawn from
+    /// fit's random stream; validation and monitor data are never augmented.
+    Augmentation augmentation = {};
     /// Label smoothing e of the training loss, in [0, 1]: each target becomes (1 - e) for its
     /// class plus e / K spread over all K (FORMULAS.md section 21). The training loss reported
     /// is the smoothed one; evaluations report plain cross-entropy.
@@ -359,6 +362,8 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
         throw parameter_error("fit: label_smoothing " + std::to_string(options.label_smoothing) + " is not in [0, 1]");
 
     detail::check_network_and_data(net, train, "fit");
+    options.normalization.check(train.channels);
+    options.augmentation.check(train.rows, train.cols);
     if (options.monitor_data != nullptr) detail::check_network_and_data(net, *options.monitor_data, "fit (monitor data)");
     const auto groups = net.parameter_groups();
 
@@ -431,7 +436,8 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
             optimizer.set_learning_rate(rate);
             const std::size_t first = step * batch_size, n = std::min(batch_size, state.order.size() - first);
             x.resize(train.batch_shape(n));
-            train.fill_batch<T>({state.order.data() + first, n}, x.view(), {labels.data(), n}, options.normalization);
+            train.fill_batch<T>({state.order.data() + first, n}, x.view(), {labels.data(), n}, options.normalization,
+                                options.augmentation, rng);
 
             const auto output = net.forward(x.view(), workspace, Mode::training, &rng);
             delta.resize(output.shape());

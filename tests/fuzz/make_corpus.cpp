@@ -1,5 +1,5 @@
 // Writes the seed corpus of the fuzz targets (committed under tests/fuzz/corpus/):
-// small valid IDX files, raw and gzip, valid model files of fuzz_model's networks and a
+// small valid IDX files, raw and gzip, CIFAR files, valid model files of fuzz_model's networks and a
 // checkpoint of fuzz_checkpoint's.
 #include <cnn/cnn.hpp>
 
@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(dir / "idx");
     std::filesystem::create_directories(dir / "model");
     std::filesystem::create_directories(dir / "checkpoint");
+    std::filesystem::create_directories(dir / "cifar");
     std::vector<std::uint8_t> pixels(3 * 4 * 4);
     for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<std::uint8_t>(i * 5);
     cnn::write_idx(dir / "idx" / "images-3x4x4", {3, 4, 4}, pixels);
@@ -31,6 +32,17 @@ int main(int argc, char** argv) {
         gzwrite(out, raw.data(), static_cast<unsigned>(raw.size()));
         gzclose(out);
     }
+    // Two CIFAR-10 records and two CIFAR-100 records (coarse, fine).
+    cnn::Dataset colour = cnn::empty_cifar_dataset(cnn::CifarFormat::cifar10());
+    colour.count = 2;
+    colour.labels = {3, 7};
+    colour.images.resize(2 * 3072);
+    for (std::size_t i = 0; i < colour.images.size(); ++i) colour.images[i] = static_cast<std::uint8_t>(i * 11);
+    cnn::write_cifar(dir / "cifar" / "cifar10-2.bin", colour, cnn::CifarFormat::cifar10());
+    colour.classes = 100;
+    colour.labels = {42, 99};
+    cnn::write_cifar(dir / "cifar" / "cifar100-2.bin", colour, cnn::CifarFormat::cifar100());
+
     auto net = fuzz::flat_network();
     cnn::Random rng{1};
     net.initialize(rng);

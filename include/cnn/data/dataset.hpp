@@ -1,6 +1,7 @@
-// Image classification data sets in the MNIST style. Images stay as bytes
-// (60,000 28x28 images cost 47 MB, not 188 MB as float) and are converted per
-// batch: scaled to [0, 1], or standardised with a mean and deviation.
+// Image classification data sets: IDX (MNIST style), CIFAR (data/cifar.hpp), any bytes
+// the application fills in. Images stay as bytes, count x channels x rows x cols (60,000
+// 28x28 images cost 47 MB, not 188 MB as float), and are converted per batch: scaled to
+// [0, 1], or standardised with a mean and deviation per channel, optionally augmented.
 #pragma once
 
 #include <cerrno>
@@ -22,42 +23,99 @@
 
 namespace cnn {
 
-/// How bytes become network inputs: x = (byte / 255 - mean) / deviation.
-/// The default (0, 1) scales to [0, 1].
+/// How bytes become network inputs: x = (byte / 255 - mean) / deviation, the same for every
+/// channel, or per channel with `means` and `deviations` (one entry per channel; when they are
+/// set, mean and deviation are not used). The default (0, 1) scales to [0, 1].
 struct Normalization {
     double mean = 0.0;
     double deviation = 1.0;
+    std::vector<double> means = {};
+    std::vector<double> deviations = {};
 
-    /// Throws cnn::parameter_error unless mean is finite and deviation finite and above 0
-    /// (anything else would feed NaN or infinity into the network).
-    void check() const {
-        if (!std::isfinite(mean) || !std::isfinite(deviation) || !(deviation > 0))
-            throw parameter_error("Normalization: mean " + std::to_string(mean) + " and deviation " +
-                                  std::to_string(deviation) + " must be finite, with the deviation above 0");
+    [[nodiscard]] double mean_of(std::size_t channel) const { return means.empty() ? mean : means[channel]; }
+    [[nodiscard]] double deviation_of(std::size_t channel) const {
+        return deviations.empty() ? deviation : deviations[channel];
+    }
+
+    /// Throws cnn::parameter_error unless every mean is finite and every deviation finite and
+    /// above 0 (anything else would feed NaN or infinity into the network), and unless the
+    /// per-channel values, when set, are one per channel of images with `channels` channels
+    /// (0: any number).
+    void check(std::size_t channels = 0) const {
+        const auto check_pair = [](double m, double d, const std::string& which) {
+            if (!std::isfinite(m) || !std::isfinite(d) || !(d > 0))
+                throw parameter_error("Normalization: " + which + "mean " + std::to_string(m) + " and deviation " +
+                                      std::to_string(d) + " must be finite, with the deviation above 0");
+        };
+        if (means.size() != deviations.size())
+            throw parameter_error("Normalization: " + std::to_string(means.size()) + " channel means but " +
+                                  std::to_string(deviations.size()) + " channel deviations");
+        if (means.empty()) return check_pair(mean, deviation, "");
+        if (channels != 0 && means.size() != channels)
+            throw parameter_error("Normalization: " + std::to_string(means.size()) +
+                                  " channel means and deviations for images of " + std::to_string(channels) +
+                                  " channels");
+        for (std::size_t c = 0; c < means.size(); ++c)
+            check_pair(means[c], deviations[c], "channel " + std::to_string(c) + ": ");
+    }
+};
+
+/// Random changes to each training image, drawn per batch from fit's random stream (the same
+/// for a seed whatever the thread count). Applied in this order, to the image as bytes:
+/// crop, flip, then cutout on the normalised image.
+struct Augmentation {
+    /// Random crop: the image, with this many zero bytes added on every side, is cut back to
+    /// its size at a random offset (each of the 2P + 1 offsets per axis equally likely). 0: off.
+    std::size_t crop_padding = 0;
+    /// Mirror left to right with probability 1/2.
+    bool horizontal_flip = false;
+    /// Cutout (random erasing): a square of this side centred on a random pixel, clipped at
+    /// the border, set to 0 after normalisation (the mean pixel). 0: off.
+    std::size_t cutout = 0;
+
+    [[nodiscard]] bool enabled() const noexcept { return crop_padding != 0 || horizontal_flip || cutout != 0; }
+
+    /// Throws cnn::parameter_error when a crop padding or cutout does not fit rows x cols images.
+    void check(std::size_t rows, std::size_t cols) const {
+        if (crop_padding > std::min(rows, cols))
+            throw parameter_error("Augmentation: a crop padding of " + std::to_string(crop_padding) +
+                                  " is larger than the " + std::to_string(rows) + "x" + std::to_string(cols) +
+                                  " images (a crop could hold no pixel of the image)");
+        if (cutout > std::max(rows, cols))
+            throw parameter_error("Augmentation: a cutout of " + std::to_string(cutout) + " is larger than the " +
+                                  std::to_string(rows) + "x" + std::to_string(cols) + " images");
     }
 };
 
 struct Dataset {
-    std::vector<std::uint8_t> images;  ///< count x rows x cols, row-major
+    std::vector<std::uint8_t> images;  ///< count x channels x rows x cols, row-major
     std::vector<std::uint8_t> labels;  ///< count, each below classes
     std::size_t count = 0, rows = 0, cols = 0, classes = 0;
     std::vector<std::string> class_names = {};  ///< one per class when known (load_mnist: classes.txt), else empty
     std::vector<std::filesystem::path> files = {};  ///< the files it was read from
+    /// Colour planes per image (1 for IDX, 3 for CIFAR). Last, so that a data set built
+    /// field by field as {images, labels, count, rows, cols, classes} stays greyscale.
+    std::size_t channels = 1;
 
-    /// Throws cnn::data_error unless the fields agree: images holds count x rows x cols bytes,
-    /// labels count labels, each below classes (a hand-built data set that does not would
-    /// make batches read past its memory).
+    /// Bytes per image: channels x rows x cols.
+    [[nodiscard]] std::size_t image_size() const noexcept { return channels * rows * cols; }
+
+    /// Throws cnn::data_error unless the fields agree: images holds count x channels x rows x
+    /// cols bytes, labels count labels, each below classes (a hand-built data set that does
+    /// not would make batches read past its memory).
     void check(const char* who) const {
         const std::string where = std::string(who) + ": the data set ";
-        if (rows == 0 || cols == 0 || classes == 0)
-            throw data_error(where + "has " + std::to_string(rows) + "x" + std::to_string(cols) + " images of " +
-                             std::to_string(classes) + " classes; none may be 0");
+        if (channels == 0 || rows == 0 || cols == 0 || classes == 0)
+            throw data_error(where + "has " + std::to_string(channels) + "x" + std::to_string(rows) + "x" +
+                             std::to_string(cols) + " images of " + std::to_string(classes) +
+                             " classes; none may be 0");
         constexpr std::size_t most = std::numeric_limits<std::size_t>::max();
-        const bool fits = cols <= most / rows && count <= most / (rows * cols);
-        if (!fits || images.size() != count * rows * cols)
+        const bool fits = cols <= most / rows && channels <= most / (rows * cols) && count <= most / image_size();
+        if (!fits || images.size() != count * image_size())
             throw data_error(where + "holds " + std::to_string(images.size()) + " image bytes, but " +
-                             std::to_string(count) + " images of " + std::to_string(rows) + "x" + std::to_string(cols) +
-                             " need " + std::to_string(count * rows * cols));
+                             std::to_string(count) + " images of " + std::to_string(channels) + "x" +
+                             std::to_string(rows) + "x" + std::to_string(cols) + " need " +
+                             std::to_string(count * image_size()));
         if (labels.size() != count)
             throw data_error(where + "holds " + std::to_string(labels.size()) + " labels for " + std::to_string(count) +
                              " images");
@@ -73,46 +131,67 @@ struct Dataset {
     }
 
     [[nodiscard]] std::size_t size() const noexcept { return count; }
-    [[nodiscard]] Shape<4> batch_shape(std::size_t batch) const noexcept { return {batch, 1, rows, cols}; }
+    [[nodiscard]] Shape<4> batch_shape(std::size_t batch) const noexcept { return {batch, channels, rows, cols}; }
 
-    /// The mean and standard deviation of all pixels (as byte / 255): the standardisation
-    /// to use for this set and everything evaluated with a model trained on it.
+    /// The mean and standard deviation of the pixels (as byte / 255): the standardisation to
+    /// use for this set and everything evaluated with a model trained on it. Over all pixels
+    /// for one channel; per channel (means, deviations) for more.
     [[nodiscard]] Normalization pixel_statistics() const {
-        double sum = 0, squares = 0;
-        for (std::uint8_t byte : images) {
-            const double value = byte / 255.0;
-            sum += value;
-            squares += value * value;
-        }
-        const double n = static_cast<double>(images.size());
-        const double mean = sum / n;
-        return {mean, std::sqrt(std::max(squares / n - mean * mean, 1e-12))};
+        const std::size_t plane = rows * cols;
+        std::vector<double> sums(channels, 0.0), squares(channels, 0.0);
+        for (std::size_t i = 0; i < count; ++i)
+            for (std::size_t c = 0; c < channels; ++c) {
+                // Whole numbers below 2^53: exact in any order.
+                std::uint64_t sum = 0, square = 0;
+                const std::uint8_t* pixels = images.data() + (i * channels + c) * plane;
+                for (std::size_t p = 0; p < plane; ++p) {
+                    sum += pixels[p];
+                    square += std::uint64_t{pixels[p]} * pixels[p];
+                }
+                sums[c] += static_cast<double>(sum);
+                squares[c] += static_cast<double>(square);
+            }
+        const auto statistics = [](double sum, double square, double n) {
+            const double mean = sum / n / 255.0;
+            return std::pair{mean, std::sqrt(std::max(square / n / (255.0 * 255.0) - mean * mean, 1e-12))};
+        };
+        const double n = static_cast<double>(count * plane);
+        const auto [mean, deviation] = statistics(std::accumulate(sums.begin(), sums.end(), 0.0),
+                                                  std::accumulate(squares.begin(), squares.end(), 0.0),
+                                                  n * static_cast<double>(channels));
+        Normalization result{mean, deviation};
+        if (channels > 1)
+            for (std::size_t c = 0; c < channels; ++c) {
+                const auto [m, d] = statistics(sums[c], squares[c], n);
+                result.means.push_back(m);
+                result.deviations.push_back(d);
+            }
+        return result;
     }
 
-    /// Writes the images `indices` into x (batch x 1 x rows x cols) and their labels.
+    /// Writes the images `indices` into x (batch x channels x rows x cols) and their labels.
     template <Scalar T>
     void fill_batch(std::span<const std::size_t> indices, TensorView<T, 4> x, std::span<std::uint32_t> batch_labels,
-                    Normalization normalization = {}) const {
-        normalization.check();
-        const std::size_t pixels = rows * cols;
-        const T scale = static_cast<T>(1.0 / (255.0 * normalization.deviation));
-        const T shift = static_cast<T>(normalization.mean / normalization.deviation);
-        for (std::size_t b = 0; b < indices.size(); ++b) {
-            const std::uint8_t* image = images.data() + indices[b] * pixels;
-            T* out = x.data() + b * pixels;
-            for (std::size_t p = 0; p < pixels; ++p) out[p] = static_cast<T>(image[p]) * scale - shift;
-            batch_labels[b] = labels[indices[b]];
-        }
+                    const Normalization& normalization = {}) const {
+        fill_batch<T>(indices, x, batch_labels, normalization, Augmentation{}, nullptr);
+    }
+
+    /// The same with `augmentation`, its random draws taken from `rng` (sample by sample:
+    /// crop offsets, flip, cutout centre, each only when that augmentation is on).
+    template <Scalar T>
+    void fill_batch(std::span<const std::size_t> indices, TensorView<T, 4> x, std::span<std::uint32_t> batch_labels,
+                    const Normalization& normalization, const Augmentation& augmentation, Random& rng) const {
+        fill_batch<T>(indices, x, batch_labels, normalization, augmentation, &rng);
     }
 
     /// The samples `indices`, copied into a data set of their own.
     [[nodiscard]] Dataset subset(std::span<const std::size_t> indices) const {
-        Dataset part{{}, {}, indices.size(), rows, cols, classes, class_names, files};
-        const std::size_t pixels = rows * cols;
-        part.images.reserve(indices.size() * pixels);
+        Dataset part{{}, {}, indices.size(), rows, cols, classes, class_names, files, channels};
+        const std::size_t bytes = image_size();
+        part.images.reserve(indices.size() * bytes);
         for (std::size_t index : indices) {
-            part.images.insert(part.images.end(), images.begin() + static_cast<std::ptrdiff_t>(index * pixels),
-                               images.begin() + static_cast<std::ptrdiff_t>((index + 1) * pixels));
+            part.images.insert(part.images.end(), images.begin() + static_cast<std::ptrdiff_t>(index * bytes),
+                               images.begin() + static_cast<std::ptrdiff_t>((index + 1) * bytes));
             part.labels.push_back(labels[index]);
         }
         return part;
@@ -128,12 +207,83 @@ struct Dataset {
     /// The same for a data set about to be dropped: shrinks it in place instead of copying.
     [[nodiscard]] Dataset head(std::size_t limit) && {
         if (limit != 0 && limit < count) {
-            images.resize(limit * rows * cols);
+            images.resize(limit * image_size());
             images.shrink_to_fit();
             labels.resize(limit);
             count = limit;
         }
         return std::move(*this);
+    }
+
+private:
+    template <Scalar T>
+    void fill_batch(std::span<const std::size_t> indices, TensorView<T, 4> x, std::span<std::uint32_t> batch_labels,
+                    const Normalization& normalization, const Augmentation& augmentation, Random* rng) const {
+        normalization.check(channels);
+        if (x.shape() != batch_shape(indices.size()))
+            throw shape_error("Dataset::fill_batch: " + std::to_string(indices.size()) + " images of " +
+                              std::to_string(channels) + "x" + std::to_string(rows) + "x" + std::to_string(cols) +
+                              " do not fill a tensor of shape " + to_string(x.shape()));
+        const bool augment = rng != nullptr && augmentation.enabled();
+        if (augment) augmentation.check(rows, cols);
+        const std::size_t plane = rows * cols;
+        const auto pad = static_cast<std::ptrdiff_t>(augmentation.crop_padding);
+        for (std::size_t b = 0; b < indices.size(); ++b) {
+            // The draws of this sample, in a fixed order (see Augmentation).
+            std::ptrdiff_t top = 0, left = 0;
+            bool flip = false;
+            std::size_t centre_row = 0, centre_col = 0;
+            if (augment) {
+                if (pad != 0) {
+                    top = static_cast<std::ptrdiff_t>(rng->below(2 * augmentation.crop_padding + 1)) - pad;
+                    left = static_cast<std::ptrdiff_t>(rng->below(2 * augmentation.crop_padding + 1)) - pad;
+                }
+                if (augmentation.horizontal_flip) flip = rng->below(2) == 1;
+                if (augmentation.cutout != 0) {
+                    centre_row = rng->below(rows);
+                    centre_col = rng->below(cols);
+                }
+            }
+            for (std::size_t c = 0; c < channels; ++c) {
+                const double deviation = normalization.deviation_of(c);
+                const T scale = static_cast<T>(1.0 / (255.0 * deviation));
+                const T shift = static_cast<T>(normalization.mean_of(c) / deviation);
+                const std::uint8_t* image = images.data() + (indices[b] * channels + c) * plane;
+                T* out = x.data() + (b * channels + c) * plane;
+                if (!augment) {
+                    for (std::size_t p = 0; p < plane; ++p) out[p] = static_cast<T>(image[p]) * scale - shift;
+                    continue;
+                }
+                // Output (i, j) is input (i + top, j + left) of the zero-padded image, read
+                // from column cols - 1 - j when flipped (crop, then flip).
+                const T zero = -shift;  // a padded byte 0, normalised
+                for (std::size_t i = 0; i < rows; ++i) {
+                    T* row = out + i * cols;
+                    const std::ptrdiff_t source = static_cast<std::ptrdiff_t>(i) + top;
+                    if (source < 0 || source >= static_cast<std::ptrdiff_t>(rows)) {
+                        std::fill_n(row, cols, zero);
+                        continue;
+                    }
+                    const std::uint8_t* in = image + static_cast<std::size_t>(source) * cols;
+                    for (std::size_t j = 0; j < cols; ++j) {
+                        const std::ptrdiff_t column =
+                            static_cast<std::ptrdiff_t>(flip ? cols - 1 - j : j) + left;
+                        row[j] = column < 0 || column >= static_cast<std::ptrdiff_t>(cols)
+                                     ? zero
+                                     : static_cast<T>(in[column]) * scale - shift;
+                    }
+                }
+                if (augmentation.cutout != 0) {
+                    const std::size_t half = augmentation.cutout / 2;
+                    const std::size_t r0 = centre_row > half ? centre_row - half : 0;
+                    const std::size_t c0 = centre_col > half ? centre_col - half : 0;
+                    const std::size_t r1 = std::min(rows, centre_row + augmentation.cutout - half);
+                    const std::size_t c1 = std::min(cols, centre_col + augmentation.cutout - half);
+                    for (std::size_t i = r0; i < r1; ++i) std::fill(out + i * cols + c0, out + i * cols + c1, T{0});
+                }
+            }
+            batch_labels[b] = labels[indices[b]];
+        }
     }
 };
 

@@ -101,16 +101,12 @@ void save_checkpoint(const Net& net, const TrainingState<typename Net::value_typ
     write_file_atomically<model_error>(path, out.bytes());
 }
 
-/// The checkpoint in `bytes` (what save_checkpoint writes; `name` for messages): restores
-/// `net`'s parameters and returns the training state. Checks everything it can first (the
-/// format, the checksum, the network's architecture, the best weights' size); on any error
-/// `net` is unchanged and a cnn::model_error names the problem. fit checks the rest against
-/// the optimizer and the data.
-template <class Net>
-TrainingState<typename Net::value_type> deserialize_checkpoint(Net& net, const std::vector<std::uint8_t>& bytes,
-                                                               const std::string& name,
-                                                               std::string* metadata = nullptr) {
-    using T = typename Net::value_type;
+namespace detail {
+
+/// Checks a checkpoint's header and checksum; returns a reader past the model file it holds,
+/// and that model file's bytes through `model`.
+inline ByteReader open_checkpoint(const std::vector<std::uint8_t>& bytes, const std::string& name,
+                                  std::vector<std::uint8_t>& model) {
     if (bytes.size() < checkpoint_magic.size() ||
         std::memcmp(bytes.data(), checkpoint_magic.data(), checkpoint_magic.size()) != 0)
         throw model_error(name + ": not a checkpoint file (it does not start with \"CNNCHKPT\")");
@@ -125,14 +121,32 @@ TrainingState<typename Net::value_type> deserialize_checkpoint(Net& net, const s
     const std::size_t body = bytes.size() - 4;
     std::uint32_t stored_crc;
     std::memcpy(&stored_crc, bytes.data() + body, 4);
-    if (stored_crc != detail::crc32(bytes.data(), body))
+    if (stored_crc != crc32(bytes.data(), body))
         throw model_error(name + ": checksum mismatch: the checkpoint is corrupt or truncated");
 
-    detail::ByteReader in(bytes, body, name);
+    ByteReader in(bytes, body, name);
     in.take(checkpoint_magic.size() + 4, "header");
     const auto model_size = in.get<std::uint64_t>("model size");
     const auto* model_bytes = in.take(model_size > bytes.size() ? ~std::size_t{0} : model_size, "model");
-    const std::vector<std::uint8_t> model(model_bytes, model_bytes + model_size);
+    model.assign(model_bytes, model_bytes + model_size);
+    return in;
+}
+
+}  // namespace detail
+
+/// The checkpoint in `bytes` (what save_checkpoint writes; `name` for messages): restores
+/// `net`'s parameters and returns the training state. Checks everything it can first (the
+/// format, the checksum, the network's architecture, the best weights' size); on any error
+/// `net` is unchanged and a cnn::model_error names the problem. fit checks the rest against
+/// the optimizer and the data.
+template <class Net>
+TrainingState<typename Net::value_type> deserialize_checkpoint(Net& net, const std::vector<std::uint8_t>& bytes,
+                                                               const std::string& name,
+                                                               std::string* metadata = nullptr) {
+    using T = typename Net::value_type;
+    std::vector<std::uint8_t> model;
+    detail::ByteReader in = detail::open_checkpoint(bytes, name, model);
+    const std::size_t body = bytes.size() - 4;
 
     TrainingState<T> state;
     state.epoch = in.get<std::uint64_t>("epoch");
@@ -173,9 +187,18 @@ TrainingState<typename Net::value_type> deserialize_checkpoint(Net& net, const s
         throw model_error(name + ": the best weights hold " + std::to_string(state.best_parameters.size()) +
                           " values, the network " + std::to_string(net.parameter_count()));
 
-    const std::string model_metadata = deserialize_model(net, model, name);
-    if (metadata != nullptr) *metadata = model_metadata;
+    const std::string saved_metadata = deserialize_model(net, model, name);
+    if (metadata != nullptr) *metadata = saved_metadata;
     return state;
+}
+
+/// The metadata text of the checkpoint file `path`, read without a network (to decide which
+/// network to build for it): the header, the checksum and the model file in it are checked.
+inline std::string read_checkpoint_metadata(const std::filesystem::path& path) {
+    const std::vector<std::uint8_t> bytes = read_file<model_error>(path, max_model_file_size * 4, "checkpoint");
+    std::vector<std::uint8_t> model;
+    (void)detail::open_checkpoint(bytes, path.string(), model);
+    return model_metadata(model, path.string());
 }
 
 /// Loads the checkpoint file `path` (see deserialize_checkpoint) and returns the training

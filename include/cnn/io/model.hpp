@@ -279,16 +279,16 @@ void save_model(const Net& net, const std::filesystem::path& path, std::string_v
     write_file_atomically<model_error>(path, serialize_model(net, metadata));
 }
 
-/// Loads parameters saved from a network of the same architecture and number type into
-/// `net`; returns the metadata text. `name` is used in error messages.
-template <class Net>
-std::string deserialize_model(Net& net, const std::vector<std::uint8_t>& bytes, const std::string& name) {
-    using T = typename Net::value_type;
+namespace detail {
+
+/// Checks what every model file has around its contents (magic, format version, size,
+/// checksum); returns the format version.
+inline std::uint32_t check_model_envelope(const std::vector<std::uint8_t>& bytes, const std::string& name) {
     if (bytes.empty()) throw model_error(name + ": is empty; expected a model file");
     if (bytes.size() < model_magic.size() ||
         std::memcmp(bytes.data(), model_magic.data(), model_magic.size()) != 0)
         throw model_error(name + ": not a model file (it does not start with \"CNNMODEL\")");
-    detail::ByteReader header(bytes, bytes.size(), name);
+    ByteReader header(bytes, bytes.size(), name);
     header.take(model_magic.size(), "magic");
     const auto version = header.get<std::uint32_t>("format version");
     if (version > model_format_version)
@@ -302,11 +302,34 @@ std::string deserialize_model(Net& net, const std::vector<std::uint8_t>& bytes, 
     const std::size_t body = bytes.size() - 4;
     std::uint32_t stored_crc;
     std::memcpy(&stored_crc, bytes.data() + body, 4);
-    const std::uint32_t actual_crc = detail::crc32(bytes.data(), body);
+    const std::uint32_t actual_crc = crc32(bytes.data(), body);
     if (stored_crc != actual_crc)
         throw model_error(name + ": checksum mismatch (stored " + std::to_string(stored_crc) + ", computed " +
                           std::to_string(actual_crc) + "): the file is corrupt or truncated");
+    return version;
+}
 
+}  // namespace detail
+
+/// The metadata text of a model file in memory, read without a network (to decide which
+/// network to build for it). The file is checked as load_model checks it, up to the metadata.
+inline std::string model_metadata(const std::vector<std::uint8_t>& bytes, const std::string& name) {
+    const std::uint32_t version = detail::check_model_envelope(bytes, name);
+    detail::ByteReader in(bytes, bytes.size() - 4, name);
+    in.take(model_magic.size() + 4, "header");
+    (void)in.get<std::uint32_t>("parameter size");
+    (void)in.text("architecture");
+    if (version >= 2) in.take(in.get<std::uint32_t>("structure length"), "structure");
+    return in.text("metadata");
+}
+
+/// Loads parameters saved from a network of the same architecture and number type into
+/// `net`; returns the metadata text. `name` is used in error messages.
+template <class Net>
+std::string deserialize_model(Net& net, const std::vector<std::uint8_t>& bytes, const std::string& name) {
+    using T = typename Net::value_type;
+    const std::uint32_t version = detail::check_model_envelope(bytes, name);
+    const std::size_t body = bytes.size() - 4;
     detail::ByteReader in(bytes, body, name);
     in.take(model_magic.size() + 4, "header");
     const auto scalar = in.get<std::uint32_t>("parameter size");
@@ -365,6 +388,11 @@ std::string deserialize_model(Net& net, const std::vector<std::uint8_t>& bytes, 
         offset += target.size();
     });
     return metadata;
+}
+
+/// The metadata text of the model file `path`, read without a network (see model_metadata).
+inline std::string read_model_metadata(const std::filesystem::path& path) {
+    return model_metadata(read_file<model_error>(path, max_model_file_size, "model file"), path.string());
 }
 
 /// Loads `path` into `net` (see deserialize_model); returns the metadata text.
