@@ -2,9 +2,9 @@
 # The example programs as a user meets them on the command line: every bad flag, data
 # directory or output place gets its message before any training, a good run's progress
 # line fits an 80-column terminal, and mnist_predict goes on past an unreadable image.
-#   examples/cli_test.sh TRAIN PREDICT WORK_DIR SOURCE_DIR STRIP_METADATA
+#   examples/cli_test.sh TRAIN PREDICT WORK_DIR SOURCE_DIR STRIP_METADATA MAKE_CIFAR
 set -uo pipefail
-train=$1 predict=$2 work=$3 source=$4 strip=$5
+train=$1 predict=$2 work=$3 source=$4 strip=$5 make_cifar=$6
 rm -rf "$work" && mkdir -p "$work"
 failures=0
 
@@ -24,7 +24,7 @@ quick=(--limit 500 --test-limit 1000 --threads 1)
 expect_error "--data $work/nowhere: no such directory" "$train" --data "$work/nowhere"
 mkdir -p "$work/wrong"
 touch "$work/wrong/images.idx"
-expect_error "has neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz" "$train" --data "$work/wrong"
+expect_error "--data $work/wrong: has neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz (IDX), data_batch_1.bin (CIFAR-10) or train.bin (CIFAR-100)" "$train" --data "$work/wrong"
 expect_error "--epochs must be at least 1" "$train" --epochs 0
 expect_error "--epochs needs a value, got an empty one" "$train" --epochs ""
 expect_error "--resume needs a value, got an empty one" "$train" --resume ""
@@ -116,6 +116,23 @@ fi
 "$strip" "$work/model.cnn" "$work/damaged.cnn" $'normalization_mean=abc\nnormalization_deviation=1\n'
 expect_error "damaged.cnn: its metadata normalization_mean='abc' is not a number" \
     "$predict" "$work/damaged.cnn" "$source/examples/data/trouser.pgm"
+
+# Colour data (a CIFAR-10 directory written by a test tool): a cutout larger than the images,
+# a greyscale image for a colour model, a model given another data set's test set, and
+# damaged input_shape metadata.
+"$make_cifar" "$work/cifar" 100
+expect_error "--cutout 40 is larger than the 32x32 images" "$train" --data "$work/cifar" --cutout 40
+"$train" --data "$work/cifar" --epochs 1 --threads 1 --output "$work/colour.cnn" > "$work/colour.log" 2>&1 ||
+    { echo "FAILED: training on CIFAR-10 files: $(cat "$work/colour.log")"; failures=$((failures + 1)); }
+grep -q "training on 500 3x32x32 images" "$work/colour.log" ||
+    { echo "FAILED: the trainer did not report 3x32x32 images: $(head -c 600 "$work/colour.log")"; failures=$((failures + 1)); }
+expect_error "trouser.pgm: is a greyscale PGM image; the model takes images of 3 channels (PPM)" \
+    "$predict" "$work/colour.cnn" "$source/examples/data/trouser.pgm"
+expect_error "the model takes 3x32x32 images of 10 classes; the test set in /usr/share/datasets/fashion-mnist has 1x28x28 images of 10" \
+    "$predict" "$work/colour.cnn" --limit 10
+"$strip" "$work/colour.cnn" "$work/shape.cnn" $'input_shape=3x32\n'
+expect_error "shape.cnn: its metadata input_shape='3x32' is not channels x rows x cols" \
+    "$predict" "$work/shape.cnn" "$work/cifar/class0.ppm"
 
 echo "$failures failures"
 [[ $failures -eq 0 ]]

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <limits>
 #include <thread>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -17,6 +18,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "networks.hpp"
 
 namespace examples {
 
@@ -168,8 +171,29 @@ inline std::filesystem::path curves_path(const std::filesystem::path& model) {
     return std::filesystem::path(model).replace_extension(".svg");
 }
 
-/// Loads `prefix` ("train" or "t10k") from the directory, or explains how to get the data.
-inline cnn::Dataset load_split(const std::filesystem::path& directory, const std::string& prefix) {
+inline std::vector<std::string> split(const std::string& text, char separator) {
+    std::vector<std::string> parts;
+    std::string part;
+    std::istringstream in(text);
+    while (std::getline(in, part, separator)) parts.push_back(part);
+    return parts;
+}
+
+/// The data-set formats the examples read, by what a directory holds.
+enum class DataFormat { idx, cifar10, cifar100 };
+
+inline const char* format_name(DataFormat format) {
+    switch (format) {
+        case DataFormat::cifar10: return "CIFAR-10";
+        case DataFormat::cifar100: return "CIFAR-100";
+        default: return "IDX";
+    }
+}
+
+/// What `directory` holds: the MNIST layout of IDX files (train-images-idx3-ubyte, raw or
+/// .gz), CIFAR-10's binary batches (data_batch_1.bin ...) or CIFAR-100's (train.bin,
+/// test.bin). Throws naming the directory and what it looked for.
+inline DataFormat detect_format(const std::filesystem::path& directory) {
     std::error_code error;
     if (!std::filesystem::is_directory(directory, error)) {
         std::string message = "--data " + directory.string() + ": no such directory";
@@ -177,7 +201,70 @@ inline cnn::Dataset load_split(const std::filesystem::path& directory, const std
             message += " (Debian installs Fashion-MNIST there: sudo apt-get install dataset-fashion-mnist)";
         throw std::runtime_error(message);
     }
-    return cnn::load_mnist(directory, prefix);
+    const auto has = [&](const char* name) { return std::filesystem::exists(directory / name, error); };
+    if (has("train-images-idx3-ubyte") || has("train-images-idx3-ubyte.gz") || has("t10k-images-idx3-ubyte") ||
+        has("t10k-images-idx3-ubyte.gz"))
+        return DataFormat::idx;
+    if (has("data_batch_1.bin") || has("test_batch.bin")) return DataFormat::cifar10;
+    if (has("train.bin") || has("test.bin")) return DataFormat::cifar100;
+    throw std::runtime_error("--data " + directory.string() +
+                             ": has neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz (IDX), "
+                             "data_batch_1.bin (CIFAR-10) or train.bin (CIFAR-100)");
+}
+
+/// Loads `split` ("train" or "test") from the directory, in the format it holds, or explains
+/// how to get the data.
+inline cnn::Dataset load_split(const std::filesystem::path& directory, const std::string& split) {
+    switch (detect_format(directory)) {
+        case DataFormat::cifar10: return cnn::load_cifar10(directory, split);
+        case DataFormat::cifar100: return cnn::load_cifar100(directory, split);
+        default: return cnn::load_mnist(directory, split == "test" ? "t10k" : split);
+    }
+}
+
+/// The task a network is built for to learn `data`.
+inline Task task_of(const cnn::Dataset& data) { return {data.channels, data.rows, data.cols, data.classes}; }
+
+/// The task a saved model was built for, from its metadata: input_shape=CxHxW and
+/// class_count=K, written by mnist_train since 0.3; files without them (older ones) are
+/// Fashion-MNIST's 1x28x28 and 10 classes. A malformed value is an error naming it.
+inline Task task_from_metadata(const std::map<std::string, std::string>& metadata, const std::filesystem::path& file) {
+    Task task;
+    const auto whole = [&](const std::string& text, const std::string& key) {
+        std::size_t value = 0;
+        const auto [end, status] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (text.empty() || status != std::errc{} || end != text.data() + text.size() || value == 0 || value > 65536)
+            throw std::runtime_error(file.string() + ": its metadata " + key + "='" + metadata.at(key) +
+                                     "' is not what mnist_train writes");
+        return value;
+    };
+    if (const auto it = metadata.find("input_shape"); it != metadata.end()) {
+        const std::vector<std::string> parts = split(it->second, 'x');
+        if (parts.size() != 3)
+            throw std::runtime_error(file.string() + ": its metadata input_shape='" + it->second +
+                                     "' is not channels x rows x cols");
+        task.channels = whole(parts[0], "input_shape");
+        task.rows = whole(parts[1], "input_shape");
+        task.cols = whole(parts[2], "input_shape");
+    }
+    if (const auto it = metadata.find("class_count"); it != metadata.end()) task.classes = whole(it->second, "class_count");
+    return task;
+}
+
+/// The metadata lines that record `normalization` (per channel too, when it has channels).
+inline std::string normalization_metadata(const cnn::Normalization& normalization) {
+    std::ostringstream out;
+    out << std::setprecision(17) << "normalization_mean=" << normalization.mean
+        << "\nnormalization_deviation=" << normalization.deviation << "\n";
+    if (!normalization.means.empty()) {
+        out << "normalization_means=";
+        for (std::size_t c = 0; c < normalization.means.size(); ++c) out << (c ? "," : "") << normalization.means[c];
+        out << "\nnormalization_deviations=";
+        for (std::size_t c = 0; c < normalization.deviations.size(); ++c)
+            out << (c ? "," : "") << normalization.deviations[c];
+        out << "\n";
+    }
+    return out.str();
 }
 
 /// `text` as a finite number, when all of it is one (as std::stod reads numbers).
@@ -203,14 +290,6 @@ inline std::map<std::string, std::string> parse_metadata(const std::string& text
         if (equals != std::string::npos) entries[line.substr(0, equals)] = line.substr(equals + 1);
     }
     return entries;
-}
-
-inline std::vector<std::string> split(const std::string& text, char separator) {
-    std::vector<std::string> parts;
-    std::string part;
-    std::istringstream in(text);
-    while (std::getline(in, part, separator)) parts.push_back(part);
-    return parts;
 }
 
 inline void print_confusion(std::ostream& out, const cnn::Evaluation& result, const std::vector<std::string>& names) {

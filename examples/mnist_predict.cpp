@@ -1,5 +1,5 @@
 // mnist_predict: loads a model saved by mnist_train and either reports its
-// accuracy on the test set or classifies 28x28 PGM images.
+// accuracy on the test set or classifies PGM (greyscale) or PPM (colour) images.
 #include <cnn/cnn.hpp>
 
 #include <algorithm>
@@ -14,12 +14,14 @@
 
 namespace {
 
-const char* usage = R"(usage: mnist_predict MODEL [IMAGE.pgm ...] [--data DIR] [--limit N] [--threads N]
+const char* usage = R"(usage: mnist_predict MODEL [IMAGE.pgm|IMAGE.ppm ...] [--data DIR] [--limit N] [--threads N]
 
   With no image: the model's accuracy and confusion matrix on the test set in DIR
-  (default /usr/share/datasets/fashion-mnist); the last line reads "test accuracy: 0.9123".
-  With images: the predicted class and its probability for each 28x28 greyscale PGM
-  (P2 or P5, white on black like the training images; the data set's own convention).
+  (default /usr/share/datasets/fashion-mnist; IDX, CIFAR-10 or CIFAR-100 as for mnist_train);
+  the last line reads "test accuracy: 0.9123".
+  With images: the predicted class and its probability for each image of the model's size:
+  PGM (P2 or P5) for a model of greyscale images (for Fashion-MNIST 28x28, white on black
+  like the training images), PPM (P3 or P6) for a model of colour images (CIFAR: 32x32).
   An image that cannot be read is reported and skipped; the exit status is then 1.
   --limit N: only the first N test images (quick runs; 0 or unset: all).
   --threads N: kernel threads; 0 or unset: every hardware thread.
@@ -48,45 +50,71 @@ std::size_t pgm_number(const std::vector<std::uint8_t>& bytes, std::size_t& at, 
     return value;
 }
 
-/// A 28 x 28 greyscale PGM (P2 or P5, maxval 1..255) as bytes scaled to 0..255. Every pixel
-/// must be at most maxval, and nothing may follow the pixels but (for P2) white space.
-std::vector<std::uint8_t> read_pgm(const std::string& path) {
-    const std::vector<std::uint8_t> bytes = cnn::read_file(path, 1 << 20, "PGM image");
-    if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '2'))
-        throw std::runtime_error(path + ": not a PGM file (it does not start with P5 or P2)");
-    const bool binary = bytes[1] == '5';
+/// A PGM (P2, P5: one channel) or PPM (P3, P6: three) image of the model's channels and size,
+/// maxval 1..255, as planes of bytes scaled to 0..255. Every sample must be at most maxval,
+/// and nothing may follow the samples but (for P2 and P3) white space.
+std::vector<std::uint8_t> read_image(const std::string& path, const examples::Task& task) {
+    const std::vector<std::uint8_t> bytes = cnn::read_file(path, 1 << 26, "PGM or PPM image");
+    if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '2' && bytes[1] != '6' && bytes[1] != '3'))
+        throw std::runtime_error(path + ": not a PGM or PPM file (it does not start with P5, P2, P6 or P3)");
+    const bool binary = bytes[1] == '5' || bytes[1] == '6';
+    const std::size_t channels = bytes[1] == '5' || bytes[1] == '2' ? 1 : 3;
     std::size_t at = 2;
     const std::size_t width = pgm_number(bytes, at, path, "width");
     const std::size_t height = pgm_number(bytes, at, path, "height");
     const std::size_t maxval = pgm_number(bytes, at, path, "maxval");
-    if (width != 28 || height != 28)
+    if (channels != task.channels)
+        throw std::runtime_error(path + ": is a " + (channels == 1 ? "greyscale PGM" : "colour PPM") +
+                                 " image; the model takes images of " + std::to_string(task.channels) + " channel" +
+                                 (task.channels == 1 ? " (PGM)" : "s (PPM)"));
+    if (width != task.cols || height != task.rows)
         throw std::runtime_error(path + ": is " + std::to_string(width) + "x" + std::to_string(height) +
-                                 "; the model takes 28x28 images");
+                                 "; the model takes " + std::to_string(task.cols) + "x" + std::to_string(task.rows) +
+                                 " images");
     if (maxval == 0 || maxval > 255) throw std::runtime_error(path + ": maxval " + std::to_string(maxval) + " is not 1..255");
-    std::vector<std::size_t> values(28 * 28);
+    const std::size_t count = channels * width * height;
+    const std::string samples = channels == 1 ? " pixels" : " samples";
+    std::vector<std::size_t> values(count);  // as in the file: pixel by pixel, channels interleaved
     if (binary) {
         ++at;  // the single white-space byte after maxval
         const std::size_t present = bytes.size() - std::min(at, bytes.size());
-        if (present < values.size())
-            throw std::runtime_error(path + ": truncated: " + std::to_string(present) + " pixel bytes, 784 needed");
-        if (present > values.size())
-            throw std::runtime_error(path + ": has " + std::to_string(present - values.size()) +
-                                     " bytes after the 784 pixels");
-        std::copy_n(bytes.begin() + static_cast<std::ptrdiff_t>(at), values.size(), values.begin());
+        if (present < count)
+            throw std::runtime_error(path + ": truncated: " + std::to_string(present) + samples + ", " +
+                                     std::to_string(count) + " needed");
+        if (present > count)
+            throw std::runtime_error(path + ": has " + std::to_string(present - count) + " bytes after the " +
+                                     std::to_string(count) + samples);
+        std::copy_n(bytes.begin() + static_cast<std::ptrdiff_t>(at), count, values.begin());
     } else {
         for (std::size_t& v : values) v = pgm_number(bytes, at, path, "pixel");
         while (at < bytes.size() && std::isspace(bytes[at])) ++at;
         if (at != bytes.size())
-            throw std::runtime_error(path + ": has data after the 784 pixels (offset " + std::to_string(at) + ")");
+            throw std::runtime_error(path + ": has data after the " + std::to_string(count) + samples + " (offset " +
+                                     std::to_string(at) + ")");
     }
-    std::vector<std::uint8_t> pixels(values.size());
-    for (std::size_t i = 0; i < values.size(); ++i) {
+    std::vector<std::uint8_t> planes(count);
+    const std::size_t plane = width * height;
+    for (std::size_t i = 0; i < count; ++i) {
         if (values[i] > maxval)
-            throw std::runtime_error(path + ": pixel " + std::to_string(i) + " is " + std::to_string(values[i]) +
-                                     ", above maxval " + std::to_string(maxval));
-        pixels[i] = static_cast<std::uint8_t>(values[i] * 255 / maxval);
+            throw std::runtime_error(path + ": " + (channels == 1 ? "pixel " : "sample ") + std::to_string(i) + " is " +
+                                     std::to_string(values[i]) + ", above maxval " + std::to_string(maxval));
+        planes[(i % channels) * plane + i / channels] = static_cast<std::uint8_t>(values[i] * 255 / maxval);
     }
-    return pixels;
+    return planes;
+}
+
+/// Numbers separated by commas in the model's metadata (per-channel normalisation).
+std::vector<double> metadata_numbers(const std::map<std::string, std::string>& metadata, const std::string& key,
+                                     const std::filesystem::path& model) {
+    std::vector<double> numbers;
+    for (const std::string& part : examples::split(metadata.at(key), ',')) {
+        const std::optional<double> value = examples::finite_number(part);
+        if (!value)
+            throw std::runtime_error(model.string() + ": its metadata " + key + "='" + metadata.at(key) +
+                                     "' is not a list of numbers");
+        numbers.push_back(*value);
+    }
+    return numbers;
 }
 
 /// A number stored in the model's metadata; a malformed one is an error naming it.
@@ -115,11 +143,14 @@ int main(int argc, char** argv) try {
     if (!images.empty() && args.has("limit"))
         throw std::invalid_argument("--limit applies to the test set; it cannot be used with image files");
 
+    // The metadata says what the model takes; the architecture is then found by trying each network.
+    const examples::Task task = examples::task_from_metadata(
+        examples::parse_metadata(cnn::read_model_metadata(model_path)), model_path);
     const std::string net_name =
-        examples::network_for_file([&](auto& net) { (void)cnn::load_model(net, model_path); });
+        examples::network_for_file(task, [&](auto& net) { (void)cnn::load_model(net, model_path); });
 
     int status = 0;
-    examples::with_network(net_name, [&](auto net) {
+    examples::with_network(net_name, task, [&](auto net) {
         using T = typename decltype(net)::value_type;
         const auto metadata = examples::parse_metadata(cnn::load_model(net, model_path));
         // A model saved by save_model without mnist_train's metadata still predicts: pixels
@@ -128,7 +159,11 @@ int main(int argc, char** argv) try {
         if (metadata.count("normalization_mean") && metadata.count("normalization_deviation")) {
             normalization = {metadata_number(metadata, "normalization_mean", model_path),
                              metadata_number(metadata, "normalization_deviation", model_path)};
-            normalization.check();
+            if (metadata.count("normalization_means") && metadata.count("normalization_deviations")) {
+                normalization.means = metadata_numbers(metadata, "normalization_means", model_path);
+                normalization.deviations = metadata_numbers(metadata, "normalization_deviations", model_path);
+            }
+            normalization.check(task.channels);
         } else {
             std::cerr << "mnist_predict: " << model_path.string()
                       << " records no input normalisation (not saved by mnist_train): pixels are scaled to [0, 1]\n";
@@ -137,7 +172,12 @@ int main(int argc, char** argv) try {
         if (metadata.count("classes")) names = examples::split(metadata.at("classes"), ',');
 
         if (images.empty()) {
-            const cnn::Dataset test_set = examples::load_split(data, "t10k").head(limit);
+            const cnn::Dataset test_set = examples::load_split(data, "test").head(limit);
+            if (examples::task_of(test_set) != task)
+                throw std::runtime_error("the model takes " + task.input_text() + " images of " +
+                                         std::to_string(task.classes) + " classes; the test set in " + data.string() +
+                                         " has " + examples::task_of(test_set).input_text() + " images of " +
+                                         std::to_string(test_set.classes));
             const cnn::Evaluation result = cnn::evaluate(net, test_set, normalization);
             std::cout << "model " << model_path.string() << " (" << net_name << "), " << test_set.size()
                       << " test images of " << test_set.files.at(0).string() << "\n";
@@ -151,13 +191,13 @@ int main(int argc, char** argv) try {
         for (const std::string& path : images) {
             std::vector<std::uint8_t> pixels;
             try {
-                pixels = read_pgm(path);
+                pixels = read_image(path, task);
             } catch (const std::exception& e) {
                 std::cerr << "mnist_predict: " << e.what() << "\n";
                 ++failed;
                 continue;
             }
-            cnn::Dataset one{std::move(pixels), {0}, 1, 28, 28, std::max<std::size_t>(names.size(), 1), names};
+            cnn::Dataset one{std::move(pixels), {0}, 1, task.rows, task.cols, task.classes, names, {}, task.channels};
             cnn::Tensor<T, 4> x(one.batch_shape(1));
             std::uint32_t label = 0;
             const std::size_t index = 0;

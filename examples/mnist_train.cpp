@@ -1,6 +1,6 @@
-// mnist_train: trains LeNet-5 or a wider CNN on an MNIST-style data set (by
-// default Debian's Fashion-MNIST), then reports the test accuracy, prints the
-// confusion matrix, writes the training curves as SVG and saves the model.
+// mnist_train: trains one of the example networks on an image data set (by default
+// Debian's Fashion-MNIST; IDX, CIFAR-10 or CIFAR-100 files), then reports the test
+// accuracy, prints the confusion matrix, writes the training curves as SVG and saves the model.
 #include <cnn/cnn.hpp>
 
 #include <signal.h>
@@ -9,6 +9,7 @@
 
 #include <csignal>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -26,17 +27,28 @@ namespace {
 
 const char* usage = R"(usage: mnist_train [flags]
 
-  --data DIR          the four IDX files, raw or .gz, and optionally classes.txt (one class
-                      name per line) (default /usr/share/datasets/fashion-mnist)
-  --classes FILE      the class names, one per line (default: DIR/classes.txt; Fashion-MNIST's
+  --data DIR          the data set, its format told by what DIR holds (default
+                      /usr/share/datasets/fashion-mnist):
+                        IDX        train-/t10k-images-idx3-ubyte and -labels-idx1-ubyte, raw
+                                   or .gz, and optionally classes.txt (one name per line)
+                        CIFAR-10   data_batch_1.bin to data_batch_5.bin, test_batch.bin and
+                                   optionally batches.meta.txt (cifar-10-batches-bin)
+                        CIFAR-100  train.bin, test.bin, optionally fine_label_names.txt
+                                   (cifar-100-binary; the 100 fine labels)
+                      The networks take the data's image size, channels and classes.
+  --classes FILE      the class names, one per line (default: the data set's own; Fashion-MNIST's
                       names for the default data set; else the class numbers)
-  --net NAME          lenet (LeNet-5, ReLU, max pooling; default), wide (conv32-pool-conv64-pool-dense128)
+  --net NAME          lenet (LeNet-5, ReLU, max pooling; default), wide (conv32-pool-conv64-pool-dense128),
+                      wide-bn (wide with batch normalisation and dropout),
                       resnet (a 14-layer ResNet with batch normalisation, 16/32/64 channels)
                       or mobilenet (depthwise 3x3 + pointwise 1x1 blocks, 16 to 128 channels)
-  --epochs N          passes over the training set, at least 1 (default 15 for lenet, 12 for wide,
-                      10 for resnet and mobilenet)
+  --augment           random crops (zero padding of an eighth of the image side) and horizontal
+                      flips of the training images, drawn from the seed (default off)
+  --cutout N          also zero a random N x N square of each training image (default 0: off)
+  --epochs N          passes over the training set, at least 1 (default 15 for lenet, 12 for wide
+                      and wide-bn, 10 for resnet and mobilenet)
   --batch N           mini-batch size, at least 1 (default 64)
-  --optimizer NAME    sgd, nesterov or adam (default nesterov for lenet, adam for wide)
+  --optimizer NAME    sgd, nesterov or adam (default adam for wide and wide-bn, else nesterov)
   --lr X              base learning rate (default 0.05 for sgd/nesterov, 0.001 for adam)
   --momentum X        momentum of sgd/nesterov (default 0.9)
   --weight-decay X    L2 weight decay (default 0.0005 for sgd/nesterov, 0 for adam)
@@ -143,7 +155,8 @@ struct Settings {
     std::filesystem::path classes;  ///< --classes, or empty
     bool default_data = false;      ///< no --data: Debian's Fashion-MNIST
     std::string net_name, optimizer, schedule;
-    std::size_t epochs, batch, seed, threads, limit, test_limit = 0, patience, warmup = 0;
+    std::size_t epochs, batch, seed, threads, limit, test_limit = 0, patience, warmup = 0, cutout = 0;
+    bool augment = false;
     double lr, momentum, weight_decay, validation, label_smoothing = 0;
     std::filesystem::path output;
     std::filesystem::path checkpoint;  ///< where Ctrl-C writes the checkpoint
@@ -159,6 +172,7 @@ struct Settings {
             << "\nsetting.patience=" << patience << "\nsetting.lr=" << lr << "\nsetting.momentum=" << momentum
             << "\nsetting.weight_decay=" << weight_decay << "\nsetting.validation=" << validation
             << "\nsetting.label_smoothing=" << label_smoothing << "\nsetting.warmup=" << warmup
+            << "\nsetting.augment=" << augment << "\nsetting.cutout=" << cutout
             << "\nsetting.output=" << output.string() << "\n";
         return out.str();
     }
@@ -205,6 +219,8 @@ struct Settings {
         // (checkpoints from before label smoothing do not record it: they trained without)
         s.label_smoothing = m.count("setting.label_smoothing") ? number("label_smoothing") : 0.0;
         s.warmup = m.count("setting.warmup") ? count("warmup") : 0;
+        s.augment = m.count("setting.augment") && m.at("setting.augment") == "1";
+        s.cutout = m.count("setting.cutout") ? count("cutout") : 0;
         s.output = get("output");
         s.threads = threads;
         return s;
@@ -245,7 +261,8 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
         std::cout << "resuming at epoch " << resume->epoch + 1 << ", step " << resume->step + 1 << " from "
                   << settings.checkpoint.string() << "\n";
     std::cout << net.summary(train_set.batch_shape(settings.batch));
-    std::cout << "training on " << train_set.size() << " images of " << train_set.files.at(0).string() << " with "
+    std::cout << "training on " << train_set.size() << " " << examples::task_of(train_set).input_text()
+              << " images of " << train_set.files.at(0).string() << " with "
               << settings.optimizer << " (lr " << settings.lr << "), batch " << settings.batch << ", "
               << settings.epochs << " epochs, " << cnn::threads() << " thread(s)\n";
 
@@ -255,6 +272,11 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
     options.normalization = normalization;
     options.validation_fraction = settings.validation;
     options.label_smoothing = settings.label_smoothing;
+    if (settings.augment) {
+        options.augmentation.crop_padding = std::max<std::size_t>(1, std::min(train_set.rows, train_set.cols) / 8);
+        options.augmentation.horizontal_flip = true;
+    }
+    options.augmentation.cutout = settings.cutout;
     options.early_stopping_patience = settings.patience;
     options.monitor_data = &test_set;
     if (settings.schedule == "cosine")
@@ -313,8 +335,10 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
     examples::print_confusion(std::cout, result, names);
 
     std::ostringstream metadata;
-    metadata << std::setprecision(17) << "net=" << settings.net_name << "\nnormalization_mean=" << normalization.mean
-             << "\nnormalization_deviation=" << normalization.deviation << "\nclasses=";
+    metadata << std::setprecision(17) << "net=" << settings.net_name << "\n"
+             << examples::normalization_metadata(normalization)
+             << "input_shape=" << examples::task_of(train_set).input_text()
+             << "\nclass_count=" << train_set.classes << "\nclasses=";
     for (std::size_t i = 0; i < names.size(); ++i) metadata << (i ? "," : "") << names[i];
     metadata << "\ntest_accuracy=" << result.accuracy << "\n";
     const bool saved = save_or_keep(net, settings.output, metadata.str());
@@ -346,7 +370,7 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
 }  // namespace
 
 int main(int argc, char** argv) try {
-    examples::Arguments args(argc, argv, {"help"});
+    examples::Arguments args(argc, argv, {"help", "augment"});
     if (args.flag("help")) {
         std::cout << usage;
         return 0;
@@ -358,20 +382,21 @@ int main(int argc, char** argv) try {
     if (!resume_path.empty()) {
         args.reject_unknown({"data", "classes", "net", "epochs", "batch", "optimizer", "lr", "momentum",
                              "weight-decay", "schedule", "validation", "patience", "seed", "limit", "test-limit", "output",
-                             "label-smoothing", "warmup"},
+                             "label-smoothing", "warmup", "augment", "cutout"},
                             "with --resume the settings come from the checkpoint");
-        // The checkpoint records its settings; a network that fits its architecture reads them.
-        std::string metadata;
-        (void)examples::network_for_file([&](auto& net) { (void)cnn::load_checkpoint(net, resume_path, &metadata); });
-        s = Settings::from_metadata(examples::parse_metadata(metadata), resume_path, threads);
+        // The checkpoint records its settings, readable before a network is built.
+        s = Settings::from_metadata(examples::parse_metadata(cnn::read_checkpoint_metadata(resume_path)), resume_path,
+                                    threads);
         s.checkpoint = resume_path;
     } else {
         s.default_data = !args.has("data");
         s.data = args.text("data", examples::default_data_directory);
         s.classes = args.text("classes", "");
         s.net_name = args.text("net", "lenet");
+        s.augment = args.flag("augment");
+        s.cutout = args.count("cutout", 0);
         // Defaults that reach the accuracy the README reports for each network.
-        const bool wide = s.net_name == "wide";
+        const bool wide = s.net_name == "wide" || s.net_name == "wide-bn";
         s.epochs = args.count("epochs", wide ? 12 : s.net_name == "resnet" || s.net_name == "mobilenet" ? 10 : 15);
         s.batch = args.count("batch", 64);
         s.optimizer = args.text("optimizer", wide ? "adam" : "nesterov");
@@ -411,8 +436,19 @@ int main(int argc, char** argv) try {
     for (const std::filesystem::path& path : {s.output, examples::curves_path(s.output), s.checkpoint})
         cnn::check_writable(path);
 
+    if (std::find(examples::network_names.begin(), examples::network_names.end(), s.net_name) ==
+        examples::network_names.end())
+        throw std::invalid_argument("--net takes lenet, wide, wide-bn, resnet or mobilenet, got " + s.net_name);
     const cnn::Dataset train_set = examples::load_split(s.data, "train").head(s.limit);
-    const cnn::Dataset test_set = examples::load_split(s.data, "t10k").head(s.test_limit);
+    const cnn::Dataset test_set = examples::load_split(s.data, "test").head(s.test_limit);
+    if (examples::task_of(test_set) != examples::task_of(train_set))
+        throw std::runtime_error("--data " + s.data.string() + ": the test set's images or classes (" +
+                                 examples::task_of(test_set).input_text() + ", " + std::to_string(test_set.classes) +
+                                 " classes) are not the training set's (" + examples::task_of(train_set).input_text() +
+                                 ", " + std::to_string(train_set.classes) + ")");
+    if (s.cutout > std::max(train_set.rows, train_set.cols))
+        throw std::invalid_argument("--cutout " + std::to_string(s.cutout) + " is larger than the " +
+                                    std::to_string(train_set.rows) + "x" + std::to_string(train_set.cols) + " images");
 
     int status = 0;
     const auto run = [&](auto net) {
@@ -431,8 +467,7 @@ int main(int argc, char** argv) try {
         else
             throw std::invalid_argument("--optimizer takes sgd, nesterov or adam, got " + s.optimizer);
     };
-    if (!examples::with_network(s.net_name, run))
-        throw std::invalid_argument("--net takes lenet, wide, resnet or mobilenet, got " + s.net_name);
+    examples::with_network(s.net_name, examples::task_of(train_set), run);
     return status;
 } catch (const std::exception& e) {
     std::cerr << "mnist_train: " << e.what() << "\n";

@@ -1,7 +1,9 @@
 # mnist_train --net NET (default lenet) on LIMIT (default 2,000) Fashion-MNIST images for
 # one epoch, tested on TEST_LIMIT test images (default all 10,000), then mnist_predict on the
 # saved model: the model, the curves and the same accuracy must come out, at least MINIMUM
-# (default 0.6).
+# (default 0.6). With MAKE_DATA (a program that writes a data set into a directory), the
+# data set is written into WORK_DIR/data first and both programs read it (--data); the
+# image WORK_DIR/data/IMAGE is then classified too and must be named as class EXPECT.
 if(NOT NET)
     set(NET lenet)
 endif()
@@ -16,7 +18,16 @@ if(NOT MINIMUM)
 endif()
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
-execute_process(COMMAND "${TRAIN}" --net ${NET} --limit ${LIMIT} --test-limit ${TEST_LIMIT} --epochs 1 --threads 2 --output "${WORK_DIR}/model.cnn"
+set(data_flags "")
+if(MAKE_DATA)
+    execute_process(COMMAND "${MAKE_DATA}" "${WORK_DIR}/data" RESULT_VARIABLE result)
+    if(result)
+        message(FATAL_ERROR "${MAKE_DATA} failed (${result})")
+    endif()
+    set(data_flags --data "${WORK_DIR}/data")
+endif()
+execute_process(COMMAND "${TRAIN}" --net ${NET} ${data_flags} --limit ${LIMIT} --test-limit ${TEST_LIMIT} --epochs 1 --threads 2
+                        ${TRAIN_FLAGS} --output "${WORK_DIR}/model.cnn"
                 OUTPUT_VARIABLE train_output RESULT_VARIABLE result)
 if(result)
     message(FATAL_ERROR "mnist_train failed (${result}):\n${train_output}")
@@ -35,7 +46,7 @@ if(trained_accuracy LESS MINIMUM)
     message(FATAL_ERROR "${NET}: one epoch on ${LIMIT} images reached only ${trained_accuracy}")
 endif()
 
-execute_process(COMMAND "${PREDICT}" "${WORK_DIR}/model.cnn" --limit ${TEST_LIMIT} --threads 1
+execute_process(COMMAND "${PREDICT}" "${WORK_DIR}/model.cnn" ${data_flags} --limit ${TEST_LIMIT} --threads 1
                 OUTPUT_VARIABLE predict_output RESULT_VARIABLE result)
 if(result)
     message(FATAL_ERROR "mnist_predict failed (${result}):\n${predict_output}")
@@ -43,5 +54,12 @@ endif()
 string(REGEX MATCH "test accuracy: ([0-9.]+)\n$" last_line "${predict_output}")
 if(NOT CMAKE_MATCH_1 STREQUAL trained_accuracy)
     message(FATAL_ERROR "mnist_predict reports ${CMAKE_MATCH_1}, mnist_train reported ${trained_accuracy}")
+endif()
+if(IMAGE)
+    execute_process(COMMAND "${PREDICT}" "${WORK_DIR}/model.cnn" "${WORK_DIR}/data/${IMAGE}"
+                    OUTPUT_VARIABLE image_output RESULT_VARIABLE result)
+    if(result OR NOT image_output MATCHES ": ${EXPECT} \\([0-9.]+%\\)")
+        message(FATAL_ERROR "mnist_predict on ${IMAGE} (${result}) did not say ${EXPECT}:\n${image_output}")
+    endif()
 endif()
 message(STATUS "${NET} trained and reloaded: test accuracy ${trained_accuracy} both times")

@@ -103,3 +103,20 @@ TEST_CASE("Training steps with batch normalisation, dropout and a residual block
     }
     cnn::set_threads(1);
 }
+
+TEST_CASE("Augmented colour batches are filled without allocating", "[allocations][augment]") {
+    cnn::Dataset data{{}, {}, 40, 32, 32, 10, {}, {}, 3};
+    cnn::Random rng{3};
+    for (std::size_t i = 0; i < 40 * 3 * 32 * 32; ++i) data.images.push_back(static_cast<std::uint8_t>(rng.below(256)));
+    for (std::size_t i = 0; i < 40; ++i) data.labels.push_back(static_cast<std::uint8_t>(i % 10));
+    const cnn::Normalization normalization = data.pixel_statistics();
+    const cnn::Augmentation augmentation{.crop_padding = 4, .horizontal_flip = true, .cutout = 8};
+    cnn::Tensor<float, 4> x(data.batch_shape(16));
+    std::vector<std::uint32_t> labels(16);
+    std::vector<std::size_t> indices(16);
+    for (std::size_t i = 0; i < 16; ++i) indices[i] = (i * 7) % 40;
+    const std::size_t before = allocations.load();
+    for (int step = 0; step < 5; ++step) data.fill_batch<float>(indices, x, labels, normalization, augmentation, rng);
+    const std::size_t during = allocations.load() - before;
+    CHECK(during == 0);
+}

@@ -170,7 +170,7 @@ TEST_CASE("Misuse through the public API is an error, not a read past memory", "
         cnn::Random rng{1};
         cnn::SGD<float> sgd;
         CHECK_THROWS_WITH(cnn::fit(net, sgd, data, rng, {}),
-                          "fit: the data set holds 639 image bytes, but 10 images of 8x8 need 640");
+                          "fit: the data set holds 639 image bytes, but 10 images of 1x8x8 need 640");
         CHECK_THROWS_AS(cnn::evaluate(net, data), cnn::data_error);
     }
     SECTION("evaluate with a batch size of 0 (it looped forever)") {

@@ -324,6 +324,46 @@ TEST_CASE("The thread count does not change a single bit of the trained model", 
     CHECK(one == five);
 }
 
+TEST_CASE("Augmented training is the same to the bit for any thread count, and interrupts exactly",
+          "[training][threads][augment]") {
+    const cnn::Dataset train = make_bars(120, 9, cnn::test::scratch_directory("augment-threads"));
+    const auto run = [&](std::size_t threads, const cnn::Augmentation& augmentation, bool interrupt) {
+        cnn::set_threads(threads);
+        auto net = make_net();
+        cnn::Random rng{12};
+        net.initialize(rng);
+        cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9}};
+        cnn::FitOptions options;
+        options.epochs = 2;
+        options.batch_size = 20;
+        options.augmentation = augmentation;
+        std::size_t steps = 0;
+        if (interrupt) options.should_stop = [&] { return ++steps == 4; };
+        auto history = cnn::fit(net, sgd, train, rng, options);
+        if (interrupt) {
+            REQUIRE(history.interrupted);
+            options.should_stop = {};
+            (void)cnn::fit(net, sgd, train, rng, options, &*history.resume);
+        }
+        return cnn::serialize_model(net);
+    };
+    const cnn::Augmentation all{.crop_padding = 1, .horizontal_flip = true, .cutout = 2};
+    const auto one = run(1, all, false);
+    CHECK(one == run(3, all, false));
+    CHECK(one == run(2, all, true));  // the augmentation draws resume where they stopped
+    CHECK(one != run(1, {}, false));  // and they do change what is learnt
+    cnn::set_threads(1);
+
+    auto net = make_net();
+    cnn::Random rng{1};
+    cnn::SGD<float> sgd;
+    cnn::FitOptions options;
+    options.augmentation.crop_padding = 9;
+    CHECK_THROWS_WITH(cnn::fit(net, sgd, train, rng, options),
+                      "Augmentation: a crop padding of 9 is larger than the 8x8 images (a crop could hold no pixel of "
+                      "the image)");
+}
+
 TEST_CASE("A normalisation that would feed NaN or infinity is refused", "[training][errors]") {
     const cnn::Dataset train = make_bars(10, 9, cnn::test::scratch_directory("normalization"));
     auto net = make_net();

@@ -6,15 +6,17 @@
 
 #include <iostream>
 
-#include "networks.hpp"
+#include "common.hpp"
 
 int main(int argc, char** argv) try {
     if (argc != 3 && argc != 4) {
         std::cerr << "usage: strip_metadata IN OUT [METADATA]\n";
         return 2;
     }
-    const std::string name = examples::network_for_file([&](auto& net) { (void)cnn::load_model(net, argv[1]); });
-    examples::with_network(name, [&](auto net) {
+    const examples::Task task =
+        examples::task_from_metadata(examples::parse_metadata(cnn::read_model_metadata(argv[1])), argv[1]);
+    const std::string name = examples::network_for_file(task, [&](auto& net) { (void)cnn::load_model(net, argv[1]); });
+    examples::with_network(name, task, [&](auto net) {
         (void)cnn::load_model(net, argv[1]);
         cnn::save_model(net, argv[2], argc == 4 ? argv[3] : "");
     });

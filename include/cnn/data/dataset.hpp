@@ -42,21 +42,24 @@ struct Normalization {
     /// per-channel values, when set, are one per channel of images with `channels` channels
     /// (0: any number).
     void check(std::size_t channels = 0) const {
-        const auto check_pair = [](double m, double d, const std::string& which) {
+        // `channel` < 0: the one mean and deviation for all channels.
+        const auto check_pair = [](double m, double d, std::ptrdiff_t channel) {
             if (!std::isfinite(m) || !std::isfinite(d) || !(d > 0))
-                throw parameter_error("Normalization: " + which + "mean " + std::to_string(m) + " and deviation " +
-                                      std::to_string(d) + " must be finite, with the deviation above 0");
+                throw parameter_error("Normalization: " +
+                                      (channel < 0 ? std::string() : "channel " + std::to_string(channel) + ": ") +
+                                      "mean " + std::to_string(m) + " and deviation " + std::to_string(d) +
+                                      " must be finite, with the deviation above 0");
         };
         if (means.size() != deviations.size())
             throw parameter_error("Normalization: " + std::to_string(means.size()) + " channel means but " +
                                   std::to_string(deviations.size()) + " channel deviations");
-        if (means.empty()) return check_pair(mean, deviation, "");
+        if (means.empty()) return check_pair(mean, deviation, -1);
         if (channels != 0 && means.size() != channels)
             throw parameter_error("Normalization: " + std::to_string(means.size()) +
                                   " channel means and deviations for images of " + std::to_string(channels) +
                                   " channels");
         for (std::size_t c = 0; c < means.size(); ++c)
-            check_pair(means[c], deviations[c], "channel " + std::to_string(c) + ": ");
+            check_pair(means[c], deviations[c], static_cast<std::ptrdiff_t>(c));
     }
 };
 

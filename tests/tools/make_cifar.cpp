@@ -1,0 +1,68 @@
+// Test tool: writes a small learnable data set in the published CIFAR-10 binary layout
+// (data_batch_1.bin ... data_batch_5.bin, test_batch.bin, batches.meta.txt), and one test
+// image of each of the first two classes as a PPM file, for the example programs' tests.
+// Class k is noise with a bright 12x12 square in channel k mod 3 at one of nine places
+// (class 9: the whole image tinted), jittered by up to 2 pixels.
+//   make_cifar DIR [IMAGES_PER_BATCH]
+#include <cnn/cnn.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <string>
+
+namespace {
+
+cnn::Dataset make(std::size_t count, cnn::Random& rng) {
+    cnn::Dataset data = cnn::empty_cifar_dataset(cnn::CifarFormat::cifar10());
+    data.count = count;
+    for (std::size_t n = 0; n < count; ++n) {
+        const auto label = static_cast<std::uint8_t>(rng.below(10));
+        data.labels.push_back(label);
+        const std::size_t top = 9 * (label / 3) + rng.below(5), left = 9 * (label % 3) + rng.below(5);
+        for (std::size_t c = 0; c < 3; ++c)
+            for (std::size_t i = 0; i < 32; ++i)
+                for (std::size_t j = 0; j < 32; ++j) {
+                    const bool lit = label == 9 ? c == 2 : c == label % 3 && i >= top && i < top + 12 && j >= left &&
+                                                               j < left + 12;
+                    data.images.push_back(static_cast<std::uint8_t>(rng.below(60) + (lit ? 150 : 0)));
+                }
+    }
+    return data;
+}
+
+void write_ppm(const std::filesystem::path& path, const cnn::Dataset& data, std::size_t index) {
+    std::ofstream out(path, std::ios::binary);
+    out << "P6\n32 32\n255\n";
+    for (std::size_t p = 0; p < 32 * 32; ++p)
+        for (std::size_t c = 0; c < 3; ++c) out.put(static_cast<char>(data.images[(index * 3 + c) * 1024 + p]));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    if (argc != 2 && argc != 3) {
+        std::cerr << "usage: make_cifar DIR [IMAGES_PER_BATCH]\n";
+        return 2;
+    }
+    const std::filesystem::path dir = argv[1];
+    const std::size_t per_batch = argc == 3 ? std::stoul(argv[2]) : 400;
+    std::filesystem::create_directories(dir);
+    cnn::Random rng{2026};
+    for (int batch = 1; batch <= 5; ++batch)
+        cnn::write_cifar(dir / ("data_batch_" + std::to_string(batch) + ".bin"), make(per_batch, rng),
+                         cnn::CifarFormat::cifar10());
+    const cnn::Dataset test = make(per_batch, rng);
+    cnn::write_cifar(dir / "test_batch.bin", test, cnn::CifarFormat::cifar10());
+    std::ofstream(dir / "batches.meta.txt") << "top-left\ntop\ntop-right\nleft\ncentre\nright\nbottom-left\nbottom\n"
+                                               "bottom-right\ntinted\n\n";
+    for (std::uint8_t label : {0, 1})
+        for (std::size_t i = 0; i < test.count; ++i)
+            if (test.labels[i] == label) {
+                write_ppm(dir / ("class" + std::to_string(label) + ".ppm"), test, i);
+                break;
+            }
+    return 0;
+} catch (const std::exception& e) {
+    std::cerr << "make_cifar: " << e.what() << "\n";
+    return 1;
+}
