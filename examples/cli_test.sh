@@ -24,7 +24,7 @@ quick=(--limit 500 --test-limit 1000 --threads 1)
 expect_error "--data $work/nowhere: no such directory" "$train" --data "$work/nowhere"
 mkdir -p "$work/wrong"
 touch "$work/wrong/images.idx"
-expect_error "--data $work/wrong: has neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz (IDX), data_batch_1.bin (CIFAR-10) or train.bin (CIFAR-100)" "$train" --data "$work/wrong"
+expect_error "--data $work/wrong: has neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz (IDX), data_batch_1.bin (CIFAR-10), train.bin (CIFAR-100) nor train/ and test/ folders of class folders of images" "$train" --data "$work/wrong"
 expect_error "--epochs must be at least 1" "$train" --epochs 0
 expect_error "--epochs needs a value, got an empty one" "$train" --epochs ""
 expect_error "--resume needs a value, got an empty one" "$train" --resume ""
@@ -133,6 +133,24 @@ expect_error "the model takes 3x32x32 images of 10 classes; the test set in /usr
 "$strip" "$work/colour.cnn" "$work/shape.cnn" $'input_shape=3x32\n'
 expect_error "shape.cnn: its metadata input_shape='3x32' is not channels x rows x cols" \
     "$predict" "$work/shape.cnn" "$work/cifar/class0.ppm"
+
+# Folders of images: a bad --image-size, a missing test/ folder, an image of another size
+# (named, unless --image-size resizes it), a model's test set of other images.
+"$make_cifar" "$work/folders" 100 --folders
+expect_error "--image-size takes HxW, two whole numbers from 1 to 9999, got '32'" \
+    "$train" --data "$work/folders" --image-size 32
+mv "$work/folders/test" "$work/folders-test"
+expect_error "--data $work/folders: has no test/ folder beside its train/ folder" "$train" --data "$work/folders" --epochs 1
+mv "$work/folders-test" "$work/folders/test"
+cp "$work/folders/class0.png" "$work/folders-class0.png"
+"$train" --data "$work/folders" --epochs 1 --threads 1 --image-size 16x16 --output "$work/small.cnn" > "$work/small.log" 2>&1 ||
+    { echo "FAILED: training on folders resized to 16x16: $(cat "$work/small.log")"; failures=$((failures + 1)); }
+grep -q "training on 500 3x16x16 images" "$work/small.log" ||
+    { echo "FAILED: --image-size 16x16 did not give 3x16x16 images: $(head -c 600 "$work/small.log")"; failures=$((failures + 1)); }
+expect_error "class0.png: is 32x32 (width x height), the data set's images 16x16; resize them, or choose SizeMismatch::resize" \
+    "$predict" "$work/small.cnn" "$work/folders-class0.png"
+"$predict" "$work/small.cnn" "$work/folders-class0.png" --resize > "$work/resized.out" 2>&1 ||
+    { echo "FAILED: mnist_predict --resize: $(cat "$work/resized.out")"; failures=$((failures + 1)); }
 
 echo "$failures failures"
 [[ $failures -eq 0 ]]

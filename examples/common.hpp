@@ -19,6 +19,10 @@
 #include <string>
 #include <vector>
 
+#if defined(CNN_WITH_STB)
+#include <cnn/data/image_folder.hpp>
+#endif
+
 #include "networks.hpp"
 
 namespace examples {
@@ -180,15 +184,14 @@ inline std::vector<std::string> split(const std::string& text, char separator) {
 }
 
 /// The data-set formats the examples read, by what a directory holds.
-enum class DataFormat { idx, cifar10, cifar100 };
+enum class DataFormat { idx, cifar10, cifar100, folders };
 
-inline const char* format_name(DataFormat format) {
-    switch (format) {
-        case DataFormat::cifar10: return "CIFAR-10";
-        case DataFormat::cifar100: return "CIFAR-100";
-        default: return "IDX";
-    }
-}
+/// Whether these programs were built with the image reader (cnn::images, stb).
+#if defined(CNN_WITH_STB)
+inline constexpr bool with_images = true;
+#else
+inline constexpr bool with_images = false;
+#endif
 
 /// What `directory` holds: the MNIST layout of IDX files (train-images-idx3-ubyte, raw or
 /// .gz), CIFAR-10's binary batches (data_batch_1.bin ...) or CIFAR-100's (train.bin,
@@ -207,19 +210,62 @@ inline DataFormat detect_format(const std::filesystem::path& directory) {
         return DataFormat::idx;
     if (has("data_batch_1.bin") || has("test_batch.bin")) return DataFormat::cifar10;
     if (has("train.bin") || has("test.bin")) return DataFormat::cifar100;
+    if (std::filesystem::is_directory(directory / "train", error) || std::filesystem::is_directory(directory / "test", error)) {
+        if (!with_images)
+            throw std::runtime_error("--data " + directory.string() +
+                                     ": folders of images need the image reader, and this program was built without "
+                                     "stb (install libstb-dev and rebuild)");
+        return DataFormat::folders;
+    }
     throw std::runtime_error("--data " + directory.string() +
                              ": has neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz (IDX), "
-                             "data_batch_1.bin (CIFAR-10) or train.bin (CIFAR-100)");
+                             "data_batch_1.bin (CIFAR-10), train.bin (CIFAR-100) nor train/ and test/ folders of "
+                             "class folders of images");
 }
 
+/// The image size of folders of images: 0 x 0 takes the first image's. Images of another
+/// size are resized to it when `resize` is set, else an error names them.
+struct ImageSize {
+    std::size_t rows = 0, cols = 0;
+    bool resize = false;
+    std::size_t channels = 0;  ///< 1 or 3 to convert every image to; 0: the first image's
+};
+
 /// Loads `split` ("train" or "test") from the directory, in the format it holds, or explains
-/// how to get the data.
-inline cnn::Dataset load_split(const std::filesystem::path& directory, const std::string& split) {
+/// how to get the data. Folders of images are DIR/train and DIR/test, one subfolder per class;
+/// `like`, when given, is the training set whose channels, size and classes the test set must have.
+inline cnn::Dataset load_split(const std::filesystem::path& directory, const std::string& split,
+                               [[maybe_unused]] ImageSize size = {}, [[maybe_unused]] const cnn::Dataset* like = nullptr) {
     switch (detect_format(directory)) {
         case DataFormat::cifar10: return cnn::load_cifar10(directory, split);
         case DataFormat::cifar100: return cnn::load_cifar100(directory, split);
-        default: return cnn::load_mnist(directory, split == "test" ? "t10k" : split);
+        case DataFormat::folders: {
+#if defined(CNN_WITH_STB)
+            cnn::ImageOptions options;
+            options.rows = size.rows;
+            options.cols = size.cols;
+            options.sizes = size.resize ? cnn::SizeMismatch::resize : cnn::SizeMismatch::reject;
+            options.channels = size.channels;
+            if (like != nullptr) {
+                options.channels = like->channels;
+                options.rows = like->rows;
+                options.cols = like->cols;
+            }
+            if (!std::filesystem::is_directory(directory / split))
+                throw std::runtime_error("--data " + directory.string() + ": has no " + split +
+                                         "/ folder beside its " + (split == "train" ? "test/" : "train/") + " folder");
+            cnn::Dataset data = cnn::load_image_folder(directory / split, options);
+            if (like != nullptr && data.class_names != like->class_names)
+                throw std::runtime_error((directory / split).string() + ": its class folders are not those of " +
+                                         (directory / "train").string() + " (the same names, the same order)");
+            return data;
+#else
+            break;
+#endif
+        }
+        default: break;
     }
+    return cnn::load_mnist(directory, split == "test" ? "t10k" : split);
 }
 
 /// The task a network is built for to learn `data`.

@@ -14,14 +14,17 @@
 
 namespace {
 
-const char* usage = R"(usage: mnist_predict MODEL [IMAGE.pgm|IMAGE.ppm ...] [--data DIR] [--limit N] [--threads N]
+const char* usage = R"(usage: mnist_predict MODEL [IMAGE ...] [--data DIR] [--limit N] [--resize] [--threads N]
 
   With no image: the model's accuracy and confusion matrix on the test set in DIR
   (default /usr/share/datasets/fashion-mnist; IDX, CIFAR-10 or CIFAR-100 as for mnist_train);
   the last line reads "test accuracy: 0.9123".
   With images: the predicted class and its probability for each image of the model's size:
   PGM (P2 or P5) for a model of greyscale images (for Fashion-MNIST 28x28, white on black
-  like the training images), PPM (P3 or P6) for a model of colour images (CIFAR: 32x32).
+  like the training images), PPM (P3 or P6) for a model of colour images (CIFAR: 32x32);
+  PNG and JPEG too when built with stb (libstb-dev).
+  --resize: resize images (files, or a test set of image folders) of another size to the
+  model's (default: an error names them).
   An image that cannot be read is reported and skipped; the exit status is then 1.
   --limit N: only the first N test images (quick runs; 0 or unset: all).
   --threads N: kernel threads; 0 or unset: every hardware thread.
@@ -53,7 +56,7 @@ std::size_t pgm_number(const std::vector<std::uint8_t>& bytes, std::size_t& at, 
 /// A PGM (P2, P5: one channel) or PPM (P3, P6: three) image of the model's channels and size,
 /// maxval 1..255, as planes of bytes scaled to 0..255. Every sample must be at most maxval,
 /// and nothing may follow the samples but (for P2 and P3) white space.
-std::vector<std::uint8_t> read_image(const std::string& path, const examples::Task& task) {
+std::vector<std::uint8_t> read_netpbm(const std::string& path, const examples::Task& task) {
     const std::vector<std::uint8_t> bytes = cnn::read_file(path, 1 << 26, "PGM or PPM image");
     if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '5' && bytes[1] != '2' && bytes[1] != '6' && bytes[1] != '3'))
         throw std::runtime_error(path + ": not a PGM or PPM file (it does not start with P5, P2, P6 or P3)");
@@ -103,6 +106,29 @@ std::vector<std::uint8_t> read_image(const std::string& path, const examples::Ta
     return planes;
 }
 
+/// An image file of the model's channels and size: PGM and PPM (ASCII or binary) by read_netpbm
+/// above, PNG and JPEG by stb_image when the program has it (resized to the model's size
+/// with --resize, else rejected when the size differs).
+std::vector<std::uint8_t> read_any_image(const std::string& path, const examples::Task& task, [[maybe_unused]] bool resize) {
+    std::string extension = std::filesystem::path(path).extension().string();
+    std::transform(extension.begin(), extension.end(), extension.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (extension != ".png" && extension != ".jpg" && extension != ".jpeg") return read_netpbm(path, task);
+#if defined(CNN_WITH_STB)
+    cnn::Image image = cnn::read_image(path, {.rows = task.rows,
+                                              .cols = task.cols,
+                                              .sizes = resize ? cnn::SizeMismatch::resize : cnn::SizeMismatch::reject});
+    if (image.channels != task.channels)
+        throw std::runtime_error(path + ": has " + std::to_string(image.channels) + " channel" +
+                                 (image.channels == 1 ? "" : "s") + "; the model takes images of " +
+                                 std::to_string(task.channels));
+    return std::move(image.planes);
+#else
+    throw std::runtime_error(path + ": PNG and JPEG images need the image reader, and this program was built without "
+                             "stb (install libstb-dev and rebuild)");
+#endif
+}
+
 /// Numbers separated by commas in the model's metadata (per-channel normalisation).
 std::vector<double> metadata_numbers(const std::map<std::string, std::string>& metadata, const std::string& key,
                                      const std::filesystem::path& model) {
@@ -129,13 +155,14 @@ double metadata_number(const std::map<std::string, std::string>& metadata, const
 }  // namespace
 
 int main(int argc, char** argv) try {
-    examples::Arguments args(argc, argv, {"help"});
+    examples::Arguments args(argc, argv, {"help", "resize"});
     if (args.flag("help") || args.positional().empty()) {
         std::cout << usage;
         return args.positional().empty() && !args.has("help") ? 2 : 0;
     }
     const std::filesystem::path data = args.text("data", examples::default_data_directory);
     const std::size_t limit = args.count("limit", 0);
+    const bool resize = args.flag("resize");
     cnn::set_threads(examples::thread_count(args, "mnist_predict"));
     args.reject_unknown();
     const std::filesystem::path model_path = args.positional()[0];
@@ -172,7 +199,8 @@ int main(int argc, char** argv) try {
         if (metadata.count("classes")) names = examples::split(metadata.at("classes"), ',');
 
         if (images.empty()) {
-            const cnn::Dataset test_set = examples::load_split(data, "test").head(limit);
+            const cnn::Dataset test_set =
+                examples::load_split(data, "test", {task.rows, task.cols, resize, task.channels}).head(limit);
             if (examples::task_of(test_set) != task)
                 throw std::runtime_error("the model takes " + task.input_text() + " images of " +
                                          std::to_string(task.classes) + " classes; the test set in " + data.string() +
@@ -191,7 +219,7 @@ int main(int argc, char** argv) try {
         for (const std::string& path : images) {
             std::vector<std::uint8_t> pixels;
             try {
-                pixels = read_image(path, task);
+                pixels = read_any_image(path, task, resize);
             } catch (const std::exception& e) {
                 std::cerr << "mnist_predict: " << e.what() << "\n";
                 ++failed;

@@ -35,7 +35,11 @@ const char* usage = R"(usage: mnist_train [flags]
                                    optionally batches.meta.txt (cifar-10-batches-bin)
                         CIFAR-100  train.bin, test.bin, optionally fine_label_names.txt
                                    (cifar-100-binary; the 100 fine labels)
+                        folders    train/ and test/, each with one folder of PNG, JPEG,
+                                   PGM or PPM images per class, named after it
                       The networks take the data's image size, channels and classes.
+  --image-size HxW    resize the images of folders to H x W (default: every image must have
+                      the first one's size)
   --classes FILE      the class names, one per line (default: the data set's own; Fashion-MNIST's
                       names for the default data set; else the class numbers)
   --net NAME          lenet (LeNet-5, ReLU, max pooling; default), wide (conv32-pool-conv64-pool-dense128),
@@ -156,6 +160,7 @@ struct Settings {
     bool default_data = false;      ///< no --data: Debian's Fashion-MNIST
     std::string net_name, optimizer, schedule;
     std::size_t epochs, batch, seed, threads, limit, test_limit = 0, patience, warmup = 0, cutout = 0;
+    std::string image_size;  ///< --image-size HxW, or empty
     bool augment = false;
     double lr, momentum, weight_decay, validation, label_smoothing = 0;
     std::filesystem::path output;
@@ -173,6 +178,7 @@ struct Settings {
             << "\nsetting.weight_decay=" << weight_decay << "\nsetting.validation=" << validation
             << "\nsetting.label_smoothing=" << label_smoothing << "\nsetting.warmup=" << warmup
             << "\nsetting.augment=" << augment << "\nsetting.cutout=" << cutout
+            << "\nsetting.image_size=" << image_size
             << "\nsetting.output=" << output.string() << "\n";
         return out.str();
     }
@@ -221,6 +227,7 @@ struct Settings {
         s.warmup = m.count("setting.warmup") ? count("warmup") : 0;
         s.augment = m.count("setting.augment") && m.at("setting.augment") == "1";
         s.cutout = m.count("setting.cutout") ? count("cutout") : 0;
+        s.image_size = m.count("setting.image_size") ? m.at("setting.image_size") : "";
         s.output = get("output");
         s.threads = threads;
         return s;
@@ -382,7 +389,7 @@ int main(int argc, char** argv) try {
     if (!resume_path.empty()) {
         args.reject_unknown({"data", "classes", "net", "epochs", "batch", "optimizer", "lr", "momentum",
                              "weight-decay", "schedule", "validation", "patience", "seed", "limit", "test-limit", "output",
-                             "label-smoothing", "warmup", "augment", "cutout"},
+                             "label-smoothing", "warmup", "augment", "cutout", "image-size"},
                             "with --resume the settings come from the checkpoint");
         // The checkpoint records its settings, readable before a network is built.
         s = Settings::from_metadata(examples::parse_metadata(cnn::read_checkpoint_metadata(resume_path)), resume_path,
@@ -395,6 +402,7 @@ int main(int argc, char** argv) try {
         s.net_name = args.text("net", "lenet");
         s.augment = args.flag("augment");
         s.cutout = args.count("cutout", 0);
+        s.image_size = args.text("image-size", "");
         // Defaults that reach the accuracy the README reports for each network.
         const bool wide = s.net_name == "wide" || s.net_name == "wide-bn";
         s.epochs = args.count("epochs", wide ? 12 : s.net_name == "resnet" || s.net_name == "mobilenet" ? 10 : 15);
@@ -439,8 +447,21 @@ int main(int argc, char** argv) try {
     if (std::find(examples::network_names.begin(), examples::network_names.end(), s.net_name) ==
         examples::network_names.end())
         throw std::invalid_argument("--net takes lenet, wide, wide-bn, resnet or mobilenet, got " + s.net_name);
-    const cnn::Dataset train_set = examples::load_split(s.data, "train").head(s.limit);
-    const cnn::Dataset test_set = examples::load_split(s.data, "test").head(s.test_limit);
+    examples::ImageSize size;
+    if (!s.image_size.empty()) {
+        const std::vector<std::string> parts = examples::split(s.image_size, 'x');
+        const auto side = [&](const std::string& text) {
+            const bool digits = !text.empty() && text.size() <= 4 &&
+                                std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+            return digits ? std::stoul(text) : 0ul;
+        };
+        if (parts.size() != 2 || side(parts[0]) == 0 || side(parts[1]) == 0)
+            throw std::invalid_argument("--image-size takes HxW, two whole numbers from 1 to 9999, got '" +
+                                        s.image_size + "'");
+        size = {side(parts[0]), side(parts[1]), true};
+    }
+    const cnn::Dataset train_set = examples::load_split(s.data, "train", size).head(s.limit);
+    const cnn::Dataset test_set = examples::load_split(s.data, "test", size, &train_set).head(s.test_limit);
     if (examples::task_of(test_set) != examples::task_of(train_set))
         throw std::runtime_error("--data " + s.data.string() + ": the test set's images or classes (" +
                                  examples::task_of(test_set).input_text() + ", " + std::to_string(test_set.classes) +

@@ -4,6 +4,9 @@
 #include "cnn/data/cifar.hpp"
 #include "cnn/data/dataset.hpp"
 #include "cnn/data/idx.hpp"
+#if defined(CNN_WITH_STB)  // the image reader, with the cnn::images target
+#include "cnn/data/image_folder.hpp"
+#endif
 #include "cnn/error.hpp"
 #include "cnn/gradient_check.hpp"
 #include "cnn/io/checkpoint.hpp"

@@ -1,10 +1,14 @@
 // Test tool: writes a small learnable data set in the published CIFAR-10 binary layout
 // (data_batch_1.bin ... data_batch_5.bin, test_batch.bin, batches.meta.txt), and one test
-// image of each of the first two classes as a PPM file, for the example programs' tests.
+// image of each of the first two classes as a PPM file, for the example programs' tests;
+// with --folders, the same images as folders of PNG files instead (train/CLASS/N.png,
+// test/CLASS/N.png) and the two test images as class0.png and class1.png.
 // Class k is noise with a bright 12x12 square in channel k mod 3 at one of nine places
 // (class 9: the whole image tinted), jittered by up to 2 pixels.
-//   make_cifar DIR [IMAGES_PER_BATCH]
+//   make_cifar DIR [IMAGES_PER_BATCH] [--folders]
 #include <cnn/cnn.hpp>
+
+#include <stb/stb_image_write.h>
 
 #include <fstream>
 #include <iostream>
@@ -37,17 +41,54 @@ void write_ppm(const std::filesystem::path& path, const cnn::Dataset& data, std:
         for (std::size_t c = 0; c < 3; ++c) out.put(static_cast<char>(data.images[(index * 3 + c) * 1024 + p]));
 }
 
+/// Image `index` of `data` as interleaved RGB, for stb_image_write.
+std::vector<unsigned char> interleaved(const cnn::Dataset& data, std::size_t index) {
+    std::vector<unsigned char> pixels;
+    for (std::size_t p = 0; p < 32 * 32; ++p)
+        for (std::size_t c = 0; c < 3; ++c) pixels.push_back(data.images[(index * 3 + c) * 1024 + p]);
+    return pixels;
+}
+
+void write_png(const std::filesystem::path& path, const cnn::Dataset& data, std::size_t index) {
+    if (stbi_write_png(path.c_str(), 32, 32, 3, interleaved(data, index).data(), 32 * 3) == 0)
+        throw std::runtime_error(path.string() + ": cannot be written");
+}
+
+const char* const class_names[] = {"top-left", "top", "top-right", "left", "centre", "right", "bottom-left", "bottom",
+                                   "bottom-right", "tinted"};
+
+void write_folders(const std::filesystem::path& dir, const cnn::Dataset& data) {
+    for (const char* name : class_names) std::filesystem::create_directories(dir / name);
+    for (std::size_t i = 0; i < data.count; ++i)
+        write_png(dir / class_names[data.labels[i]] / (std::to_string(10000 + i) + ".png"), data, i);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
+    const bool folders = argc >= 2 && std::string(argv[argc - 1]) == "--folders";
+    if (folders) --argc;
     if (argc != 2 && argc != 3) {
-        std::cerr << "usage: make_cifar DIR [IMAGES_PER_BATCH]\n";
+        std::cerr << "usage: make_cifar DIR [IMAGES_PER_BATCH] [--folders]\n";
         return 2;
     }
     const std::filesystem::path dir = argv[1];
     const std::size_t per_batch = argc == 3 ? std::stoul(argv[2]) : 400;
     std::filesystem::create_directories(dir);
     cnn::Random rng{2026};
+    if (folders) {
+        cnn::Dataset train = make(per_batch * 5, rng);
+        const cnn::Dataset test = make(per_batch, rng);
+        write_folders(dir / "train", train);
+        write_folders(dir / "test", test);
+        for (std::uint8_t label : {0, 1})
+            for (std::size_t i = 0; i < test.count; ++i)
+                if (test.labels[i] == label) {
+                    write_png(dir / ("class" + std::to_string(label) + ".png"), test, i);
+                    break;
+                }
+        return 0;
+    }
     for (int batch = 1; batch <= 5; ++batch)
         cnn::write_cifar(dir / ("data_batch_" + std::to_string(batch) + ".bin"), make(per_batch, rng),
                          cnn::CifarFormat::cifar10());
