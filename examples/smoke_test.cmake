@@ -1,7 +1,7 @@
 # mnist_train --net NET (default lenet) on LIMIT (default 2,000) Fashion-MNIST images for
 # one epoch, tested on TEST_LIMIT test images (default all 10,000), then mnist_predict on the
 # saved model: the model, the curves and the same accuracy must come out, at least MINIMUM
-# (default 0.6). With MAKE_DATA (a program that writes a data set into a directory), the
+# (default 0.6), in batches of BATCH (default: the trainer's). With MAKE_DATA (a program that writes a data set into a directory), the
 # data set is written into WORK_DIR/data first and both programs read it (--data); the
 # image WORK_DIR/data/IMAGE is then classified too and must be named as class EXPECT.
 if(NOT NET)
@@ -18,6 +18,9 @@ if(NOT MINIMUM)
 endif()
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
+if(BATCH)
+    list(APPEND TRAIN_FLAGS --batch ${BATCH})
+endif()
 set(data_flags "")
 if(MAKE_DATA)
     # MAKE_DATA is the program, then its arguments after the directory (a list)

@@ -2,7 +2,8 @@
 # installed into a temporary prefix and found with find_package (MODE=find_package),
 # as a subdirectory (MODE=add_subdirectory), or installed and compiled without CMake
 # with the flags pkg-config gives for cnn-gzip (MODE=pkg_config). The program reads
-# GZ_FILE, a gzip IDX file of labels, so cnn::gzip must work in every mode.
+# GZ_FILE, a gzip IDX file of labels, so cnn::gzip must work in every mode; with CMake a
+# second program decodes an image through cnn::images.
 file(REMOVE_RECURSE "${WORK_DIR}")
 
 function(run step)
@@ -44,3 +45,6 @@ else()
     run(build ${CMAKE_COMMAND} --build "${WORK_DIR}/build")
 endif()
 run(run "${WORK_DIR}/build/consumer" "${GZ_FILE}")
+if(NOT MODE STREQUAL "pkg_config")
+    run(run_images "${WORK_DIR}/build/consumer_images")
+endif()

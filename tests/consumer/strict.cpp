@@ -71,6 +71,18 @@ int main() {
     std::filesystem::create_directories(dir);
     double accuracy = train_once<float>(data, cnn::SGD<float>{{.learning_rate = 0.01, .momentum = 0.9}}, dir);
     accuracy += train_once<double>(data, cnn::Adam<double>{{.learning_rate = 0.001}}, dir);
+    // Colour data: a CIFAR file written and read back, per-channel normalisation, augmentation.
+    cnn::Dataset colour{std::vector<std::uint8_t>(2 * 3072, 7), {1, 2}, 2, 32, 32, 10, {}, {}, 3};
+    cnn::write_cifar(dir / "colour.bin", colour, cnn::CifarFormat::cifar10());
+    const std::vector<std::filesystem::path> files{dir / "colour.bin"};
+    const cnn::Dataset read = cnn::read_cifar(files, cnn::CifarFormat::cifar10());
+    cnn::Tensor<float, 4> x(read.batch_shape(2));
+    std::vector<std::uint32_t> labels(2);
+    const std::vector<std::size_t> order{1, 0};
+    cnn::Random rng{4};
+    read.fill_batch<float>(order, x.view(), labels, read.pixel_statistics(),
+                           {.crop_padding = 4, .horizontal_flip = true, .cutout = 8}, rng);
+    accuracy += static_cast<double>(x(0, 2, 5, 5)) * 0 + static_cast<double>(labels[0]) * 0;
     std::filesystem::remove_all(dir);
     std::cout << cnn::kernels::gemm_kernel_name() << " " << accuracy << "\n";
     return 0;
