@@ -36,6 +36,8 @@ expect_error "--lr takes a finite decimal number, got '0x1p-3'" "$train" --lr 0x
 expect_error "--epochs is given twice" "$train" --epochs 3 --epochs 4
 expect_error "--label-smoothing takes a number from 0 to 1, got 1.500000" "$train" --label-smoothing 1.5
 expect_error "--warmup 3 leaves none of the 3 epochs to the schedule" "$train" --epochs 3 --warmup 3
+expect_error "--crop applies to --augment, which is off" "$train" --crop 2
+expect_error "--augment is a switch: --augment, or --augment=no to turn it off; got 'maybe'" "$train" --augment=maybe
 expect_error "--threads takes a whole number from 0 to 256, got '100000'" "$train" --threads 100000
 expect_error "unknown flag --epoch (see --help)" "$train" --epoch 3
 expect_error "$work/missing-dir/m.cnn: cannot be written" "$train" "${quick[@]}" --output "$work/missing-dir/m.cnn"

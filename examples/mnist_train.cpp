@@ -47,11 +47,13 @@ const char* usage = R"(usage: mnist_train [flags]
                       resnet (a 14-layer ResNet with batch normalisation, 16/32/64 channels)
                       or mobilenet (depthwise 3x3 + pointwise 1x1 blocks, 16 to 128 channels)
   --augment           random crops (zero padding of an eighth of the image side) and horizontal
-                      flips of the training images, drawn from the seed (default on for resnet
-                      and wide-bn, off otherwise; --augment=no turns it off)
+                      flips of the training images, drawn from the seed (default on for resnet,
+                      off otherwise; --augment=no turns it off)
+  --crop N            with --augment: the crops' zero padding (default an eighth of the image
+                      side; 0: flips only)
   --cutout N          also zero a random N x N square of each training image (default 0: off)
-  --epochs N          passes over the training set, at least 1 (default 15 for lenet, 12 for wide
-                      and wide-bn, 20 for resnet, 10 for mobilenet)
+  --epochs N          passes over the training set, at least 1 (default 15 for lenet and wide-bn,
+                      12 for wide, 20 for resnet, 10 for mobilenet)
   --batch N           mini-batch size, at least 1 (default 128 for resnet, else 64)
   --optimizer NAME    sgd, nesterov or adam (default adam for wide and wide-bn, else nesterov)
   --lr X              base learning rate (default 0.05 for sgd/nesterov, 0.1 for resnet, 0.001 for adam)
@@ -170,6 +172,7 @@ struct Settings {
     bool default_data = false;      ///< no --data: Debian's Fashion-MNIST
     std::string net_name, optimizer, schedule;
     std::size_t epochs, batch, seed, threads, limit, test_limit = 0, patience, warmup = 0, cutout = 0;
+    std::string crop;  ///< --crop N, or empty: an eighth of the image side
     std::string image_size;  ///< --image-size HxW, or empty
     bool augment = false;
     double lr, momentum, weight_decay, validation, label_smoothing = 0;
@@ -188,7 +191,7 @@ struct Settings {
             << "\nsetting.weight_decay=" << weight_decay << "\nsetting.validation=" << validation
             << "\nsetting.label_smoothing=" << label_smoothing << "\nsetting.warmup=" << warmup
             << "\nsetting.augment=" << augment << "\nsetting.cutout=" << cutout
-            << "\nsetting.image_size=" << image_size
+            << "\nsetting.image_size=" << image_size << "\nsetting.crop=" << crop
             << "\nsetting.output=" << output.string() << "\n";
         return out.str();
     }
@@ -238,6 +241,7 @@ struct Settings {
         s.augment = m.count("setting.augment") && m.at("setting.augment") == "1";
         s.cutout = m.count("setting.cutout") ? count("cutout") : 0;
         s.image_size = m.count("setting.image_size") ? m.at("setting.image_size") : "";
+        s.crop = m.count("setting.crop") && !m.at("setting.crop").empty() ? std::to_string(count("crop")) : "";
         s.output = get("output");
         s.threads = threads;
         return s;
@@ -290,7 +294,9 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
     options.validation_fraction = settings.validation;
     options.label_smoothing = settings.label_smoothing;
     if (settings.augment) {
-        options.augmentation.crop_padding = std::max<std::size_t>(1, std::min(train_set.rows, train_set.cols) / 8);
+        options.augmentation.crop_padding = settings.crop.empty()
+                                                ? std::max<std::size_t>(1, std::min(train_set.rows, train_set.cols) / 8)
+                                                : std::stoul(settings.crop);
         options.augmentation.horizontal_flip = true;
     }
     options.augmentation.cutout = settings.cutout;
@@ -399,7 +405,7 @@ int main(int argc, char** argv) try {
     if (!resume_path.empty()) {
         args.reject_unknown({"data", "classes", "net", "epochs", "batch", "optimizer", "lr", "momentum",
                              "weight-decay", "schedule", "validation", "patience", "seed", "limit", "test-limit", "output",
-                             "label-smoothing", "warmup", "augment", "cutout", "image-size"},
+                             "label-smoothing", "warmup", "augment", "cutout", "image-size", "crop"},
                             "with --resume the settings come from the checkpoint");
         // The checkpoint records its settings, readable before a network is built.
         s = Settings::from_metadata(examples::parse_metadata(cnn::read_checkpoint_metadata(resume_path)), resume_path,
@@ -414,10 +420,11 @@ int main(int argc, char** argv) try {
         // are its training recipe (augmentation, label smoothing, warm-up, larger batches).
         const bool wide = s.net_name == "wide" || s.net_name == "wide-bn";
         const bool resnet = s.net_name == "resnet";
-        s.augment = switch_value(args, "augment", resnet || s.net_name == "wide-bn");
+        s.augment = switch_value(args, "augment", resnet);
         s.cutout = args.count("cutout", 0);
+        if (args.has("crop")) s.crop = std::to_string(args.count("crop", 0, 1024));
         s.image_size = args.text("image-size", "");
-        s.epochs = args.count("epochs", wide ? 12 : resnet ? 20 : s.net_name == "mobilenet" ? 10 : 15);
+        s.epochs = args.count("epochs", s.net_name == "wide" ? 12 : resnet ? 20 : s.net_name == "mobilenet" ? 10 : 15);
         s.batch = args.count("batch", resnet ? 128 : 64);
         s.optimizer = args.text("optimizer", wide ? "adam" : "nesterov");
         const bool adam = s.optimizer == "adam";
@@ -441,6 +448,7 @@ int main(int argc, char** argv) try {
     if (!args.positional().empty()) throw std::invalid_argument("unexpected argument '" + args.positional()[0] + "'");
     if (s.epochs == 0) throw std::invalid_argument("--epochs must be at least 1");
     if (s.batch == 0) throw std::invalid_argument("--batch must be at least 1");
+    if (!s.crop.empty() && !s.augment) throw std::invalid_argument("--crop applies to --augment, which is off");
     if (s.warmup >= s.epochs)
         throw std::invalid_argument("--warmup " + std::to_string(s.warmup) + " leaves none of the " +
                                     std::to_string(s.epochs) + " epochs to the schedule");
