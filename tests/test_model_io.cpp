@@ -66,6 +66,43 @@ TEMPLATE_TEST_CASE("save -> load -> predict is bit-identical", "[io]", float, do
     CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}) == 2);
 }
 
+TEST_CASE("The metadata of a model or checkpoint reads without a network, checked as a load checks", "[io]") {
+    const fs::path dir = cnn::test::scratch_directory("metadata");
+    auto net = make_small<float>();
+    cnn::Random rng{3};
+    net.initialize(rng);
+    cnn::save_model(net, dir / "model.cnn", "input_shape=1x8x8\nclass_count=4\n");
+    CHECK(cnn::read_model_metadata(dir / "model.cnn") == "input_shape=1x8x8\nclass_count=4\n");
+    // The model file of version 1 (0.2) has no structure records; its metadata reads too.
+    CHECK(cnn::read_model_metadata(fs::path(CNN_TEST_DATA_DIR) / "model_v1_small.cnn") == "written=by cnn 0.2.0\n");
+    auto bytes = read_all(dir / "model.cnn");
+    bytes[30] ^= 1;
+    write_all(dir / "flipped.cnn", bytes);
+    CHECK_THROWS_WITH(cnn::read_model_metadata(dir / "flipped.cnn"),
+                      Catch::Matchers::Contains("checksum mismatch") && Catch::Matchers::Contains("flipped.cnn"));
+    CHECK_THROWS_WITH(cnn::read_model_metadata(dir / "none.cnn"), (dir / "none.cnn").string() + ": no such file");
+
+    // A checkpoint: its model's metadata, and the checkpoint's own checksum is checked.
+    const cnn::Dataset data = cnn::test::make_bars(12, 1);
+    auto small = cnn::Sequential{cnn::Conv2D<float>{1, 2, 3, {.padding = 1}}, cnn::ReLU<float>{}, cnn::MaxPool<float>{2},
+                                 cnn::Flatten<float>{}, cnn::Dense<float>{2 * 4 * 4, 4}};
+    cnn::SGD<float> sgd;
+    cnn::FitOptions options{.epochs = 2, .batch_size = 4};
+    std::size_t steps = 0;
+    options.should_stop = [&] { return ++steps == 1; };
+    const auto history = cnn::fit(small, sgd, data, rng, options);
+    REQUIRE(history.interrupted);
+    cnn::save_checkpoint(small, *history.resume, dir / "run.checkpoint", "setting.net=small\n");
+    CHECK(cnn::read_checkpoint_metadata(dir / "run.checkpoint") == "setting.net=small\n");
+    bytes = read_all(dir / "run.checkpoint");
+    bytes[bytes.size() / 2] ^= 1;
+    write_all(dir / "run.checkpoint", bytes);
+    CHECK_THROWS_WITH(cnn::read_checkpoint_metadata(dir / "run.checkpoint"),
+                      (dir / "run.checkpoint").string() + ": checksum mismatch: the checkpoint is corrupt or truncated");
+    CHECK_THROWS_WITH(cnn::read_checkpoint_metadata(dir / "model.cnn"),
+                      (dir / "model.cnn").string() + ": not a checkpoint file (it does not start with \"CNNCHKPT\")");
+}
+
 TEST_CASE("Saving replaces the old model whole", "[io]") {
     const fs::path dir = cnn::test::scratch_directory("replace");
     auto net = make_small<float>();
