@@ -29,6 +29,17 @@ namespace examples {
 
 inline const char* default_data_directory = "/usr/share/datasets/fashion-mnist";
 
+/// `text` as a whole number, when it is decimal digits only (no sign, no space) of a number
+/// at most `maximum`.
+inline std::optional<std::size_t> whole_number(const std::string& text, std::size_t maximum) {
+    std::size_t result = 0;
+    const auto [end, status] = std::from_chars(text.data(), text.data() + text.size(), result);
+    const bool digits =
+        !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || status != std::errc{} || end != text.data() + text.size() || result > maximum) return std::nullopt;
+    return result;
+}
+
 /// "--name value" (or "--name=value") flags and positional arguments, parsed strictly:
 /// an empty value, a flag given twice, a number that is not plain decimal, and a flag the
 /// program does not take are errors, never a silent default.
@@ -85,15 +96,11 @@ public:
         used_.push_back(name);
         if (!has(name)) return fallback;
         const std::string& value = values_.at(name);
-        std::size_t result = 0;
-        const auto [end, status] = std::from_chars(value.data(), value.data() + value.size(), result);
-        const bool digits = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
-            return c >= '0' && c <= '9';
-        });
-        if (!digits || status != std::errc{} || end != value.data() + value.size() || result > maximum)
+        const std::optional<std::size_t> result = whole_number(value, maximum);
+        if (!result)
             throw std::invalid_argument("--" + name + " takes a whole number from 0 to " + std::to_string(maximum) +
                                         ", got '" + value + "'");
-        return result;
+        return *result;
     }
     [[nodiscard]] bool flag(const std::string& name) {
         used_.push_back(name);
@@ -277,12 +284,11 @@ inline Task task_of(const cnn::Dataset& data) { return {data.channels, data.rows
 inline Task task_from_metadata(const std::map<std::string, std::string>& metadata, const std::filesystem::path& file) {
     Task task;
     const auto whole = [&](const std::string& text, const std::string& key) {
-        std::size_t value = 0;
-        const auto [end, status] = std::from_chars(text.data(), text.data() + text.size(), value);
-        if (text.empty() || status != std::errc{} || end != text.data() + text.size() || value == 0 || value > 65536)
+        const std::optional<std::size_t> value = whole_number(text, 65536);
+        if (!value || *value == 0)
             throw std::runtime_error(file.string() + ": its metadata " + key + "='" + metadata.at(key) +
                                      "' is not what mnist_train writes");
-        return value;
+        return *value;
     };
     if (const auto it = metadata.find("input_shape"); it != metadata.end()) {
         const std::vector<std::string> parts = split(it->second, 'x');

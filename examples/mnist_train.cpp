@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -172,7 +173,7 @@ struct Settings {
     bool default_data = false;      ///< no --data: Debian's Fashion-MNIST
     std::string net_name, optimizer, schedule;
     std::size_t epochs, batch, seed, threads, limit, test_limit = 0, patience, warmup = 0, cutout = 0;
-    std::string crop;  ///< --crop N, or empty: an eighth of the image side
+    std::optional<std::size_t> crop;  ///< --crop N; unset: an eighth of the image side
     std::string image_size;  ///< --image-size HxW, or empty
     bool augment = false;
     double lr, momentum, weight_decay, validation, label_smoothing = 0;
@@ -191,7 +192,7 @@ struct Settings {
             << "\nsetting.weight_decay=" << weight_decay << "\nsetting.validation=" << validation
             << "\nsetting.label_smoothing=" << label_smoothing << "\nsetting.warmup=" << warmup
             << "\nsetting.augment=" << augment << "\nsetting.cutout=" << cutout
-            << "\nsetting.image_size=" << image_size << "\nsetting.crop=" << crop
+            << "\nsetting.image_size=" << image_size << "\nsetting.crop=" << (crop ? std::to_string(*crop) : "")
             << "\nsetting.output=" << output.string() << "\n";
         return out.str();
     }
@@ -241,7 +242,7 @@ struct Settings {
         s.augment = m.count("setting.augment") && m.at("setting.augment") == "1";
         s.cutout = m.count("setting.cutout") ? count("cutout") : 0;
         s.image_size = m.count("setting.image_size") ? m.at("setting.image_size") : "";
-        s.crop = m.count("setting.crop") && !m.at("setting.crop").empty() ? std::to_string(count("crop")) : "";
+        if (m.count("setting.crop") && !m.at("setting.crop").empty()) s.crop = count("crop");
         s.output = get("output");
         s.threads = threads;
         return s;
@@ -294,9 +295,8 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
     options.validation_fraction = settings.validation;
     options.label_smoothing = settings.label_smoothing;
     if (settings.augment) {
-        options.augmentation.crop_padding = settings.crop.empty()
-                                                ? std::max<std::size_t>(1, std::min(train_set.rows, train_set.cols) / 8)
-                                                : std::stoul(settings.crop);
+        options.augmentation.crop_padding =
+            settings.crop.value_or(std::max<std::size_t>(1, std::min(train_set.rows, train_set.cols) / 8));
         options.augmentation.horizontal_flip = true;
     }
     options.augmentation.cutout = settings.cutout;
@@ -422,7 +422,7 @@ int main(int argc, char** argv) try {
         const bool resnet = s.net_name == "resnet";
         s.augment = switch_value(args, "augment", resnet);
         s.cutout = args.count("cutout", 0);
-        if (args.has("crop")) s.crop = std::to_string(args.count("crop", 0, 1024));
+        if (args.has("crop")) s.crop = args.count("crop", 0, 1024);
         s.image_size = args.text("image-size", "");
         s.epochs = args.count("epochs", s.net_name == "wide" ? 12 : resnet ? 20 : s.net_name == "mobilenet" ? 10 : 15);
         s.batch = args.count("batch", resnet ? 128 : 64);
@@ -448,7 +448,7 @@ int main(int argc, char** argv) try {
     if (!args.positional().empty()) throw std::invalid_argument("unexpected argument '" + args.positional()[0] + "'");
     if (s.epochs == 0) throw std::invalid_argument("--epochs must be at least 1");
     if (s.batch == 0) throw std::invalid_argument("--batch must be at least 1");
-    if (!s.crop.empty() && !s.augment) throw std::invalid_argument("--crop applies to --augment, which is off");
+    if (s.crop && !s.augment) throw std::invalid_argument("--crop applies to --augment, which is off");
     if (s.warmup >= s.epochs)
         throw std::invalid_argument("--warmup " + std::to_string(s.warmup) + " leaves none of the " +
                                     std::to_string(s.epochs) + " epochs to the schedule");
@@ -470,10 +470,8 @@ int main(int argc, char** argv) try {
     examples::ImageSize size;
     if (!s.image_size.empty()) {
         const std::vector<std::string> parts = examples::split(s.image_size, 'x');
-        const auto side = [&](const std::string& text) {
-            const bool digits = !text.empty() && text.size() <= 4 &&
-                                std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-            return digits ? std::stoul(text) : 0ul;
+        const auto side = [](const std::string& text) {  // 0: not 1 to 4 digits
+            return text.size() <= 4 ? examples::whole_number(text, 9999).value_or(0) : 0;
         };
         if (parts.size() != 2 || side(parts[0]) == 0 || side(parts[1]) == 0)
             throw std::invalid_argument("--image-size takes HxW, two whole numbers from 1 to 9999, got '" +

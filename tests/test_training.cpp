@@ -302,23 +302,39 @@ TEST_CASE("Early stopping restores the best weights of the validation split", "[
     CHECK(history.epochs.size() == history.best_epoch + 2);  // the patience of 2 ran out
 }
 
+namespace {
+
+/// The model file of make_net trained for two epochs in batches of 20 on `train` at `threads`
+/// threads, with `augmentation`; interrupted after its fourth step and resumed when `interrupt`.
+std::vector<std::uint8_t> trained_at(const cnn::Dataset& train, std::size_t threads,
+                                     const cnn::Augmentation& augmentation = {}, bool interrupt = false) {
+    cnn::set_threads(threads);
+    auto net = make_net();
+    cnn::Random rng{12};
+    net.initialize(rng);
+    cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9}};
+    cnn::FitOptions options;
+    options.epochs = 2;
+    options.batch_size = 20;
+    options.augmentation = augmentation;
+    std::size_t steps = 0;
+    if (interrupt) options.should_stop = [&] { return ++steps == 4; };
+    auto history = cnn::fit(net, sgd, train, rng, options);
+    if (interrupt) {
+        REQUIRE(history.interrupted);
+        options.should_stop = {};
+        (void)cnn::fit(net, sgd, train, rng, options, &*history.resume);
+    }
+    return cnn::serialize_model(net);
+}
+
+}  // namespace
+
 TEST_CASE("The thread count does not change a single bit of the trained model", "[training][threads]") {
     const cnn::Dataset train = make_bars(120, 9, cnn::test::scratch_directory("threads"));
-    const auto run = [&](std::size_t threads) {
-        cnn::set_threads(threads);
-        auto net = make_net();
-        cnn::Random rng{12};
-        net.initialize(rng);
-        cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9}};
-        cnn::FitOptions options;
-        options.epochs = 2;
-        options.batch_size = 20;
-        (void)cnn::fit(net, sgd, train, rng, options);
-        return cnn::serialize_model(net);
-    };
-    const auto one = run(1);
-    const auto two = run(2);
-    const auto five = run(5);
+    const auto one = trained_at(train, 1);
+    const auto two = trained_at(train, 2);
+    const auto five = trained_at(train, 5);
     cnn::set_threads(1);
     CHECK(one == two);
     CHECK(one == five);
@@ -327,31 +343,11 @@ TEST_CASE("The thread count does not change a single bit of the trained model", 
 TEST_CASE("Augmented training is the same to the bit for any thread count, and interrupts exactly",
           "[training][threads][augment]") {
     const cnn::Dataset train = make_bars(120, 9, cnn::test::scratch_directory("augment-threads"));
-    const auto run = [&](std::size_t threads, const cnn::Augmentation& augmentation, bool interrupt) {
-        cnn::set_threads(threads);
-        auto net = make_net();
-        cnn::Random rng{12};
-        net.initialize(rng);
-        cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9}};
-        cnn::FitOptions options;
-        options.epochs = 2;
-        options.batch_size = 20;
-        options.augmentation = augmentation;
-        std::size_t steps = 0;
-        if (interrupt) options.should_stop = [&] { return ++steps == 4; };
-        auto history = cnn::fit(net, sgd, train, rng, options);
-        if (interrupt) {
-            REQUIRE(history.interrupted);
-            options.should_stop = {};
-            (void)cnn::fit(net, sgd, train, rng, options, &*history.resume);
-        }
-        return cnn::serialize_model(net);
-    };
     const cnn::Augmentation all{.crop_padding = 1, .horizontal_flip = true, .cutout = 2};
-    const auto one = run(1, all, false);
-    CHECK(one == run(3, all, false));
-    CHECK(one == run(2, all, true));  // the augmentation draws resume where they stopped
-    CHECK(one != run(1, {}, false));  // and they do change what is learnt
+    const auto one = trained_at(train, 1, all);
+    CHECK(one == trained_at(train, 3, all));
+    CHECK(one == trained_at(train, 2, all, true));  // the augmentation draws resume where they stopped
+    CHECK(one != trained_at(train, 1));              // and they do change what is learnt
     cnn::set_threads(1);
 
     auto net = make_net();

@@ -12,6 +12,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 
 namespace {
@@ -34,14 +35,7 @@ cnn::Dataset make(std::size_t count, cnn::Random& rng) {
     return data;
 }
 
-void write_ppm(const std::filesystem::path& path, const cnn::Dataset& data, std::size_t index) {
-    std::ofstream out(path, std::ios::binary);
-    out << "P6\n32 32\n255\n";
-    for (std::size_t p = 0; p < 32 * 32; ++p)
-        for (std::size_t c = 0; c < 3; ++c) out.put(static_cast<char>(data.images[(index * 3 + c) * 1024 + p]));
-}
-
-/// Image `index` of `data` as interleaved RGB, for stb_image_write.
+/// Image `index` of `data` as interleaved RGB, as PPM and PNG files store it.
 std::vector<unsigned char> interleaved(const cnn::Dataset& data, std::size_t index) {
     std::vector<unsigned char> pixels;
     for (std::size_t p = 0; p < 32 * 32; ++p)
@@ -49,9 +43,23 @@ std::vector<unsigned char> interleaved(const cnn::Dataset& data, std::size_t ind
     return pixels;
 }
 
+void write_ppm(const std::filesystem::path& path, const cnn::Dataset& data, std::size_t index) {
+    const std::vector<unsigned char> pixels = interleaved(data, index);
+    std::ofstream out(path, std::ios::binary);
+    out << "P6\n32 32\n255\n";
+    out.write(reinterpret_cast<const char*>(pixels.data()), static_cast<std::streamsize>(pixels.size()));
+}
+
 void write_png(const std::filesystem::path& path, const cnn::Dataset& data, std::size_t index) {
     if (stbi_write_png(path.c_str(), 32, 32, 3, interleaved(data, index).data(), 32 * 3) == 0)
         throw std::runtime_error(path.string() + ": cannot be written");
+}
+
+/// The first image of class `label` in `data`, if it has one.
+std::optional<std::size_t> first_of_class(const cnn::Dataset& data, std::uint8_t label) {
+    for (std::size_t i = 0; i < data.count; ++i)
+        if (data.labels[i] == label) return i;
+    return std::nullopt;
 }
 
 const char* const class_names[] = {"top-left", "top", "top-right", "left", "centre", "right", "bottom-left", "bottom",
@@ -82,11 +90,7 @@ int main(int argc, char** argv) try {
         write_folders(dir / "train", train);
         write_folders(dir / "test", test);
         for (std::uint8_t label : {0, 1})
-            for (std::size_t i = 0; i < test.count; ++i)
-                if (test.labels[i] == label) {
-                    write_png(dir / ("class" + std::to_string(label) + ".png"), test, i);
-                    break;
-                }
+            if (const auto i = first_of_class(test, label)) write_png(dir / ("class" + std::to_string(label) + ".png"), test, *i);
         return 0;
     }
     for (int batch = 1; batch <= 5; ++batch)
@@ -97,11 +101,7 @@ int main(int argc, char** argv) try {
     std::ofstream(dir / "batches.meta.txt") << "top-left\ntop\ntop-right\nleft\ncentre\nright\nbottom-left\nbottom\n"
                                                "bottom-right\ntinted\n\n";
     for (std::uint8_t label : {0, 1})
-        for (std::size_t i = 0; i < test.count; ++i)
-            if (test.labels[i] == label) {
-                write_ppm(dir / ("class" + std::to_string(label) + ".ppm"), test, i);
-                break;
-            }
+        if (const auto i = first_of_class(test, label)) write_ppm(dir / ("class" + std::to_string(label) + ".ppm"), test, *i);
     return 0;
 } catch (const std::exception& e) {
     std::cerr << "make_cifar: " << e.what() << "\n";

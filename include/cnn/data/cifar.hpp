@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <span>
 #include <string>
 #include <vector>
@@ -110,53 +109,22 @@ inline Dataset read_cifar(std::span<const std::filesystem::path> files, const Ci
     return data;
 }
 
-namespace detail {
-
-/// The class names in `path`, one per line, as the CIFAR archives ship them (batches.meta.txt
-/// ends in blank lines, which are skipped; a blank line between names is an error).
-inline std::vector<std::string> read_cifar_names(const std::filesystem::path& path, std::size_t classes) {
-    std::ifstream file(path);
-    if (!file) throw data_error(path.string() + ": cannot open: " + std::strerror(errno));
-    std::vector<std::string> lines;
-    std::string line;
-    while (std::getline(file, line)) {
-        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-        lines.push_back(line);
-    }
-    while (!lines.empty() && lines.back().empty()) lines.pop_back();
-    for (std::size_t i = 0; i < lines.size(); ++i)
-        if (lines[i].empty() || lines[i].find(',') != std::string::npos)
-            throw data_error(path.string() + ": line " + std::to_string(i + 1) +
-                             ": a class name must be non-empty and without commas");
-    if (lines.size() != classes)
-        throw data_error(path.string() + ": names " + std::to_string(lines.size()) + " classes, the data set has " +
-                         std::to_string(classes));
-    return lines;
-}
-
-inline std::filesystem::path cifar_directory(const std::filesystem::path& directory) {
-    std::error_code error;
-    if (!std::filesystem::is_directory(directory, error)) throw data_error(directory.string() + ": no such directory");
-    return directory;
-}
-
-}  // namespace detail
-
 /// CIFAR-10 from the directory the archive unpacks to (cifar-10-batches-bin): `split`
 /// "train" reads data_batch_1.bin to data_batch_5.bin (50,000 images), "test" test_batch.bin
 /// (10,000); the class names come from batches.meta.txt when it is there.
 inline Dataset load_cifar10(const std::filesystem::path& directory, const std::string& split) {
+    if (split != "train" && split != "test")
+        throw parameter_error("load_cifar10: split '" + split + "' is neither \"train\" nor \"test\"");
+    detail::require_directory(directory);
     std::vector<std::filesystem::path> files;
     if (split == "train")
-        for (int i = 1; i <= 5; ++i) files.push_back(detail::cifar_directory(directory) / ("data_batch_" + std::to_string(i) + ".bin"));
-    else if (split == "test")
-        files.push_back(detail::cifar_directory(directory) / "test_batch.bin");
+        for (int i = 1; i <= 5; ++i) files.push_back(directory / ("data_batch_" + std::to_string(i) + ".bin"));
     else
-        throw parameter_error("load_cifar10: split '" + split + "' is neither \"train\" nor \"test\"");
+        files.push_back(directory / "test_batch.bin");
     Dataset data = read_cifar(files, CifarFormat::cifar10());
     std::error_code error;
     if (std::filesystem::exists(directory / "batches.meta.txt", error))
-        data.class_names = detail::read_cifar_names(directory / "batches.meta.txt", 10);
+        data.class_names = detail::read_name_lines(directory / "batches.meta.txt", 10, true);
     return data;
 }
 
@@ -168,13 +136,14 @@ inline Dataset load_cifar100(const std::filesystem::path& directory, const std::
                              CifarLabels labels = CifarLabels::fine) {
     if (split != "train" && split != "test")
         throw parameter_error("load_cifar100: split '" + split + "' is neither \"train\" nor \"test\"");
-    const std::filesystem::path file = detail::cifar_directory(directory) / (split + ".bin");
+    detail::require_directory(directory);
+    const std::filesystem::path file = directory / (split + ".bin");
     const CifarFormat format = CifarFormat::cifar100(labels);
     Dataset data = read_cifar(std::span{&file, 1}, format);
     const std::filesystem::path names =
         directory / (labels == CifarLabels::fine ? "fine_label_names.txt" : "coarse_label_names.txt");
     std::error_code error;
-    if (std::filesystem::exists(names, error)) data.class_names = detail::read_cifar_names(names, format.classes);
+    if (std::filesystem::exists(names, error)) data.class_names = detail::read_name_lines(names, format.classes, true);
     return data;
 }
 

@@ -318,27 +318,49 @@ inline Dataset load_idx_dataset(const std::filesystem::path& image_path, const s
 /// The file `stem` in `directory`: the raw file when it exists, else `stem`.gz (when both
 /// exist the raw one is read; Dataset::files says which). Throws cnn::data_error naming the
 /// missing directory, or both names when neither file is there.
-inline std::filesystem::path find_idx_file(const std::filesystem::path& directory, const std::string& stem) {
+namespace detail {
+
+/// Throws cnn::data_error "DIR: no such directory" unless `directory` is one (every reader of
+/// a data-set directory checks this first).
+inline void require_directory(const std::filesystem::path& directory) {
     std::error_code error;
-    if (!std::filesystem::is_directory(directory, error))
-        throw data_error(directory.string() + ": no such directory");
+    if (!std::filesystem::is_directory(directory, error)) throw data_error(directory.string() + ": no such directory");
+}
+
+}  // namespace detail
+
+inline std::filesystem::path find_idx_file(const std::filesystem::path& directory, const std::string& stem) {
+    detail::require_directory(directory);
+    std::error_code error;
     for (const std::string& name : {stem, stem + ".gz"})
         if (std::filesystem::exists(directory / name, error)) return directory / name;
     throw data_error(directory.string() + ": has neither " + stem + " nor " + stem + ".gz");
 }
 
-/// The class names in `path`, one per line (a classes.txt beside the IDX files): exactly
-/// `classes` lines, none empty, none with a comma. Throws cnn::data_error naming the line.
-inline std::vector<std::string> read_class_names(const std::filesystem::path& path, std::size_t classes) {
+namespace detail {
+
+/// The class names in `path`, one per line ('\r' before the newline dropped): exactly
+/// `classes`, none empty, none with a comma. With `blank_tail`, blank lines at the end of the
+/// file and spaces at the ends of lines are skipped, as in the CIFAR archives' name files; a
+/// blank line between names is still an error. Throws cnn::data_error naming the line.
+inline std::vector<std::string> read_name_lines(const std::filesystem::path& path, std::size_t classes,
+                                                bool blank_tail) {
     std::ifstream file(path);
     if (!file) throw data_error(path.string() + ": cannot open: " + std::strerror(errno));
     std::vector<std::string> names;
     std::string line;
+    std::size_t number = 0, first_blank = 0;  // first_blank: a blank line that may end the file
     while (std::getline(file, line)) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        const std::string where = path.string() + ": line " + std::to_string(names.size() + 1);
-        if (line.empty() || line.find(',') != std::string::npos)
-            throw data_error(where + ": a class name must be non-empty and without commas");
+        ++number;
+        while (!line.empty() && (line.back() == '\r' || (blank_tail && line.back() == ' '))) line.pop_back();
+        if (blank_tail && line.empty()) {
+            if (first_blank == 0) first_blank = number;
+            continue;
+        }
+        const std::size_t at = first_blank != 0 ? first_blank : number;
+        if (first_blank != 0 || line.empty() || line.find(',') != std::string::npos)
+            throw data_error(path.string() + ": line " + std::to_string(at) +
+                             ": a class name must be non-empty and without commas");
         if (names.size() == classes)
             throw data_error(path.string() + ": names more than the " + std::to_string(classes) + " classes");
         names.push_back(line);
@@ -347,6 +369,14 @@ inline std::vector<std::string> read_class_names(const std::filesystem::path& pa
         throw data_error(path.string() + ": names " + std::to_string(names.size()) + " classes, the data set has " +
                          std::to_string(classes));
     return names;
+}
+
+}  // namespace detail
+
+/// The class names in `path`, one per line (a classes.txt beside the IDX files): exactly
+/// `classes` lines, none empty, none with a comma. Throws cnn::data_error naming the line.
+inline std::vector<std::string> read_class_names(const std::filesystem::path& path, std::size_t classes) {
+    return detail::read_name_lines(path, classes, false);
 }
 
 /// Loads the MNIST layout of `directory`: `prefix`-images-idx3-ubyte and `prefix`-labels-idx1-ubyte,

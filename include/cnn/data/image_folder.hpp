@@ -90,6 +90,19 @@ inline bool is_image_name(const std::filesystem::path& path) {
            extension == ".ppm" || extension == ".pnm";
 }
 
+/// The entries of `directory` in name order, hidden ones (a name starting with '.') left out:
+/// its subfolders when `folders`, else everything else in it.
+inline std::vector<std::filesystem::path> visible_entries(const std::filesystem::path& directory, bool folders) {
+    std::vector<std::filesystem::path> entries;
+    std::error_code error;
+    for (std::filesystem::directory_iterator it(directory, error), end; !error && it != end; it.increment(error))
+        if (it->path().filename().string().front() != '.' && it->is_directory(error) == folders)
+            entries.push_back(it->path());
+    if (error) throw data_error(directory.string() + ": cannot be listed: " + error.message());
+    std::sort(entries.begin(), entries.end());
+    return entries;
+}
+
 /// stb_image decodes a binary PGM or PPM (P5, P6) whose pixels are cut short without a word;
 /// this checks that exactly width x height x channels samples follow the header.
 inline void check_pnm_size(std::span<const std::uint8_t> bytes, const std::string& name) {
@@ -175,13 +188,8 @@ inline Image read_image(const std::filesystem::path& path, const ImageOptions& o
 /// Loads the folder data set under `root` (see the top of this file). The channels and size
 /// are those of options, or of the first image where options leave them 0.
 inline Dataset load_image_folder(const std::filesystem::path& root, ImageOptions options = {}) {
-    std::error_code error;
-    if (!std::filesystem::is_directory(root, error)) throw data_error(root.string() + ": no such directory");
-    std::vector<std::filesystem::path> classes;
-    for (std::filesystem::directory_iterator it(root, error), end; !error && it != end; it.increment(error))
-        if (it->path().filename().string().front() != '.' && it->is_directory(error)) classes.push_back(it->path());
-    if (error) throw data_error(root.string() + ": cannot be listed: " + error.message());
-    std::sort(classes.begin(), classes.end());
+    detail::require_directory(root);
+    const std::vector<std::filesystem::path> classes = detail::visible_entries(root, true);
     if (classes.empty()) throw data_error(root.string() + ": has no subfolders, one per class, of images");
     if (classes.size() > 256)
         throw data_error(root.string() + ": has " + std::to_string(classes.size()) +
@@ -193,36 +201,29 @@ inline Dataset load_image_folder(const std::filesystem::path& root, ImageOptions
         data.class_names.push_back(classes[label].filename().string());
         if (data.class_names.back().find(',') != std::string::npos)
             throw data_error(classes[label].string() + ": a class name must be without commas");
-        std::vector<std::filesystem::path> files;
-        for (std::filesystem::directory_iterator it(classes[label], error), end; !error && it != end; it.increment(error)) {
-            const std::string file_name = it->path().filename().string();
-            if (file_name.front() == '.' || it->is_directory(error)) continue;
-            if (!detail::is_image_name(it->path()))
-                throw data_error(it->path().string() +
+        const std::vector<std::filesystem::path> files = detail::visible_entries(classes[label], false);
+        for (const std::filesystem::path& file : files)
+            if (!detail::is_image_name(file))
+                throw data_error(file.string() +
                                  ": not an image file name (.png, .jpg, .jpeg, .pgm, .ppm or .pnm); move it out of "
                                  "the data set");
-            files.push_back(it->path());
-        }
-        if (error) throw data_error(classes[label].string() + ": cannot be listed: " + error.message());
         if (files.empty()) throw data_error(classes[label].string() + ": holds no images for class '" +
                                             data.class_names.back() + "'");
-        std::sort(files.begin(), files.end());
         for (const std::filesystem::path& file : files) {
             Image image = read_image(file, options);
-            if (data.count == 0) {
-                // The first image fixes what options left open.
+            if (data.count == 0) {  // the first image fixes what options left open
                 options.channels = image.channels;
                 options.rows = image.rows;
                 options.cols = image.cols;
-                data.channels = image.channels;
-                data.rows = image.rows;
-                data.cols = image.cols;
             }
             data.images.insert(data.images.end(), image.planes.begin(), image.planes.end());
             data.labels.push_back(static_cast<std::uint8_t>(label));
             ++data.count;
         }
     }
+    data.channels = options.channels;
+    data.rows = options.rows;
+    data.cols = options.cols;
     data.files = {root};
     return data;
 }
