@@ -25,6 +25,18 @@ change to the library moves its speed.
 
     /usr/bin/python3 bench/compare_pytorch.py --trainer build/release/examples/mnist_train \
         --baseline /tmp/before/build/examples/mnist_train --limit 30000
+
+With --recipe EPOCHS it instead trains the small ResNet with mnist_train's ResNet recipe on
+both sides for EPOCHS epochs (default schedule shortened to them), at the largest --threads:
+Nesterov momentum 0.9, learning rate 0.1 warmed up linearly batch by batch over the first
+epoch, then cosine epoch by epoch; weight decay 5e-4 on weights (convolution and dense
+weights, batch-normalisation scales), none on biases; batch 128; label smoothing 0.1;
+random crops with 3 pixels of zero padding and horizontal flips, drawn per image; inputs
+standardised with the training set's mean and deviation. It prints each epoch's test
+accuracy and training images/s for both, side by side: the same recipe, two implementations
+(their random initialisation and draws differ, so accuracies agree only to a few tenths).
+
+    /usr/bin/python3 bench/compare_pytorch.py --trainer build/release/examples/mnist_train --recipe 3
 """
 import argparse
 import gzip
@@ -56,16 +68,30 @@ def torch_worker(net_name, threads, data, limit):
 
     start_torch(threads)
 
-    def idx(path, offset):
-        with gzip.open(path, "rb") as f:
-            return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
-
-    images = idx(os.path.join(data, "train-images-idx3-ubyte.gz"), 16).reshape(-1, 1, 28, 28)
-    labels = idx(os.path.join(data, "train-labels-idx1-ubyte.gz"), 8).astype(np.int64)
+    images, labels = load_idx_split(data, "train")
     if limit:
         images, labels = images[:limit], labels[:limit]
-    images, labels = torch.from_numpy(images.copy()), torch.from_numpy(labels.copy())
     mean, std = images.float().div(255).mean().item(), images.float().div(255).std().item()
+
+    net = make_torch_net(net_name)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    order = torch.randperm(len(images))
+    start = time.perf_counter()
+    for first in range(0, len(images), 64):
+        index = order[first:first + 64]
+        x = (images[index].float().div_(255) - mean) / std
+        loss = loss_fn(net(x), labels[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    seconds = time.perf_counter() - start
+    print(f"images/s {len(images) / seconds:.1f}")
+
+
+def make_torch_net(net_name):
+    """The PyTorch twin of examples/networks.hpp's network `net_name`."""
+    import torch.nn as nn
 
     class Block(nn.Module):
         # examples/networks.hpp's basic_block / projection_block
@@ -87,39 +113,120 @@ def torch_worker(net_name, threads, data, limit):
                 nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
     if net_name == "mobilenet":
-        net = nn.Sequential(
+        return nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
             *depthwise_block(16, 32, 1), *depthwise_block(32, 64, 2), *depthwise_block(64, 64, 1),
             *depthwise_block(64, 128, 2), *depthwise_block(128, 128, 1),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))
-    elif net_name == "resnet":
-        net = nn.Sequential(
+    if net_name == "resnet":
+        return nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
             Block(16, 16, 1), Block(16, 16, 1), Block(16, 32, 2), Block(32, 32, 1), Block(32, 64, 2), Block(64, 64, 1),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
-    elif net_name == "lenet":
-        net = nn.Sequential(
+    if net_name == "lenet":
+        return nn.Sequential(
             nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
             nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
-    else:
-        net = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
-    order = torch.randperm(len(images))
-    start = time.perf_counter()
-    for first in range(0, len(images), 64):
-        index = order[first:first + 64]
-        x = (images[index].float().div_(255) - mean) / std
-        loss = loss_fn(net(x), labels[index])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    seconds = time.perf_counter() - start
-    print(f"images/s {len(images) / seconds:.1f}")
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def load_idx_split(data, prefix):
+    """Fashion-MNIST's `prefix` ("train" or "t10k") split as uint8 tensors N x 1 x 28 x 28 and int64 labels."""
+    import numpy as np
+    import torch
+
+    def idx(path, offset):
+        with gzip.open(path, "rb") as f:
+            return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
+
+    images = idx(os.path.join(data, f"{prefix}-images-idx3-ubyte.gz"), 16).reshape(-1, 1, 28, 28)
+    labels = idx(os.path.join(data, f"{prefix}-labels-idx1-ubyte.gz"), 8).astype(np.int64)
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.copy())
+
+
+def torch_recipe_worker(threads, data, epochs):
+    """mnist_train's ResNet recipe (see the top of this file) in PyTorch; prints one line per epoch."""
+    import math
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    start_torch(threads)
+    images, labels = load_idx_split(data, "train")
+    test_images, test_labels = load_idx_split(data, "t10k")
+    pixels = images.double().div(255)
+    mean, std = pixels.mean().item(), pixels.std(unbiased=False).item()
+    net = make_torch_net("resnet")
+    decayed = [p for name, p in net.named_parameters() if not name.endswith("bias")]
+    undecayed = [p for name, p in net.named_parameters() if name.endswith("bias")]
+    base, batch, pad = 0.1, 128, 28 // 8
+    optimizer = torch.optim.SGD([{"params": decayed, "weight_decay": 5e-4}, {"params": undecayed, "weight_decay": 0.0}],
+                                lr=base, momentum=0.9, nesterov=True)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
+    steps = (len(images) + batch - 1) // batch
+    line = torch.arange(28)
+    for epoch in range(epochs):
+        net.train()
+        order = torch.randperm(len(images))
+        start = time.perf_counter()
+        for step in range(steps):
+            if epoch < 1:  # warm-up, batch by batch, over the first epoch
+                rate = base * (step + 1) / steps
+            else:  # cosine over the remaining epochs, epoch by epoch
+                rate = base * (1 + math.cos(math.pi * (epoch - 1) / max(epochs - 1, 1))) / 2
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+            index = order[step * batch:(step + 1) * batch]
+            n = len(index)
+            padded = F.pad(images[index], (pad, pad, pad, pad))  # zero bytes around each image
+            top = torch.randint(0, 2 * pad + 1, (n,))
+            left = torch.randint(0, 2 * pad + 1, (n,))
+            flip = torch.randint(0, 2, (n,)).bool()
+            rows = top[:, None] + line[None, :]
+            cols = left[:, None] + torch.where(flip[:, None], 27 - line[None, :], line[None, :])
+            crops = padded[torch.arange(n)[:, None, None], 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
+            x = (crops.float().div_(255) - mean) / std
+            loss = loss_fn(net(x), labels[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        seconds = time.perf_counter() - start
+        net.eval()
+        correct = 0
+        with torch.no_grad():
+            for first in range(0, len(test_images), 500):
+                x = (test_images[first:first + 500].float().div_(255) - mean) / std
+                correct += (net(x).argmax(1) == test_labels[first:first + 500]).sum().item()
+        print(f"epoch {epoch + 1} accuracy {correct / len(test_images):.4f} images/s {len(images) / seconds:.1f}",
+              flush=True)
+
+
+def run_recipe(args, threads):
+    """--recipe: the ResNet recipe on both sides; prints a table of the epochs."""
+    scratch = os.path.join(args.scratch, "compare-recipe.cnn")
+    ours_out, ours_memory = run_measured([args.trainer, "--net", "resnet", "--epochs", str(args.recipe),
+                                          "--threads", str(threads), "--data", args.data, "--output", scratch])
+    ours = [(float(m.group(1)), float(m.group(2))) for m in
+            re.finditer(r"^epoch \d+/\d+ .* test loss [0-9.]+ acc ([0-9.]+) .*\(([0-9.]+) img/s\)", ours_out, re.M)]
+    theirs_out, theirs_memory = run_torch_worker(__file__, ["--recipe", str(threads), args.data, str(args.recipe)],
+                                                 threads)
+    theirs = [(float(m.group(1)), float(m.group(2))) for m in
+              re.finditer(r"^epoch \d+ accuracy ([0-9.]+) images/s ([0-9.]+)", theirs_out, re.M)]
+    if len(ours) != args.recipe or len(theirs) != args.recipe:
+        sys.exit(f"compare_pytorch.py: expected {args.recipe} epochs from each side, got:\n{ours_out}\n{theirs_out}")
+    name = f"PyTorch {torch_version()}"
+    print(f"ResNet recipe, {args.recipe} epochs, {threads} thread(s)")
+    print(f"| epoch | this library: test accuracy | {name}: test accuracy | this library (images/s) | "
+          f"{name} (images/s) | ratio |")
+    print("|---|---|---|---|---|---|")
+    for epoch, ((a, speed_a), (b, speed_b)) in enumerate(zip(ours, theirs), 1):
+        print(f"| {epoch} | {a:.4f} | {b:.4f} | {speed_a:,.0f} | {speed_b:,.0f} | {speed_a / speed_b:.2f}x |")
+    print(f"peak memory: this library {ours_memory:,.0f} MB, {name} {theirs_memory:,.0f} MB "
+          f"({ours_memory / theirs_memory:.2f}x)")
 
 
 def run_measured(command, env=None):
@@ -172,6 +279,9 @@ def run_ours(trainer, net, threads, data, limit, scratch):
 
 
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--torch-worker" and sys.argv[2] == "--recipe":
+        torch_recipe_worker(int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--torch-worker":
         torch_worker(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
         return
@@ -184,7 +294,14 @@ def main():
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--scratch", default="/tmp")
     parser.add_argument("--baseline", help="compare with this build of mnist_train instead of PyTorch")
+    parser.add_argument("--recipe", type=int, metavar="EPOCHS",
+                        help="train the ResNet recipe for EPOCHS epochs on both sides and compare accuracy and speed")
     args = parser.parse_args()
+    if args.recipe is not None:
+        if args.recipe < 2:
+            sys.exit("compare_pytorch.py: --recipe takes at least 2 epochs (one of warm-up, then the schedule)")
+        run_recipe(args, max(int(t) for t in args.threads.split(",")))
+        return
     if args.baseline:
         other_name = "baseline"
         def run_other(net, threads, data, limit):

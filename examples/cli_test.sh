@@ -136,6 +136,21 @@ expect_error "the model takes 3x32x32 images of 10 classes; the test set in /usr
 expect_error "shape.cnn: its metadata input_shape='3x32' is not channels x rows x cols" \
     "$predict" "$work/shape.cnn" "$work/cifar/class0.ppm"
 
+# CIFAR-100's two labels: --labels coarse learns the 20 superclasses (and the predictor, seeing
+# a model of 20 classes, reads the test set's coarse labels); other values and formats are refused.
+"$make_cifar" "$work/cifar100" 100 --cifar100
+expect_error "--labels takes fine or coarse, got 'medium'" "$train" --data "$work/cifar100" --labels medium
+expect_error "--labels coarse applies to CIFAR-100 (train.bin, test.bin); $work/cifar holds another format" \
+    "$train" --data "$work/cifar" --labels coarse
+"$train" --data "$work/cifar100" --labels coarse --epochs 1 --threads 1 --output "$work/coarse.cnn" > "$work/coarse.log" 2>&1 ||
+    { echo "FAILED: training on CIFAR-100's coarse labels: $(cat "$work/coarse.log")"; failures=$((failures + 1)); }
+grep -q "training on 500 3x32x32 images" "$work/coarse.log" && grep -q "lower" "$work/coarse.log" ||
+    { echo "FAILED: the coarse run did not train on 500 images with the superclass names: $(head -c 900 "$work/coarse.log")"
+      failures=$((failures + 1)); }
+"$predict" "$work/coarse.cnn" --data "$work/cifar100" > "$work/coarse-predict.log" 2>&1 &&
+    grep -q "100 test images" "$work/coarse-predict.log" ||
+    { echo "FAILED: predicting CIFAR-100's coarse labels: $(cat "$work/coarse-predict.log")"; failures=$((failures + 1)); }
+
 # Folders of images: a bad --image-size, a missing test/ folder, an image of another size
 # (named, unless --image-size resizes it), a model's test set of other images.
 "$make_cifar" "$work/folders" 100 --folders

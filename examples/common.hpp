@@ -230,22 +230,24 @@ inline DataFormat detect_format(const std::filesystem::path& directory) {
                              "class folders of images");
 }
 
-/// The image size of folders of images: 0 x 0 takes the first image's. Images of another
-/// size are resized to it when `resize` is set, else an error names them.
+/// How to read a data set beyond its format. For folders of images, the image size: 0 x 0
+/// takes the first image's; images of another size are resized to it when `resize` is set,
+/// else an error names them. For CIFAR-100, which of its two labels to learn.
 struct ImageSize {
     std::size_t rows = 0, cols = 0;
     bool resize = false;
     std::size_t channels = 0;  ///< 1 or 3 to convert every image to; 0: the first image's
+    cnn::CifarLabels cifar100_labels = cnn::CifarLabels::fine;
 };
 
 /// Loads `split` ("train" or "test") from the directory, in the format it holds, or explains
 /// how to get the data. Folders of images are DIR/train and DIR/test, one subfolder per class;
 /// `like`, when given, is the training set whose channels, size and classes the test set must have.
-inline cnn::Dataset load_split(const std::filesystem::path& directory, const std::string& split,
-                               [[maybe_unused]] ImageSize size = {}, [[maybe_unused]] const cnn::Dataset* like = nullptr) {
+inline cnn::Dataset load_split(const std::filesystem::path& directory, const std::string& split, ImageSize size = {},
+                               [[maybe_unused]] const cnn::Dataset* like = nullptr) {
     switch (detect_format(directory)) {
         case DataFormat::cifar10: return cnn::load_cifar10(directory, split);
-        case DataFormat::cifar100: return cnn::load_cifar100(directory, split);
+        case DataFormat::cifar100: return cnn::load_cifar100(directory, split, size.cifar100_labels);
         case DataFormat::folders: {
 #if defined(CNN_WITH_STB)
             cnn::ImageOptions options;

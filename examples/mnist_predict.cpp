@@ -199,8 +199,12 @@ int main(int argc, char** argv) try {
         if (metadata.count("classes")) names = examples::split(metadata.at("classes"), ',');
 
         if (images.empty()) {
+            // A model of CIFAR-100's 20 superclasses was trained with --labels coarse.
+            const cnn::CifarLabels cifar100_labels = task.classes == 20 ? cnn::CifarLabels::coarse
+                                                                        : cnn::CifarLabels::fine;
             const cnn::Dataset test_set =
-                examples::load_split(data, "test", {task.rows, task.cols, resize, task.channels}).head(limit);
+                examples::load_split(data, "test", {task.rows, task.cols, resize, task.channels, cifar100_labels})
+                    .head(limit);
             if (examples::task_of(test_set) != task)
                 throw std::runtime_error("the model takes " + task.input_text() + " images of " +
                                          std::to_string(task.classes) + " classes; the test set in " + data.string() +

@@ -35,12 +35,15 @@ const char* usage = R"(usage: mnist_train [flags]
                         CIFAR-10   data_batch_1.bin to data_batch_5.bin, test_batch.bin and
                                    optionally batches.meta.txt (cifar-10-batches-bin)
                         CIFAR-100  train.bin, test.bin, optionally fine_label_names.txt
-                                   (cifar-100-binary; the 100 fine labels)
+                                   (cifar-100-binary; the 100 fine labels, or with
+                                   --labels coarse the 20 superclasses and
+                                   coarse_label_names.txt)
                         folders    train/ and test/, each with one folder of PNG, JPEG,
                                    PGM or PPM images per class, named after it
                       The networks take the data's image size, channels and classes.
   --image-size HxW    resize the images of folders to H x W (default: every image must have
                       the first one's size)
+  --labels fine|coarse  CIFAR-100: learn the 100 fine classes (default) or the 20 superclasses
   --classes FILE      the class names, one per line (default: the data set's own; Fashion-MNIST's
                       names for the default data set; else the class numbers)
   --net NAME          lenet (LeNet-5, ReLU, max pooling; default), wide (conv32-pool-conv64-pool-dense128),
@@ -175,6 +178,7 @@ struct Settings {
     std::size_t epochs, batch, seed, threads, limit, test_limit = 0, patience, warmup = 0, cutout = 0;
     std::optional<std::size_t> crop;  ///< --crop N; unset: an eighth of the image side
     std::string image_size;  ///< --image-size HxW, or empty
+    std::string labels = "fine";  ///< --labels: CIFAR-100's fine or coarse labels
     bool augment = false;
     double lr, momentum, weight_decay, validation, label_smoothing = 0;
     std::filesystem::path output;
@@ -193,6 +197,7 @@ struct Settings {
             << "\nsetting.label_smoothing=" << label_smoothing << "\nsetting.warmup=" << warmup
             << "\nsetting.augment=" << augment << "\nsetting.cutout=" << cutout
             << "\nsetting.image_size=" << image_size << "\nsetting.crop=" << (crop ? std::to_string(*crop) : "")
+            << "\nsetting.labels=" << labels
             << "\nsetting.output=" << output.string() << "\n";
         return out.str();
     }
@@ -243,6 +248,7 @@ struct Settings {
         s.cutout = m.count("setting.cutout") ? count("cutout") : 0;
         s.image_size = m.count("setting.image_size") ? m.at("setting.image_size") : "";
         if (m.count("setting.crop") && !m.at("setting.crop").empty()) s.crop = count("crop");
+        s.labels = m.count("setting.labels") ? m.at("setting.labels") : "fine";
         s.output = get("output");
         s.threads = threads;
         return s;
@@ -405,7 +411,7 @@ int main(int argc, char** argv) try {
     if (!resume_path.empty()) {
         args.reject_unknown({"data", "classes", "net", "epochs", "batch", "optimizer", "lr", "momentum",
                              "weight-decay", "schedule", "validation", "patience", "seed", "limit", "test-limit", "output",
-                             "label-smoothing", "warmup", "augment", "cutout", "image-size", "crop"},
+                             "label-smoothing", "warmup", "augment", "cutout", "image-size", "crop", "labels"},
                             "with --resume the settings come from the checkpoint");
         // The checkpoint records its settings, readable before a network is built.
         s = Settings::from_metadata(examples::parse_metadata(cnn::read_checkpoint_metadata(resume_path)), resume_path,
@@ -424,6 +430,7 @@ int main(int argc, char** argv) try {
         s.cutout = args.count("cutout", 0);
         if (args.has("crop")) s.crop = args.count("crop", 0, 1024);
         s.image_size = args.text("image-size", "");
+        s.labels = args.text("labels", "fine");
         s.epochs = args.count("epochs", s.net_name == "wide" ? 12 : resnet ? 20 : s.net_name == "mobilenet" ? 10 : 15);
         s.batch = args.count("batch", resnet ? 128 : 64);
         s.optimizer = args.text("optimizer", wide ? "adam" : "nesterov");
@@ -468,6 +475,14 @@ int main(int argc, char** argv) try {
         examples::network_names.end())
         throw std::invalid_argument("--net takes lenet, wide, wide-bn, resnet or mobilenet, got " + s.net_name);
     examples::ImageSize size;
+    if (s.labels != "fine" && s.labels != "coarse")
+        throw std::invalid_argument("--labels takes fine or coarse, got '" + s.labels + "'");
+    if (s.labels == "coarse") {
+        if (examples::detect_format(s.data) != examples::DataFormat::cifar100)
+            throw std::invalid_argument("--labels coarse applies to CIFAR-100 (train.bin, test.bin); " +
+                                        s.data.string() + " holds another format");
+        size.cifar100_labels = cnn::CifarLabels::coarse;
+    }
     if (!s.image_size.empty()) {
         const std::vector<std::string> parts = examples::split(s.image_size, 'x');
         const auto side = [](const std::string& text) {  // 0: not 1 to 4 digits
@@ -476,7 +491,9 @@ int main(int argc, char** argv) try {
         if (parts.size() != 2 || side(parts[0]) == 0 || side(parts[1]) == 0)
             throw std::invalid_argument("--image-size takes HxW, two whole numbers from 1 to 9999, got '" +
                                         s.image_size + "'");
-        size = {side(parts[0]), side(parts[1]), true};
+        size.rows = side(parts[0]);
+        size.cols = side(parts[1]);
+        size.resize = true;
     }
     const cnn::Dataset train_set = examples::load_split(s.data, "train", size).head(s.limit);
     const cnn::Dataset test_set = examples::load_split(s.data, "test", size, &train_set).head(s.test_limit);

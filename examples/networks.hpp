@@ -61,7 +61,8 @@ inline auto make_wide(const Task& task = {}) {
 }
 
 /// The wide network with batch normalisation after each convolution (which then needs no
-/// bias) and dropout 0.3 before the last dense layer.
+/// bias) and after the hidden dense layer, and dropout: 0.25 after each pooling, 0.5 before
+/// the last dense layer.
 inline auto make_wide_bn(const Task& task = {}) {
     using T = float;
     if (task.rows < 4 || task.cols < 4) throw std::invalid_argument("the wide network takes images of at least 4x4");
@@ -70,14 +71,17 @@ inline auto make_wide_bn(const Task& task = {}) {
                            cnn::BatchNorm2D<T>{32},
                            cnn::ReLU<T>{},
                            cnn::MaxPool<T>{2},                            // 32 x 14 x 14
+                           cnn::Dropout<T>{0.25},
                            cnn::Conv2D<T>{32, 64, 3, same},               // 64 x 14 x 14
                            cnn::BatchNorm2D<T>{64},
                            cnn::ReLU<T>{},
                            cnn::MaxPool<T>{2},                            // 64 x 7 x 7
+                           cnn::Dropout<T>{0.25},
                            cnn::Flatten<T>{},
                            cnn::Dense<T>{64 * (task.rows / 4) * (task.cols / 4), 128},
+                           cnn::BatchNorm2D<T>{128},
                            cnn::ReLU<T>{},
-                           cnn::Dropout<T>{0.3},
+                           cnn::Dropout<T>{0.5},
                            cnn::Dense<T>{128, task.classes}};
 }
 

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "cnn/data/dataset.hpp"
+#include "cnn/data/source.hpp"
 #include "cnn/error.hpp"
 #include "cnn/loss.hpp"
 #include "cnn/network.hpp"
@@ -120,30 +121,32 @@ constexpr bool ends_in_softmax() {
 }
 
 /// Throws unless `data` is consistent and `net` takes its images and has one output per class.
-template <class Net>
-void check_network_and_data(const Net& net, const Dataset& data, const char* who) {
+template <class Net, class Source>
+void check_network_and_data(const Net& net, const Source& data, const char* who) {
     data.check(who);
     const Shape<4> out = net.shapes(data.batch_shape(1)).back();
     const std::size_t outputs = out[1] * out[2] * out[3];
-    if (outputs != data.classes)
+    if (outputs != data.class_count())
         throw shape_error(std::string(who) + ": the network has " + std::to_string(outputs) + " outputs, the data set " +
-                          std::to_string(data.classes) + " classes");
+                          std::to_string(data.class_count()) + " classes");
 }
 
 }  // namespace detail
 
-/// Loss, accuracy and confusion matrix of `net` on `data`. Throws cnn::parameter_error for a
-/// batch size of 0, cnn::data_error for an inconsistent data set and cnn::shape_error when
-/// the network's outputs are not the data set's classes.
-template <class Net>
-Evaluation evaluate(const Net& net, const Dataset& data, Normalization normalization = {},
+/// Loss, accuracy and confusion matrix of `net` on `data` (a Dataset or any BatchSource).
+/// Throws cnn::parameter_error for a batch size of 0, cnn::data_error for an inconsistent data
+/// set and cnn::shape_error when the network's outputs are not the data set's classes.
+template <class Net, class Source>
+    requires BatchSource<Source, typename Net::value_type>
+Evaluation evaluate(const Net& net, const Source& data, Normalization normalization = {},
                     std::size_t batch_size = 64) {
     using T = typename Net::value_type;
     if (batch_size == 0) throw parameter_error("evaluate: batch_size must be at least 1");
     detail::check_network_and_data(net, data, "evaluate");
+    const std::size_t classes = data.class_count();
     Evaluation result;
-    result.classes = data.classes;
-    result.confusion.assign(data.classes * data.classes, 0);
+    result.classes = classes;
+    result.confusion.assign(classes * classes, 0);
     if (data.size() == 0) return result;
     typename Net::Workspace workspace;
     batch_size = std::min(batch_size, data.size());
@@ -157,14 +160,14 @@ Evaluation evaluate(const Net& net, const Dataset& data, Normalization normaliza
         const std::size_t n = std::min(batch_size, data.size() - first);
         for (std::size_t i = 0; i < n; ++i) indices[i] = first + i;
         x.resize(data.batch_shape(n));
-        data.fill_batch<T>({indices.data(), n}, x.view(), {labels.data(), n}, normalization);
+        data.template fill_batch<T>({indices.data(), n}, x.view(), {labels.data(), n}, normalization);
         const auto output = net.forward(x.view(), workspace);
         delta.resize(output.shape());
         total_loss += softmax_cross_entropy<T>(output, {labels.data(), n}, delta.view()) * static_cast<double>(n);
         for (std::size_t i = 0; i < n; ++i) {
             const std::uint32_t predicted = predicted_class<T>(output, i);
             correct += predicted == labels[i];
-            ++result.confusion[labels[i] * data.classes + predicted];
+            ++result.confusion[labels[i] * classes + predicted];
         }
     }
     result.loss = total_loss / static_cast<double>(data.size());
@@ -211,8 +214,9 @@ struct FitOptions {
     /// loss, and restore the best weights (0: never stop early).
     std::size_t early_stopping_patience = 0;
     /// A data set evaluated after every epoch for the record only (e.g. the test set
-    /// for training curves); it never influences training.
-    const Dataset* monitor_data = nullptr;
+    /// for training curves); it never influences training. A pointer to a Dataset or to
+    /// any other BatchSource (SourceRef converts from either); it must outlive fit.
+    SourceRef monitor_data = nullptr;
     std::function<void(const BatchReport&)> on_batch{};
     std::function<void(const EpochReport&)> on_epoch{};
     /// Polled after every batch; returning true ends training after that batch, with
@@ -285,23 +289,23 @@ private:
 /// Throws cnn::parameter_error naming the first thing a training state (a checkpoint's) says
 /// that does not fit this data set, these parameter groups or these options.
 template <Scalar T>
-void check_training_state(const TrainingState<T>& state, const Dataset& train,
+void check_training_state(const TrainingState<T>& state, std::size_t samples,
                           std::span<const ParameterGroup<T>> groups, const FitOptions& options) {
     const auto fail = [](const std::string& what) {
         throw parameter_error("fit: the training state does not fit: " + what);
     };
-    std::vector<bool> seen(train.size(), false);
+    std::vector<bool> seen(samples, false);
     for (const auto* part : {&state.order, &state.validation})
         for (const std::size_t index : *part) {
-            if (index >= train.size())
-                fail("it refers to sample " + std::to_string(index) + " of a data set of " + std::to_string(train.size()));
+            if (index >= samples)
+                fail("it refers to sample " + std::to_string(index) + " of a data set of " + std::to_string(samples));
             if (seen[index]) fail("it names sample " + std::to_string(index) + " twice");
             seen[index] = true;
         }
-    if (state.order.size() + state.validation.size() != train.size())
+    if (state.order.size() + state.validation.size() != samples)
         fail("its sample order and validation set cover " +
              std::to_string(state.order.size() + state.validation.size()) + " samples, the data set has " +
-             std::to_string(train.size()));
+             std::to_string(samples));
     if (state.order.empty()) fail("it has no training samples");
     const std::size_t batch = std::min(options.batch_size, state.order.size());
     if (state.step >= (state.order.size() + batch - 1) / batch)
@@ -336,13 +340,15 @@ bool uses_batch_statistics(const Net& net) {
 
 }  // namespace detail
 
-/// Trains `net` with `optimizer` on `train` (see the top of this file). `resume`, a state from
+/// Trains `net` with `optimizer` on `train`, a Dataset or any BatchSource (see the top of this
+/// file). `resume`, a state from
 /// History::resume or load_checkpoint, continues an interrupted run; it is checked against this
 /// network, optimizer and data first. One network trains in one fit call at a time: a second
 /// call on the same network while the first runs (from another thread, or from a callback)
 /// throws cnn::training_error.
-template <class Net, class Optimizer>
-History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Dataset& train, Random& rng,
+template <class Net, class Optimizer, class Source>
+    requires BatchSource<Source, typename Net::value_type>
+History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Source& train, Random& rng,
                                       const FitOptions& options,
                                       const TrainingState<typename Net::value_type>* resume = nullptr) {
     static_assert(!detail::ends_in_softmax<Net>(),
@@ -362,16 +368,17 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
         throw parameter_error("fit: label_smoothing " + std::to_string(options.label_smoothing) + " is not in [0, 1]");
 
     detail::check_network_and_data(net, train, "fit");
-    options.normalization.check(train.channels);
-    options.augmentation.check(train.rows, train.cols);
-    if (options.monitor_data != nullptr) detail::check_network_and_data(net, *options.monitor_data, "fit (monitor data)");
+    const Shape<4> image = train.batch_shape(1);
+    options.normalization.check(image[1]);
+    options.augmentation.check(image[2], image[3]);
+    if (options.monitor_data) detail::check_network_and_data(net, options.monitor_data, "fit (monitor data)");
     const auto groups = net.parameter_groups();
 
     TrainingState<T> state;
     if (resume != nullptr) {
         // Everything the state says is checked against this network, optimizer and data before
         // anything changes: a checkpoint of another run must not train on garbage or read past memory.
-        detail::check_training_state(*resume, train, std::span<const ParameterGroup<T>>{groups}, options);
+        detail::check_training_state(*resume, train.size(), std::span<const ParameterGroup<T>>{groups}, options);
         state = *resume;
         rng.restore(state.rng);
         optimizer.restore(state.optimizer);
@@ -388,8 +395,8 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
         }
     }
     if (state.order.empty()) throw parameter_error("fit: no training samples");
-    std::optional<Dataset> validation;
-    if (!state.validation.empty()) validation = train.subset(state.validation);
+    std::optional<SubsetSource<Source>> validation;
+    if (!state.validation.empty()) validation.emplace(train, state.validation);
 
     const std::size_t batch_size = std::min(options.batch_size, state.order.size());
     std::size_t steps = (state.order.size() + batch_size - 1) / batch_size;
@@ -436,7 +443,7 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
             optimizer.set_learning_rate(rate);
             const std::size_t first = step * batch_size, n = std::min(batch_size, state.order.size() - first);
             x.resize(train.batch_shape(n));
-            train.fill_batch<T>({state.order.data() + first, n}, x.view(), {labels.data(), n}, options.normalization,
+            train.template fill_batch<T>({state.order.data() + first, n}, x.view(), {labels.data(), n}, options.normalization,
                                 options.augmentation, rng);
 
             const auto output = net.forward(x.view(), workspace, Mode::training, &rng);
@@ -478,7 +485,7 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Data
         report.learning_rate = rate;
         report.train_seconds = std::chrono::duration<double>(Clock::now() - started).count();
         if (validation) report.validation = evaluate(net, *validation, options.normalization);
-        if (options.monitor_data) report.monitor = evaluate(net, *options.monitor_data, options.normalization);
+        if (options.monitor_data) report.monitor = evaluate(net, options.monitor_data, options.normalization);
         report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
         history.epochs.push_back(report);
         if (options.on_epoch) options.on_epoch(report);

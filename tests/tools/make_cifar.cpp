@@ -2,10 +2,12 @@
 // (data_batch_1.bin ... data_batch_5.bin, test_batch.bin, batches.meta.txt), and one test
 // image of each of the first two classes as a PPM file, for the example programs' tests;
 // with --folders, the same images as folders of PNG files instead (train/CLASS/N.png,
-// test/CLASS/N.png) and the two test images as class0.png and class1.png.
+// test/CLASS/N.png) and the two test images as class0.png and class1.png; with --cifar100,
+// the same images in CIFAR-100's layout (train.bin, test.bin, fine and coarse label names),
+// fine label k and coarse label k / 5.
 // Class k is noise with a bright 12x12 square in channel k mod 3 at one of nine places
 // (class 9: the whole image tinted), jittered by up to 2 pixels.
-//   make_cifar DIR [IMAGES_PER_BATCH] [--folders]
+//   make_cifar DIR [IMAGES_PER_BATCH] [--folders | --cifar100]
 #include <cnn/cnn.hpp>
 
 #include <stb/stb_image_write.h>
@@ -71,13 +73,26 @@ void write_folders(const std::filesystem::path& dir, const cnn::Dataset& data) {
         write_png(dir / class_names[data.labels[i]] / (std::to_string(10000 + i) + ".png"), data, i);
 }
 
+/// `data` as a CIFAR-100 file: each record the coarse label (fine / 5), the fine label, the image.
+void write_cifar100(const std::filesystem::path& path, const cnn::Dataset& data) {
+    std::ofstream out(path, std::ios::binary);
+    for (std::size_t i = 0; i < data.count; ++i) {
+        const char labels[2] = {static_cast<char>(data.labels[i] / 5), static_cast<char>(data.labels[i])};
+        out.write(labels, 2);
+        out.write(reinterpret_cast<const char*>(data.images.data() + i * data.image_size()),
+                  static_cast<std::streamsize>(data.image_size()));
+    }
+    if (!out.flush()) throw std::runtime_error("cannot write " + path.string());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
-    const bool folders = argc >= 2 && std::string(argv[argc - 1]) == "--folders";
-    if (folders) --argc;
-    if (argc != 2 && argc != 3) {
-        std::cerr << "usage: make_cifar DIR [IMAGES_PER_BATCH] [--folders]\n";
+    const std::string layout = argc >= 2 && std::string(argv[argc - 1]).starts_with("--") ? argv[argc - 1] : "";
+    if (!layout.empty()) --argc;
+    const bool folders = layout == "--folders";
+    if ((argc != 2 && argc != 3) || (!layout.empty() && !folders && layout != "--cifar100")) {
+        std::cerr << "usage: make_cifar DIR [IMAGES_PER_BATCH] [--folders | --cifar100]\n";
         return 2;
     }
     const std::filesystem::path dir = argv[1];
@@ -91,6 +106,16 @@ int main(int argc, char** argv) try {
         write_folders(dir / "test", test);
         for (std::uint8_t label : {0, 1})
             if (const auto i = first_of_class(test, label)) write_png(dir / ("class" + std::to_string(label) + ".png"), test, *i);
+        return 0;
+    }
+    if (layout == "--cifar100") {
+        write_cifar100(dir / "train.bin", make(per_batch * 5, rng));
+        write_cifar100(dir / "test.bin", make(per_batch, rng));
+        std::ofstream names(dir / "fine_label_names.txt");
+        for (const char* name : class_names) names << name << "\n";
+        for (int k = 10; k < 100; ++k) names << "unused" << k << "\n";
+        std::ofstream(dir / "coarse_label_names.txt") << "upper\nlower\n";
+        for (int k = 2; k < 20; ++k) std::ofstream(dir / "coarse_label_names.txt", std::ios::app) << "unused" << k << "\n";
         return 0;
     }
     for (int batch = 1; batch <= 5; ++batch)

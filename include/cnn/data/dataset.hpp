@@ -4,6 +4,7 @@
 // [0, 1], or standardised with a mean and deviation per channel, optionally augmented.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -90,6 +91,92 @@ struct Augmentation {
     }
 };
 
+/// Writes one image, `image` (channels x rows x cols bytes, the shape of x's samples), into
+/// sample `b` of x: x = (byte / 255 - mean) / deviation, and, when `rng` is given and the
+/// augmentation is on, augmented with draws from rng in a fixed order per image (crop offsets,
+/// flip, cutout centre, each only when on). Dataset::fill_batch is this for each index; a
+/// batch source of one's own (a BatchSource) can call it for bytes it read elsewhere.
+/// Throws cnn::shape_error when the sizes disagree, cnn::parameter_error for a normalisation
+/// or augmentation that does not fit the image.
+template <Scalar T>
+void write_image(std::span<const std::uint8_t> image, TensorView<T, 4> x, std::size_t b,
+                 const Normalization& normalization, const Augmentation& augmentation, Random* rng) {
+    const auto [batch, channels, rows, cols] = x.shape();
+    const std::size_t plane = rows * cols;
+    if (b >= batch || image.size() != channels * plane)
+        throw shape_error("write_image: an image of " + std::to_string(image.size()) + " bytes as sample " +
+                          std::to_string(b) + " of a tensor of shape " + to_string(x.shape()));
+    normalization.check(channels);
+    const bool augment = rng != nullptr && augmentation.enabled();
+    if (augment) augmentation.check(rows, cols);
+    // The draws of this image, in a fixed order (see Augmentation).
+    const auto pad = static_cast<std::ptrdiff_t>(augmentation.crop_padding);
+    std::ptrdiff_t top = 0, left = 0;
+    bool flip = false;
+    std::size_t centre_row = 0, centre_col = 0;
+    if (augment) {
+        if (pad != 0) {
+            top = static_cast<std::ptrdiff_t>(rng->below(2 * augmentation.crop_padding + 1)) - pad;
+            left = static_cast<std::ptrdiff_t>(rng->below(2 * augmentation.crop_padding + 1)) - pad;
+        }
+        if (augmentation.horizontal_flip) flip = rng->below(2) == 1;
+        if (augmentation.cutout != 0) {
+            centre_row = rng->below(rows);
+            centre_col = rng->below(cols);
+        }
+    }
+    for (std::size_t c = 0; c < channels; ++c) {
+        const double deviation = normalization.deviation_of(c);
+        const T scale = static_cast<T>(1.0 / (255.0 * deviation));
+        const T shift = static_cast<T>(normalization.mean_of(c) / deviation);
+        const std::uint8_t* in_plane = image.data() + c * plane;
+        T* out = x.data() + (b * channels + c) * plane;
+        if (!augment) {
+            for (std::size_t p = 0; p < plane; ++p) out[p] = static_cast<T>(in_plane[p]) * scale - shift;
+            continue;
+        }
+        // Output (i, j) is input (i + top, j + left) of the zero-padded image, read from
+        // column cols - 1 - j when flipped (crop, then flip).
+        const T zero = -shift;  // a padded byte 0, normalised
+        for (std::size_t i = 0; i < rows; ++i) {
+            T* row = out + i * cols;
+            const std::ptrdiff_t source = static_cast<std::ptrdiff_t>(i) + top;
+            if (source < 0 || source >= static_cast<std::ptrdiff_t>(rows)) {
+                std::fill_n(row, cols, zero);
+                continue;
+            }
+            const std::uint8_t* in = in_plane + static_cast<std::size_t>(source) * cols;
+            for (std::size_t j = 0; j < cols; ++j) {
+                const std::ptrdiff_t column = static_cast<std::ptrdiff_t>(flip ? cols - 1 - j : j) + left;
+                row[j] = column < 0 || column >= static_cast<std::ptrdiff_t>(cols)
+                             ? zero
+                             : static_cast<T>(in[column]) * scale - shift;
+            }
+        }
+        if (augmentation.cutout != 0) {
+            const std::size_t half = augmentation.cutout / 2;
+            const std::size_t r0 = centre_row > half ? centre_row - half : 0;
+            const std::size_t c0 = centre_col > half ? centre_col - half : 0;
+            const std::size_t r1 = std::min(rows, centre_row + augmentation.cutout - half);
+            const std::size_t c1 = std::min(cols, centre_col + augmentation.cutout - half);
+            for (std::size_t i = r0; i < r1; ++i) std::fill(out + i * cols + c0, out + i * cols + c1, T{0});
+        }
+    }
+}
+
+/// Throws cnn::shape_error unless a batch of `indices` fits x (of shape `expected`) and
+/// `labels`; for the fill_batch of a batch source, `who` names it.
+template <Scalar T>
+void check_batch(std::size_t indices, TensorView<T, 4> x, std::size_t labels, Shape<4> expected, const char* who) {
+    if (x.shape() != expected)
+        throw shape_error(std::string(who) + ": " + std::to_string(indices) + " images of " +
+                          std::to_string(expected[1]) + "x" + std::to_string(expected[2]) + "x" +
+                          std::to_string(expected[3]) + " do not fill a tensor of shape " + to_string(x.shape()));
+    if (labels < indices)
+        throw shape_error(std::string(who) + ": " + std::to_string(indices) + " images but room for " +
+                          std::to_string(labels) + " labels");
+}
+
 struct Dataset {
     std::vector<std::uint8_t> images;  ///< count x channels x rows x cols, row-major
     std::vector<std::uint8_t> labels;  ///< count, each below classes
@@ -134,6 +221,7 @@ struct Dataset {
     }
 
     [[nodiscard]] std::size_t size() const noexcept { return count; }
+    [[nodiscard]] std::size_t class_count() const noexcept { return classes; }
     [[nodiscard]] Shape<4> batch_shape(std::size_t batch) const noexcept { return {batch, channels, rows, cols}; }
 
     /// The mean and standard deviation of the pixels (as byte / 255): the standardisation to
@@ -222,69 +310,13 @@ private:
     template <Scalar T>
     void fill_batch(std::span<const std::size_t> indices, TensorView<T, 4> x, std::span<std::uint32_t> batch_labels,
                     const Normalization& normalization, const Augmentation& augmentation, Random* rng) const {
-        normalization.check(channels);
-        if (x.shape() != batch_shape(indices.size()))
-            throw shape_error("Dataset::fill_batch: " + std::to_string(indices.size()) + " images of " +
-                              std::to_string(channels) + "x" + std::to_string(rows) + "x" + std::to_string(cols) +
-                              " do not fill a tensor of shape " + to_string(x.shape()));
-        const bool augment = rng != nullptr && augmentation.enabled();
-        if (augment) augmentation.check(rows, cols);
-        const std::size_t plane = rows * cols;
-        const auto pad = static_cast<std::ptrdiff_t>(augmentation.crop_padding);
+        check_batch(indices.size(), x, batch_labels.size(), batch_shape(indices.size()), "Dataset::fill_batch");
+        const std::size_t bytes = image_size();
         for (std::size_t b = 0; b < indices.size(); ++b) {
-            // The draws of this sample, in a fixed order (see Augmentation).
-            std::ptrdiff_t top = 0, left = 0;
-            bool flip = false;
-            std::size_t centre_row = 0, centre_col = 0;
-            if (augment) {
-                if (pad != 0) {
-                    top = static_cast<std::ptrdiff_t>(rng->below(2 * augmentation.crop_padding + 1)) - pad;
-                    left = static_cast<std::ptrdiff_t>(rng->below(2 * augmentation.crop_padding + 1)) - pad;
-                }
-                if (augmentation.horizontal_flip) flip = rng->below(2) == 1;
-                if (augmentation.cutout != 0) {
-                    centre_row = rng->below(rows);
-                    centre_col = rng->below(cols);
-                }
-            }
-            for (std::size_t c = 0; c < channels; ++c) {
-                const double deviation = normalization.deviation_of(c);
-                const T scale = static_cast<T>(1.0 / (255.0 * deviation));
-                const T shift = static_cast<T>(normalization.mean_of(c) / deviation);
-                const std::uint8_t* image = images.data() + (indices[b] * channels + c) * plane;
-                T* out = x.data() + (b * channels + c) * plane;
-                if (!augment) {
-                    for (std::size_t p = 0; p < plane; ++p) out[p] = static_cast<T>(image[p]) * scale - shift;
-                    continue;
-                }
-                // Output (i, j) is input (i + top, j + left) of the zero-padded image, read
-                // from column cols - 1 - j when flipped (crop, then flip).
-                const T zero = -shift;  // a padded byte 0, normalised
-                for (std::size_t i = 0; i < rows; ++i) {
-                    T* row = out + i * cols;
-                    const std::ptrdiff_t source = static_cast<std::ptrdiff_t>(i) + top;
-                    if (source < 0 || source >= static_cast<std::ptrdiff_t>(rows)) {
-                        std::fill_n(row, cols, zero);
-                        continue;
-                    }
-                    const std::uint8_t* in = image + static_cast<std::size_t>(source) * cols;
-                    for (std::size_t j = 0; j < cols; ++j) {
-                        const std::ptrdiff_t column =
-                            static_cast<std::ptrdiff_t>(flip ? cols - 1 - j : j) + left;
-                        row[j] = column < 0 || column >= static_cast<std::ptrdiff_t>(cols)
-                                     ? zero
-                                     : static_cast<T>(in[column]) * scale - shift;
-                    }
-                }
-                if (augmentation.cutout != 0) {
-                    const std::size_t half = augmentation.cutout / 2;
-                    const std::size_t r0 = centre_row > half ? centre_row - half : 0;
-                    const std::size_t c0 = centre_col > half ? centre_col - half : 0;
-                    const std::size_t r1 = std::min(rows, centre_row + augmentation.cutout - half);
-                    const std::size_t c1 = std::min(cols, centre_col + augmentation.cutout - half);
-                    for (std::size_t i = r0; i < r1; ++i) std::fill(out + i * cols + c0, out + i * cols + c1, T{0});
-                }
-            }
+            if (indices[b] >= count)
+                throw parameter_error("Dataset::fill_batch: sample " + std::to_string(indices[b]) +
+                                      " of a data set of " + std::to_string(count));
+            write_image<T>({images.data() + indices[b] * bytes, bytes}, x, b, normalization, augmentation, rng);
             batch_labels[b] = labels[indices[b]];
         }
     }
