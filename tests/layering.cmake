@@ -9,7 +9,7 @@ set(levels
     "context.hpp layer.hpp"
     "layers/"
     "graph/ network.hpp"
-    "loss.hpp optimizer.hpp gradient_check.hpp"
+    "loss.hpp optimizer.hpp gradient_check.hpp distributed.hpp mpi.hpp"
     "data/ io/file.hpp"
     "train.hpp"
     "io/model.hpp io/checkpoint.hpp"

@@ -5,6 +5,7 @@
 #include "cnn/data/dataset.hpp"
 #include "cnn/data/idx.hpp"
 #include "cnn/data/source.hpp"
+#include "cnn/distributed.hpp"
 #if defined(CNN_WITH_STB)  // the image reader, with the cnn::images target
 #include "cnn/data/image_folder.hpp"
 #endif

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -32,6 +33,7 @@
 
 #include "cnn/data/dataset.hpp"
 #include "cnn/data/source.hpp"
+#include "cnn/distributed.hpp"
 #include "cnn/error.hpp"
 #include "cnn/loss.hpp"
 #include "cnn/network.hpp"
@@ -220,8 +222,20 @@ struct FitOptions {
     std::function<void(const BatchReport&)> on_batch{};
     std::function<void(const EpochReport&)> on_epoch{};
     /// Polled after every batch; returning true ends training after that batch, with
-    /// History::resume holding what it takes to continue.
+    /// History::resume holding what it takes to continue. With several processes, rank 0's
+    /// answer (polled as its share of the batch is done) holds for every rank.
     std::function<bool()> should_stop{};
+    /// Data-parallel training (distributed.hpp): this process's rank among those training
+    /// the model together, each calling fit with the same network, seed, data and options.
+    /// Null: this process alone.
+    Communicator* communicator = nullptr;
+    /// Gradient shards per batch: each batch is cut into this many parts whose gradients are
+    /// computed apart (in training mode, each part is a batch of its own for batch
+    /// normalisation and draws its own augmentation and dropout) and summed in shard order.
+    /// The arithmetic depends on the shards alone, so the trained model is the same to the
+    /// bit for any number of processes up to this. 1: the whole batch at once (the default,
+    /// for one process). The number of processes must not exceed it.
+    std::size_t gradient_shards = 1;
 };
 
 /// Where an interrupted fit() stood: with the network's parameters and the optimizer's
@@ -328,6 +342,146 @@ void check_training_state(const TrainingState<T>& state, std::size_t samples,
              ") do not fit an epoch");
 }
 
+/// Samples [first, last) of a batch of n, of shard s of `shards` (the first shards are the
+/// smaller when n does not divide).
+inline std::pair<std::size_t, std::size_t> shard_range(std::size_t s, std::size_t shards, std::size_t n) {
+    return {s * n / shards, (s + 1) * n / shards};
+}
+
+/// The seed of shard s's random stream (augmentation and dropout) in a step whose seed is
+/// `step_seed`: a different stream per shard, whichever rank computes it.
+inline std::uint64_t shard_seed(std::uint64_t step_seed, std::size_t s) {
+    return step_seed ^ (0x9e3779b97f4a7c15ULL * (s + 1));
+}
+
+/// One training step cut into gradient shards (FitOptions::gradient_shards), this rank's of
+/// them computed here and all summed in shard order along the ranks; see distributed.hpp.
+/// Sized once, then reused: nothing is allocated per step.
+template <Scalar T>
+class ShardedStep {
+public:
+    ShardedStep(Communicator& communicator, std::size_t shards, std::span<const ParameterGroup<T>> groups)
+        : communicator_(communicator) {
+        const std::size_t rank = communicator.rank(), size = communicator.size();
+        first_ = rank * shards / size;
+        last_ = (rank + 1) * shards / size;
+        for (const auto& group : groups) {
+            values_ += group.values.size();
+            buffers_ += group.layout.buffers;
+        }
+        own_.assign(last_ - first_, std::vector<T>(values_));
+        kept_.assign(last_ - first_, false);
+        total_.resize(values_);
+        before_.resize(buffers_);
+    }
+
+    [[nodiscard]] std::size_t first_shard() const noexcept { return first_; }
+    [[nodiscard]] std::size_t last_shard() const noexcept { return last_; }
+
+    /// Before the shards: keeps the buffers (running statistics) the step starts from.
+    void start(std::span<const ParameterGroup<T>> groups) {
+        std::size_t at = 0;
+        for (const auto& group : groups) {
+            const std::size_t learned = group.layout.learned();
+            std::copy(group.values.begin() + static_cast<std::ptrdiff_t>(learned), group.values.end(),
+                      before_.begin() + static_cast<std::ptrdiff_t>(at));
+            at += group.values.size() - learned;
+        }
+        started_ = false;
+        stats_ = {};
+    }
+    /// Before each shard's forward pass: the buffers as the step found them.
+    void restore_buffers(std::span<const ParameterGroup<T>> groups) const {
+        std::size_t at = 0;
+        for (const auto& group : groups) {
+            const std::size_t learned = group.layout.learned(), buffers = group.values.size() - learned;
+            std::copy_n(before_.begin() + static_cast<std::ptrdiff_t>(at), buffers,
+                        group.values.begin() + static_cast<std::ptrdiff_t>(learned));
+            at += buffers;
+        }
+    }
+    /// After shard s's backward pass: its gradients, and how it moved the buffers.
+    void keep(std::size_t s, std::span<const ParameterGroup<T>> groups, double loss_sum, std::size_t correct) {
+        std::vector<T>& out = own_[s - first_];
+        std::size_t at = 0, buffer = 0;
+        for (const auto& group : groups) {
+            const std::size_t learned = group.layout.learned();
+            std::copy_n(group.gradients.begin(), learned, out.begin() + static_cast<std::ptrdiff_t>(at));
+            for (std::size_t i = learned; i < group.values.size(); ++i) out[at + i] = group.values[i] - before_[buffer++];
+            at += group.values.size();
+        }
+        kept_[s - first_] = true;
+        local_loss_ += loss_sum;
+        local_correct_ += static_cast<double>(correct);
+        local_samples_ += 1;
+    }
+
+    /// Sums every shard's gradients in shard order across the ranks, then writes the sum into
+    /// the groups' gradients and the buffers' mean move into their values. `stop` is rank 0's
+    /// should_stop answer. Returns the batch's loss sum, correct count, and the stop answer,
+    /// the same on every rank.
+    struct Result {
+        double loss_sum;
+        std::size_t correct;
+        bool stop;
+    };
+    Result finish(std::span<const ParameterGroup<T>> groups, bool stop) {
+        const std::size_t rank = communicator_.rank(), size = communicator_.size();
+        if (rank > 0) {
+            communicator_.receive(std::as_writable_bytes(std::span{total_}), rank - 1);
+            communicator_.receive(std::as_writable_bytes(std::span{stats_}), rank - 1);
+            started_ = stats_[2] != 0;
+        } else {
+            stats_[3] = stop ? 1.0 : 0.0;
+        }
+        for (std::size_t s = first_; s < last_; ++s) {
+            if (!kept_[s - first_]) continue;
+            const std::vector<T>& g = own_[s - first_];
+            if (!started_) {
+                std::copy(g.begin(), g.end(), total_.begin());
+                started_ = true;
+            } else {
+                for (std::size_t i = 0; i < values_; ++i) total_[i] = total_[i] + g[i];
+            }
+        }
+        stats_[0] += local_loss_;
+        stats_[1] += local_correct_;
+        stats_[2] = started_ ? 1.0 : 0.0;
+        stats_[4] += local_samples_;
+        if (rank + 1 < size) {
+            communicator_.send(std::as_bytes(std::span{total_}), rank + 1);
+            communicator_.send(std::as_bytes(std::span{stats_}), rank + 1);
+        }
+        if (size > 1) {
+            communicator_.broadcast(std::as_writable_bytes(std::span{total_}), size - 1);
+            communicator_.broadcast(std::as_writable_bytes(std::span{stats_}), size - 1);
+        }
+        const T shards_run = static_cast<T>(stats_[4]);
+        std::size_t at = 0, buffer = 0;
+        for (const auto& group : groups) {
+            const std::size_t learned = group.layout.learned();
+            std::copy_n(total_.begin() + static_cast<std::ptrdiff_t>(at), learned, group.gradients.begin());
+            for (std::size_t i = learned; i < group.values.size(); ++i)
+                group.values[i] = before_[buffer++] + total_[at + i] / shards_run;
+            at += group.values.size();
+        }
+        std::fill(kept_.begin(), kept_.end(), false);
+        local_loss_ = local_correct_ = local_samples_ = 0;
+        return {stats_[0], static_cast<std::size_t>(stats_[1]), stats_[3] != 0};
+    }
+
+private:
+    Communicator& communicator_;
+    std::size_t first_ = 0, last_ = 0, values_ = 0, buffers_ = 0;
+    std::vector<std::vector<T>> own_;
+    std::vector<bool> kept_;
+    std::vector<T> total_, before_;
+    bool started_ = false;
+    /// loss sum, correct count, started, rank 0's stop, shards run: travel with the sum.
+    std::array<double, 5> stats_{};
+    double local_loss_ = 0, local_correct_ = 0, local_samples_ = 0;
+};
+
 /// Whether a layer of `net` normalises by batch statistics (BatchNorm2D).
 template <class Net>
 bool uses_batch_statistics(const Net& net) {
@@ -336,6 +490,44 @@ bool uses_batch_statistics(const Net& net) {
         if constexpr (requires { requires std::remove_cvref_t<decltype(leaf)>::batch_statistics; }) found = true;
     });
     return found;
+}
+
+/// One step of fit in gradient shards: this rank's shards of the batch `indices`, forward and
+/// backward one shard at a time, then the sum along the ranks (ShardedStep). Returns the
+/// batch's loss sum, correct count and rank 0's should_stop answer, the same on every rank.
+template <class Net, class Source, class Workspace, Scalar T>
+typename ShardedStep<T>::Result sharded_step(Net& net, ShardedStep<T>& sharded,
+                                             std::type_identity_t<std::span<const ParameterGroup<T>>> groups,
+                                             Workspace& workspace, const Source& train,
+                                             std::span<const std::size_t> indices, Tensor<T, 4>& x, Tensor<T, 4>& delta,
+                                             std::vector<std::uint32_t>& labels, const FitOptions& options,
+                                             std::uint64_t step_seed, std::size_t shards) {
+    const std::size_t n = indices.size();
+    sharded.start(groups);
+    for (std::size_t s = sharded.first_shard(); s < sharded.last_shard(); ++s) {
+        const auto [a, b] = shard_range(s, shards, n);
+        const std::size_t m = b - a;
+        if (m == 0) continue;
+        Random shard_rng{shard_seed(step_seed, s)};
+        x.resize(train.batch_shape(m));
+        train.template fill_batch<T>(indices.subspan(a, m), x.view(), {labels.data(), m}, options.normalization,
+                                     options.augmentation, shard_rng);
+        sharded.restore_buffers(groups);
+        const auto output = net.forward(x.view(), workspace, Mode::training, &shard_rng);
+        delta.resize(output.shape());
+        const double loss =
+            softmax_cross_entropy<T>(output, {labels.data(), m}, delta.view(), options.label_smoothing);
+        std::size_t correct = 0;
+        for (std::size_t i = 0; i < m; ++i) correct += predicted_class<T>(output, i) == labels[i];
+        // The loss is the shard's mean; its share of the batch's mean weighs it.
+        const T share = static_cast<T>(static_cast<double>(m) / static_cast<double>(n));
+        for (T& d : std::span{delta.data(), delta.size()}) d *= share;
+        net.zero_gradients();
+        net.backward(delta.view(), workspace);
+        sharded.keep(s, groups, loss * static_cast<double>(m), correct);
+    }
+    const bool stop = sharded.first_shard() == 0 && options.should_stop && options.should_stop();
+    return sharded.finish(groups, stop);
 }
 
 }  // namespace detail
@@ -367,6 +559,17 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Sour
     if (!(options.label_smoothing >= 0.0 && options.label_smoothing <= 1.0))
         throw parameter_error("fit: label_smoothing " + std::to_string(options.label_smoothing) + " is not in [0, 1]");
 
+    const std::size_t shards = options.gradient_shards;
+    Communicator* communicator = options.communicator;
+    const std::size_t processes = communicator != nullptr ? communicator->size() : 1;
+    if (shards == 0) throw parameter_error("fit: gradient_shards must be at least 1");
+    if (processes > shards)
+        throw parameter_error("fit: " + std::to_string(processes) + " processes but " + std::to_string(shards) +
+                              " gradient shards; every process needs at least one (set gradient_shards to at least " +
+                              std::to_string(processes) + ")");
+    if (shards > 1 && detail::uses_batch_statistics(net) && options.batch_size < 2 * shards)
+        throw parameter_error("fit: a batch of " + std::to_string(options.batch_size) + " in " + std::to_string(shards) +
+                              " gradient shards leaves a shard fewer than the 2 samples batch normalisation needs");
     detail::check_network_and_data(net, train, "fit");
     const Shape<4> image = train.batch_shape(1);
     options.normalization.check(image[1]);
@@ -400,9 +603,17 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Sour
 
     const std::size_t batch_size = std::min(options.batch_size, state.order.size());
     std::size_t steps = (state.order.size() + batch_size - 1) / batch_size;
-    // Batch normalisation cannot learn from a batch of one sample: a last batch of one is left
-    // out of that epoch (a different sample each epoch, as the order is shuffled).
-    if (detail::uses_batch_statistics(net) && steps > 1 && state.order.size() % batch_size == 1) --steps;
+    // Batch normalisation cannot learn from a batch of one sample: a last batch that would give
+    // a shard one sample (with one shard: a last batch of one) is left out of that epoch (a
+    // different sample each epoch, as the order is shuffled).
+    if (detail::uses_batch_statistics(net) && steps > 1 && state.order.size() - (steps - 1) * batch_size < 2 * shards)
+        --steps;
+    SingleProcess alone;
+    std::optional<detail::ShardedStep<T>> sharded;
+    if (shards > 1 || processes > 1)
+        sharded.emplace(communicator != nullptr ? *communicator : alone, shards,
+                        std::span<const ParameterGroup<T>>{groups});
+    bool stop_after_epoch = false;  // sharded: rank 0's answer at the epoch's last batch
     typename Net::Workspace workspace;
     Tensor<T, 4> x(train.batch_shape(batch_size));
     Tensor<T, 4> delta;
@@ -442,6 +653,34 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Sour
             rate = options.schedule.rate(base_rate, epoch, options.epochs, step, steps);
             optimizer.set_learning_rate(rate);
             const std::size_t first = step * batch_size, n = std::min(batch_size, state.order.size() - first);
+            if (sharded) {
+                const auto [loss_sum, correct, stop] = detail::sharded_step(
+                    net, *sharded, groups, workspace, train, {state.order.data() + first, n}, x, delta, labels, options,
+                    rng(), shards);
+                const double loss = loss_sum / static_cast<double>(n);
+                if (!std::isfinite(loss)) {
+                    std::ostringstream message;
+                    message << "training diverged: the loss became " << loss << " at epoch " << epoch + 1 << ", step "
+                            << step + 1 << " (learning rate " << rate << "); try a lower learning rate";
+                    throw training_error(message.str());
+                }
+                optimizer.step(groups);
+                state.correct += correct;
+                state.loss_sum += loss_sum;
+                state.seen += n;
+                if (options.on_batch)
+                    options.on_batch({epoch + 1, options.epochs, step + 1, steps, loss,
+                                      state.loss_sum / static_cast<double>(state.seen),
+                                      static_cast<double>(state.correct) / static_cast<double>(state.seen), state.seen,
+                                      rate, std::chrono::duration<double>(Clock::now() - started).count()});
+                stop_after_epoch = stop;
+                if (stop && step + 1 < steps) {
+                    ++state.step;
+                    interrupt();
+                    return history;
+                }
+                continue;
+            }
             x.resize(train.batch_shape(n));
             train.template fill_batch<T>({state.order.data() + first, n}, x.view(), {labels.data(), n}, options.normalization,
                                 options.augmentation, rng);
@@ -516,7 +755,8 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Sour
                 break;
             }
         }
-        if (options.should_stop && options.should_stop() && epoch + 1 < options.epochs) {
+        const bool stop = sharded ? stop_after_epoch : options.should_stop && options.should_stop();
+        if (stop && epoch + 1 < options.epochs) {
             ++state.epoch;
             interrupt();
             return history;
