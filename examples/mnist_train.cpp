@@ -2,6 +2,9 @@
 // Debian's Fashion-MNIST; IDX, CIFAR-10 or CIFAR-100 files), then reports the test
 // accuracy, prints the confusion matrix, writes the training curves as SVG and saves the model.
 #include <cnn/cnn.hpp>
+#if defined(CNN_WITH_MPI)
+#include <cnn/mpi.hpp>
+#endif
 
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -76,7 +79,12 @@ const char* usage = R"(usage: mnist_train [flags]
   --test-limit N      evaluate on the first N test images only (quick runs)
   --output PATH       the model file (default model-NET.cnn); the curves go next to it as .svg
   --resume PATH       continue an interrupted run from its checkpoint, with its settings
-                      (only --threads may be given with it)
+                      (only --threads and --distributed may be given with it)
+  --distributed       one of the processes of `mpirun -np P mnist_train --distributed ...`
+                      (data-parallel; needs a build with Open MPI): each takes its share of
+                      every batch, rank 0 alone prints and writes files
+  --shards N          with --distributed: gradient shards per batch, at least P (default P);
+                      the same N gives the same model for any number of processes
 
 Numbers are plain decimal; an empty value or a flag given twice is an error. The
 output's place is checked before training starts; if the final save still fails,
@@ -179,6 +187,7 @@ struct Settings {
     std::optional<std::size_t> crop;  ///< --crop N; unset: an eighth of the image side
     std::string image_size;  ///< --image-size HxW, or empty
     std::string labels = "fine";  ///< --labels: CIFAR-100's fine or coarse labels
+    std::size_t shards = 1;       ///< --shards: gradient shards per batch
     bool augment = false;
     double lr, momentum, weight_decay, validation, label_smoothing = 0;
     std::filesystem::path output;
@@ -197,7 +206,7 @@ struct Settings {
             << "\nsetting.label_smoothing=" << label_smoothing << "\nsetting.warmup=" << warmup
             << "\nsetting.augment=" << augment << "\nsetting.cutout=" << cutout
             << "\nsetting.image_size=" << image_size << "\nsetting.crop=" << (crop ? std::to_string(*crop) : "")
-            << "\nsetting.labels=" << labels
+            << "\nsetting.labels=" << labels << "\nsetting.shards=" << shards
             << "\nsetting.output=" << output.string() << "\n";
         return out.str();
     }
@@ -249,6 +258,7 @@ struct Settings {
         s.image_size = m.count("setting.image_size") ? m.at("setting.image_size") : "";
         if (m.count("setting.crop") && !m.at("setting.crop").empty()) s.crop = count("crop");
         s.labels = m.count("setting.labels") ? m.at("setting.labels") : "fine";
+        s.shards = m.count("setting.shards") ? count("shards") : 1;
         s.output = get("output");
         s.threads = threads;
         return s;
@@ -277,8 +287,12 @@ bool save_or_keep(const Net& net, const std::filesystem::path& path, const std::
 
 template <class Net, class Optimizer>
 int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dataset& train_set,
-          const cnn::Dataset& test_set, const cnn::TrainingState<typename Net::value_type>* resume) {
-    const bool terminal = ::isatty(STDOUT_FILENO) != 0;
+          const cnn::Dataset& test_set, const cnn::TrainingState<typename Net::value_type>* resume,
+          cnn::Communicator* communicator) {
+    // With --distributed, rank 0 leads: it alone prints and writes files.
+    const bool lead = communicator == nullptr || communicator->rank() == 0;
+    if (!lead) std::cout.setstate(std::ios::failbit);
+    const bool terminal = lead && ::isatty(STDOUT_FILENO) != 0;
     const std::vector<std::string> names = examples::class_names(train_set, settings.classes, settings.default_data);
     const cnn::Normalization normalization = train_set.pixel_statistics();
 
@@ -292,7 +306,11 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
     std::cout << "training on " << train_set.size() << " " << examples::task_of(train_set).input_text()
               << " images of " << train_set.files.at(0).string() << " with "
               << settings.optimizer << " (lr " << settings.lr << "), batch " << settings.batch << ", "
-              << settings.epochs << " epochs, " << cnn::threads() << " thread(s)\n";
+              << settings.epochs << " epochs, " << cnn::threads() << " thread(s)";
+    if (communicator != nullptr)
+        std::cout << " in each of " << communicator->size() << " processes, " << settings.shards
+                  << " gradient shards per batch";
+    std::cout << "\n";
 
     cnn::FitOptions options;
     options.epochs = settings.epochs;
@@ -308,6 +326,8 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
     options.augmentation.cutout = settings.cutout;
     options.early_stopping_patience = settings.patience;
     options.monitor_data = &test_set;
+    options.communicator = communicator;
+    options.gradient_shards = settings.shards;
     if (settings.schedule == "cosine")
         options.schedule = cnn::Schedule::cosine();
     else if (settings.schedule == "step")
@@ -329,14 +349,18 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
         std::fflush(stdout);
     };
     options.on_epoch = [&](const cnn::EpochReport& r) {
+        if (!lead) return;
         if (terminal) std::printf("\r%s\r", std::string(drawn, ' ').c_str());
         drawn = 0;
         std::printf("epoch %zu/%zu  lr %.5f  train loss %.4f acc %.4f", r.epoch, r.epochs, r.learning_rate,
                     r.train_loss, r.train_accuracy);
         if (r.validation) std::printf("  val loss %.4f acc %.4f", r.validation->loss, r.validation->accuracy);
         if (r.monitor) std::printf("  test loss %.4f acc %.4f", r.monitor->loss, r.monitor->accuracy);
-        std::printf("  %.1fs (%.0f img/s)\n", r.seconds,
+        std::printf("  %.1fs (%.0f img/s)", r.seconds,
                     static_cast<double>(train_set.size()) * (1 - settings.validation) / r.train_seconds);
+        if (communicator != nullptr)
+            std::printf("  %.1f%% of it passing gradients", 100.0 * r.communication_seconds / r.train_seconds);
+        std::printf("\n");
         std::fflush(stdout);
     };
 
@@ -346,6 +370,7 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
     const auto started = std::chrono::steady_clock::now();
     const auto history = cnn::fit(net, optimizer, train_set, rng, options, resume);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (history.interrupted && !lead) return 130;  // rank 0 writes the checkpoint
     if (history.interrupted) {
         if (terminal) std::printf("\n");
         cnn::save_checkpoint(net, *history.resume, settings.checkpoint, settings.to_metadata());
@@ -360,6 +385,7 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
               << " s)\n";
     std::cout.unsetf(std::ios::fixed);
 
+    if (!lead) return 0;  // every rank holds the same model; rank 0 evaluates and saves it
     const cnn::Evaluation result = cnn::evaluate(net, test_set, normalization);
     examples::print_confusion(std::cout, result, names);
 
@@ -396,10 +422,15 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
     return saved ? 0 : 1;
 }
 
+#if defined(CNN_WITH_MPI)
+std::optional<cnn::MpiSession> mpi_session;  // with --distributed; outlives main's error handler
+std::optional<cnn::MpiCommunicator> mpi_world;
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) try {
-    examples::Arguments args(argc, argv, {"help", "augment"});
+    examples::Arguments args(argc, argv, {"help", "augment", "distributed"});
     if (args.flag("help")) {
         std::cout << usage;
         return 0;
@@ -407,11 +438,22 @@ int main(int argc, char** argv) try {
     const std::size_t threads = examples::thread_count(args, "mnist_train");
     cnn::set_threads(threads);
     Settings s;
+    cnn::Communicator* communicator = nullptr;
+    if (args.flag("distributed")) {
+#if defined(CNN_WITH_MPI)
+        mpi_session.emplace(argc, argv);
+        mpi_world.emplace();
+        communicator = &*mpi_world;
+#else
+        throw std::invalid_argument("--distributed needs a build with MPI (install libopenmpi-dev and rebuild)");
+#endif
+    }
+    const bool lead = communicator == nullptr || communicator->rank() == 0;
     const std::filesystem::path resume_path = args.text("resume", "");
     if (!resume_path.empty()) {
         args.reject_unknown({"data", "classes", "net", "epochs", "batch", "optimizer", "lr", "momentum",
                              "weight-decay", "schedule", "validation", "patience", "seed", "limit", "test-limit", "output",
-                             "label-smoothing", "warmup", "augment", "cutout", "image-size", "crop", "labels"},
+                             "label-smoothing", "warmup", "augment", "cutout", "image-size", "crop", "labels", "shards"},
                             "with --resume the settings come from the checkpoint");
         // The checkpoint records its settings, readable before a network is built.
         s = Settings::from_metadata(examples::parse_metadata(cnn::read_checkpoint_metadata(resume_path)), resume_path,
@@ -431,6 +473,9 @@ int main(int argc, char** argv) try {
         if (args.has("crop")) s.crop = args.count("crop", 0, 1024);
         s.image_size = args.text("image-size", "");
         s.labels = args.text("labels", "fine");
+        if (args.has("shards") && communicator == nullptr)
+            throw std::invalid_argument("--shards applies to --distributed training");
+        s.shards = args.count("shards", communicator != nullptr ? communicator->size() : 1);
         s.epochs = args.count("epochs", s.net_name == "wide"        ? 12
                                         : s.net_name == "wide-bn"   ? 40
                                         : resnet                    ? 20
@@ -472,8 +517,15 @@ int main(int argc, char** argv) try {
                                     examples::curves_path(s.output).string() +
                                     ", so the model needs another name (e.g. " +
                                     std::filesystem::path(s.output).replace_extension(".cnn").string() + ")");
-    for (const std::filesystem::path& path : {s.output, examples::curves_path(s.output), s.checkpoint})
-        cnn::check_writable(path);
+    if (communicator != nullptr && s.shards < communicator->size())
+        throw std::invalid_argument("--shards " + std::to_string(s.shards) + " is fewer than the " +
+                                    std::to_string(communicator->size()) + " processes; each needs a shard");
+    if (communicator == nullptr && s.shards != 1)
+        throw std::invalid_argument("the checkpoint was written by a --distributed run of " + std::to_string(s.shards) +
+                                    " gradient shards: resume it with --distributed");
+    if (lead)
+        for (const std::filesystem::path& path : {s.output, examples::curves_path(s.output), s.checkpoint})
+            cnn::check_writable(path);
 
     if (std::find(examples::network_names.begin(), examples::network_names.end(), s.net_name) ==
         examples::network_names.end())
@@ -518,12 +570,12 @@ int main(int argc, char** argv) try {
         const cnn::TrainingState<T>* resume = state ? &*state : nullptr;
         if (s.optimizer == "adam")
             status = train(std::move(net), cnn::Adam<T>{{.learning_rate = s.lr, .weight_decay = s.weight_decay}}, s,
-                           train_set, test_set, resume);
+                           train_set, test_set, resume, communicator);
         else if (s.optimizer == "sgd" || s.optimizer == "nesterov")
             status = train(std::move(net),
                            cnn::SGD<T>{{.learning_rate = s.lr, .momentum = s.momentum,
                                         .nesterov = s.optimizer == "nesterov", .weight_decay = s.weight_decay}},
-                           s, train_set, test_set, resume);
+                           s, train_set, test_set, resume, communicator);
         else
             throw std::invalid_argument("--optimizer takes sgd, nesterov or adam, got " + s.optimizer);
     };
@@ -531,5 +583,8 @@ int main(int argc, char** argv) try {
     return status;
 } catch (const std::exception& e) {
     std::cerr << "mnist_train: " << e.what() << "\n";
+#if defined(CNN_WITH_MPI)
+    if (mpi_session) cnn::MpiSession::abort(1);  // the other ranks stop too, instead of waiting
+#endif
     return 1;
 }

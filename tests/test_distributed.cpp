@@ -181,3 +181,26 @@ TEST_CASE("sum_in_rank_order adds in rank order, the same bits on every rank", "
     CHECK_THROWS_WITH(alone.send({}, 1), "SingleProcess: no rank 1 to send to");
     CHECK_THROWS_WITH(group[0]->send({}, 0), "rank 0: cannot send to rank 0 of a group of 3");
 }
+
+TEST_CASE("evaluate shared among ranks gives one process's result to the bit", "[distributed]") {
+    const cnn::Dataset data = cnn::test::make_bars(203, 45);  // batches of 16: a last one of 11
+    auto net = make_net();
+    cnn::Random rng{5};
+    net.initialize(rng);
+    const cnn::Normalization normalization{0.2, 0.3};
+    const cnn::Evaluation alone = cnn::evaluate(net, data, normalization, 16);
+    for (const std::size_t ranks : {2, 3, 5}) {
+        INFO(ranks << " ranks");
+        auto group = cnn::InProcessGroup::make(ranks);
+        std::vector<cnn::Evaluation> results(ranks);
+        std::vector<std::thread> threads;
+        for (std::size_t r = 0; r < ranks; ++r)
+            threads.emplace_back([&, r] { results[r] = cnn::evaluate(net, data, normalization, 16, group[r].get()); });
+        for (auto& thread : threads) thread.join();
+        for (const auto& result : results) {
+            CHECK(result.loss == alone.loss);
+            CHECK(result.accuracy == alone.accuracy);
+            CHECK(result.confusion == alone.confusion);
+        }
+    }
+}

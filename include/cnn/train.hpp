@@ -136,12 +136,15 @@ void check_network_and_data(const Net& net, const Source& data, const char* who)
 }  // namespace detail
 
 /// Loss, accuracy and confusion matrix of `net` on `data` (a Dataset or any BatchSource).
-/// Throws cnn::parameter_error for a batch size of 0, cnn::data_error for an inconsistent data
-/// set and cnn::shape_error when the network's outputs are not the data set's classes.
+/// With a `communicator` of several processes (each calling evaluate with the same network and
+/// data), each evaluates its share of the batches and all get the combined result, the same
+/// to the bit as one process's. Throws cnn::parameter_error for a batch size of 0,
+/// cnn::data_error for an inconsistent data set and cnn::shape_error when the network's
+/// outputs are not the data set's classes.
 template <class Net, class Source>
     requires BatchSource<Source, typename Net::value_type>
 Evaluation evaluate(const Net& net, const Source& data, Normalization normalization = {},
-                    std::size_t batch_size = 64) {
+                    std::size_t batch_size = 64, Communicator* communicator = nullptr) {
     using T = typename Net::value_type;
     if (batch_size == 0) throw parameter_error("evaluate: batch_size must be at least 1");
     detail::check_network_and_data(net, data, "evaluate");
@@ -152,25 +155,34 @@ Evaluation evaluate(const Net& net, const Source& data, Normalization normalizat
     if (data.size() == 0) return result;
     typename Net::Workspace workspace;
     batch_size = std::min(batch_size, data.size());
+    const std::size_t batches = (data.size() + batch_size - 1) / batch_size;
+    const std::size_t ranks = communicator != nullptr ? communicator->size() : 1;
+    const std::size_t rank = communicator != nullptr ? communicator->rank() : 0;
     Tensor<T, 4> x(data.batch_shape(batch_size));
     Tensor<T, 4> delta;
     std::vector<std::uint32_t> labels(batch_size);
     std::vector<std::size_t> indices(batch_size);
-    double total_loss = 0;
-    std::size_t correct = 0;
-    for (std::size_t first = 0; first < data.size(); first += batch_size) {
-        const std::size_t n = std::min(batch_size, data.size() - first);
+    // Each batch's loss sum, then the confusion counts: whole numbers, and each batch's loss
+    // from one rank only, so the sum over the ranks is exact and the loss is summed below in
+    // batch order, as one process sums it.
+    std::vector<double> sums(batches + classes * classes, 0.0);
+    for (std::size_t batch = rank * batches / ranks; batch < (rank + 1) * batches / ranks; ++batch) {
+        const std::size_t first = batch * batch_size, n = std::min(batch_size, data.size() - first);
         for (std::size_t i = 0; i < n; ++i) indices[i] = first + i;
         x.resize(data.batch_shape(n));
         data.template fill_batch<T>({indices.data(), n}, x.view(), {labels.data(), n}, normalization);
         const auto output = net.forward(x.view(), workspace);
         delta.resize(output.shape());
-        total_loss += softmax_cross_entropy<T>(output, {labels.data(), n}, delta.view()) * static_cast<double>(n);
-        for (std::size_t i = 0; i < n; ++i) {
-            const std::uint32_t predicted = predicted_class<T>(output, i);
-            correct += predicted == labels[i];
-            ++result.confusion[labels[i] * classes + predicted];
-        }
+        sums[batch] = softmax_cross_entropy<T>(output, {labels.data(), n}, delta.view()) * static_cast<double>(n);
+        for (std::size_t i = 0; i < n; ++i) sums[batches + labels[i] * classes + predicted_class<T>(output, i)] += 1.0;
+    }
+    if (ranks > 1) sum_in_rank_order<double>(*communicator, sums);
+    double total_loss = 0;
+    for (std::size_t batch = 0; batch < batches; ++batch) total_loss += sums[batch];
+    std::size_t correct = 0;
+    for (std::size_t i = 0; i < classes * classes; ++i) {
+        result.confusion[i] = static_cast<std::size_t>(sums[batches + i]);
+        if (i / classes == i % classes) correct += result.confusion[i];
     }
     result.loss = total_loss / static_cast<double>(data.size());
     result.accuracy = static_cast<double>(correct) / static_cast<double>(data.size());
@@ -196,6 +208,9 @@ struct EpochReport {
     double learning_rate = 0;
     double train_seconds = 0;  ///< the training steps alone
     double seconds = 0;        ///< with the evaluations
+    /// With gradient shards: of train_seconds, the time spent waiting for and passing the
+    /// gradient sum between processes (it includes waiting for slower ranks).
+    double communication_seconds = 0;
 };
 
 struct FitOptions {
@@ -401,6 +416,9 @@ public:
         }
     }
     /// After shard s's backward pass: its gradients, and how it moved the buffers.
+    /// Seconds spent in finish (the sum along the ranks), for EpochReport; fit resets it.
+    double communication_seconds = 0;
+
     void keep(std::size_t s, std::span<const ParameterGroup<T>> groups, double loss_sum, std::size_t correct) {
         std::vector<T>& out = own_[s - first_];
         std::size_t at = 0, buffer = 0;
@@ -426,6 +444,7 @@ public:
         bool stop;
     };
     Result finish(std::span<const ParameterGroup<T>> groups, bool stop) {
+        const auto started = std::chrono::steady_clock::now();
         const std::size_t rank = communicator_.rank(), size = communicator_.size();
         if (rank > 0) {
             communicator_.receive(std::as_writable_bytes(std::span{total_}), rank - 1);
@@ -456,6 +475,7 @@ public:
             communicator_.broadcast(std::as_writable_bytes(std::span{total_}), size - 1);
             communicator_.broadcast(std::as_writable_bytes(std::span{stats_}), size - 1);
         }
+        communication_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         const T shards_run = static_cast<T>(stats_[4]);
         std::size_t at = 0, buffer = 0;
         for (const auto& group : groups) {
@@ -723,8 +743,13 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Sour
         report.train_accuracy = static_cast<double>(state.correct) / static_cast<double>(std::max<std::size_t>(state.seen, 1));
         report.learning_rate = rate;
         report.train_seconds = std::chrono::duration<double>(Clock::now() - started).count();
-        if (validation) report.validation = evaluate(net, *validation, options.normalization);
-        if (options.monitor_data) report.monitor = evaluate(net, options.monitor_data, options.normalization);
+        if (sharded) {
+            report.communication_seconds = sharded->communication_seconds;
+            sharded->communication_seconds = 0;
+        }
+        if (validation) report.validation = evaluate(net, *validation, options.normalization, 64, communicator);
+        if (options.monitor_data)
+            report.monitor = evaluate(net, options.monitor_data, options.normalization, 64, communicator);
         report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
         history.epochs.push_back(report);
         if (options.on_epoch) options.on_epoch(report);
