@@ -46,6 +46,30 @@ else
     echo "interrupted with 1 process, resumed with 2: the model of the uninterrupted run"
 fi
 
+# A rank killed mid-run (as a crash would): mpirun ends the job, and the checkpoint rank 0
+# wrote after the last whole epoch resumes in 2 processes to the uninterrupted model.
+"${launch[@]}" -np 2 "$train" --distributed "${flags[@]}" --epochs 8 --output "$work/crash.cnn" > "$work/crash.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+    grep -q "epoch 2/8  lr" "$work/crash.log" && break
+    sleep 0.05
+done
+sleep 0.3
+pkill -KILL -n -f -- "--output $work/crash.cnn" || true
+status=0
+wait "$pid" || status=$?
+if [[ $status -eq 0 || -f "$work/crash.cnn" ]]; then
+    fail "killing a rank did not end the job (status $status): $(cat "$work/crash.log")"
+elif [[ ! -f "$work/crash.cnn.checkpoint" ]]; then
+    fail "no checkpoint after the epochs before the crash: $(cat "$work/crash.log")"
+else
+    "${launch[@]}" -np 2 "$train" --distributed --resume "$work/crash.cnn.checkpoint" --threads 1 > "$work/after-crash.log" 2>&1 ||
+        fail "resuming after the crash: $(cat "$work/after-crash.log")"
+    cmp -s "$work/straight.cnn" "$work/crash.cnn" || fail "the run resumed after a crash differs from the uninterrupted one"
+    [[ ! -f "$work/crash.cnn.checkpoint" ]] || fail "the finished run left its checkpoint behind"
+    echo "a rank killed after epoch 2: the job ended (status $status); $(grep -o 'resuming at.*' "$work/after-crash.log"); the same model"
+fi
+
 # Refused: fewer shards than processes, --shards without --distributed, and a distributed
 # checkpoint resumed without --distributed.
 expect_error() {

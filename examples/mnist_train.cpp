@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <iomanip>
@@ -82,7 +83,8 @@ const char* usage = R"(usage: mnist_train [flags]
                       (only --threads and --distributed may be given with it)
   --distributed       one of the processes of `mpirun -np P mnist_train --distributed ...`
                       (data-parallel; needs a build with Open MPI): each takes its share of
-                      every batch, rank 0 alone prints and writes files
+                      every batch, rank 0 alone prints and writes files, and writes the
+                      checkpoint after every epoch (if a rank dies, --resume it)
   --shards N          with --distributed: gradient shards per batch, at least P (default P);
                       the same N gives the same model for any number of processes
 
@@ -348,7 +350,14 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
         drawn = line.size();
         std::fflush(stdout);
     };
+    // With --distributed, a checkpoint after every epoch (rank 0 writes it): a rank that dies
+    // or hangs ends the whole job, which then resumes from the last one. Once an epoch is
+    // reported, fit is stopped (at the next batch, when rank 0 polls should_stop), the
+    // checkpoint written, and fit continued from its state, exactly.
+    const bool checkpoint_epochs = communicator != nullptr;
+    bool epoch_reported = false;
     options.on_epoch = [&](const cnn::EpochReport& r) {
+        epoch_reported = true;
         if (!lead) return;
         if (terminal) std::printf("\r%s\r", std::string(drawn, ' ').c_str());
         drawn = 0;
@@ -364,11 +373,25 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
         std::fflush(stdout);
     };
 
-    options.should_stop = [] { return interrupt_requested != 0; };
+    options.should_stop = [&] { return interrupt_requested != 0 || (checkpoint_epochs && epoch_reported); };
     install_interrupt_handler();
 
     const auto started = std::chrono::steady_clock::now();
-    const auto history = cnn::fit(net, optimizer, train_set, rng, options, resume);
+    std::optional<cnn::TrainingState<typename Net::value_type>> state;
+    const cnn::TrainingState<typename Net::value_type>* from = resume;
+    cnn::History<typename Net::value_type> history;
+    for (;;) {
+        history = cnn::fit(net, optimizer, train_set, rng, options, from);
+        if (!history.interrupted) break;
+        // Ctrl-C, or an epoch's checkpoint? Rank 0's answer (its should_stop stopped fit) holds.
+        std::byte by_user{static_cast<unsigned char>(interrupt_requested != 0 ? 1 : 0)};
+        if (communicator != nullptr && communicator->size() > 1) communicator->broadcast({&by_user, 1}, 0);
+        if (by_user != std::byte{0}) break;
+        if (lead) cnn::save_checkpoint(net, *history.resume, settings.checkpoint, settings.to_metadata());
+        state = std::move(history.resume);
+        from = &*state;
+        epoch_reported = false;
+    }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (history.interrupted && !lead) return 130;  // rank 0 writes the checkpoint
     if (history.interrupted) {
@@ -417,7 +440,7 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
         std::cerr << "mnist_train: warning: no training curves: " << e.what() << "\n";
         if (saved) std::cout << "model saved to " << settings.output.string() << "\n";
     }
-    if (resume != nullptr && saved) std::filesystem::remove(settings.checkpoint);
+    if ((resume != nullptr || checkpoint_epochs) && saved) std::filesystem::remove(settings.checkpoint);
     std::printf("test accuracy: %.4f\n", result.accuracy);
     return saved ? 0 : 1;
 }
