@@ -120,3 +120,28 @@ TEST_CASE("Augmented colour batches are filled without allocating", "[allocation
     const std::size_t during = allocations.load() - before;
     CHECK(during == 0);
 }
+
+TEST_CASE("fit in gradient shards allocates nothing after the first steps", "[allocations][distributed]") {
+    cnn::Dataset data{{}, {}, 200, 12, 12, 10};
+    cnn::Random rng{4};
+    for (std::size_t i = 0; i < 200 * 144; ++i) data.images.push_back(static_cast<std::uint8_t>(rng.below(256)));
+    for (std::size_t i = 0; i < 200; ++i) data.labels.push_back(static_cast<std::uint8_t>(i % 10));
+    auto net = cnn::Sequential{cnn::Conv2D<float>{1, 4, 3, {.padding = 1}}, cnn::BatchNorm2D<float>{4},
+                               cnn::ReLU<float>{},  cnn::GlobalAvgPool<float>{},
+                               cnn::Flatten<float>{}, cnn::Dropout<float>{0.2},
+                               cnn::Dense<float>{4, 10}};
+    net.initialize(rng);
+    cnn::SGD<float> sgd{{.learning_rate = 0.01, .momentum = 0.9}};
+    cnn::FitOptions options;
+    options.epochs = 1;
+    options.batch_size = 20;  // 10 steps
+    options.gradient_shards = 3;
+    options.augmentation = {.crop_padding = 2, .horizontal_flip = true};
+    std::size_t at_third = 0, at_ninth = 0;
+    options.on_batch = [&](const cnn::BatchReport& report) {
+        if (report.step == 3) at_third = allocations.load();
+        if (report.step == 9) at_ninth = allocations.load();
+    };
+    (void)cnn::fit(net, sgd, data, rng, options);
+    CHECK(at_ninth - at_third == 0);
+}

@@ -13,6 +13,11 @@
 // single sample). Buffers are sized on the first batch and reused. If the
 // loss stops being a finite number, fit throws cnn::training_error naming the
 // epoch and step instead of training on garbage.
+//
+// fit and evaluate read any BatchSource (data/source.hpp), not only a Dataset. With
+// FitOptions::communicator and gradient_shards, several processes train one model together,
+// each computing its shards of every batch; the shards' gradients are summed in shard order,
+// so the model is the same to the bit for any number of processes (distributed.hpp).
 #pragma once
 
 #include <algorithm>
@@ -386,6 +391,8 @@ public:
         }
         own_.assign(last_ - first_, std::vector<T>(values_));
         kept_.assign(last_ - first_, false);
+        losses_.assign(last_ - first_, 0.0);
+        correct_.assign(last_ - first_, 0.0);
         total_.resize(values_);
         before_.resize(buffers_);
     }
@@ -415,10 +422,10 @@ public:
             at += buffers;
         }
     }
-    /// After shard s's backward pass: its gradients, and how it moved the buffers.
     /// Seconds spent in finish (the sum along the ranks), for EpochReport; fit resets it.
     double communication_seconds = 0;
 
+    /// After shard s's backward pass: its gradients, and how it moved the buffers.
     void keep(std::size_t s, std::span<const ParameterGroup<T>> groups, double loss_sum, std::size_t correct) {
         std::vector<T>& out = own_[s - first_];
         std::size_t at = 0, buffer = 0;
@@ -429,9 +436,8 @@ public:
             at += group.values.size();
         }
         kept_[s - first_] = true;
-        local_loss_ += loss_sum;
-        local_correct_ += static_cast<double>(correct);
-        local_samples_ += 1;
+        losses_[s - first_] = loss_sum;
+        correct_[s - first_] = static_cast<double>(correct);
     }
 
     /// Sums every shard's gradients in shard order across the ranks, then writes the sum into
@@ -453,6 +459,7 @@ public:
         } else {
             stats_[3] = stop ? 1.0 : 0.0;
         }
+        // Shard by shard, in shard order: gradients, loss and counts alike.
         for (std::size_t s = first_; s < last_; ++s) {
             if (!kept_[s - first_]) continue;
             const std::vector<T>& g = own_[s - first_];
@@ -462,11 +469,11 @@ public:
             } else {
                 for (std::size_t i = 0; i < values_; ++i) total_[i] = total_[i] + g[i];
             }
+            stats_[0] += losses_[s - first_];
+            stats_[1] += correct_[s - first_];
+            stats_[4] += 1;
         }
-        stats_[0] += local_loss_;
-        stats_[1] += local_correct_;
         stats_[2] = started_ ? 1.0 : 0.0;
-        stats_[4] += local_samples_;
         if (rank + 1 < size) {
             communicator_.send(std::as_bytes(std::span{total_}), rank + 1);
             communicator_.send(std::as_bytes(std::span{stats_}), rank + 1);
@@ -486,7 +493,6 @@ public:
             at += group.values.size();
         }
         std::fill(kept_.begin(), kept_.end(), false);
-        local_loss_ = local_correct_ = local_samples_ = 0;
         return {stats_[0], static_cast<std::size_t>(stats_[1]), stats_[3] != 0};
     }
 
@@ -499,7 +505,7 @@ private:
     bool started_ = false;
     /// loss sum, correct count, started, rank 0's stop, shards run: travel with the sum.
     std::array<double, 5> stats_{};
-    double local_loss_ = 0, local_correct_ = 0, local_samples_ = 0;
+    std::vector<double> losses_, correct_;  ///< of this rank's shards
 };
 
 /// Whether a layer of `net` normalises by batch statistics (BatchNorm2D).
@@ -553,9 +559,8 @@ typename ShardedStep<T>::Result sharded_step(Net& net, ShardedStep<T>& sharded,
 }  // namespace detail
 
 /// Trains `net` with `optimizer` on `train`, a Dataset or any BatchSource (see the top of this
-/// file). `resume`, a state from
-/// History::resume or load_checkpoint, continues an interrupted run; it is checked against this
-/// network, optimizer and data first. One network trains in one fit call at a time: a second
+/// file). `resume`, a state from History::resume or load_checkpoint, continues an interrupted
+/// run; it is checked against this network, optimizer and data first. One network trains in one fit call at a time: a second
 /// call on the same network while the first runs (from another thread, or from a callback)
 /// throws cnn::training_error.
 template <class Net, class Optimizer, class Source>
