@@ -37,7 +37,7 @@ for net in $nets; do
             case $run in
                 threads2) result=$(measure "$train" "${flags[@]}" --threads 2) ;;
                 process1) result=$(measure "${launch[@]}" -np 1 "$train" --distributed --shards 2 "${flags[@]}" --threads 1) ;;
-                processes2) result=$(measure "${launch[@]}" -np 2 "$train" --distributed "${flags[@]}" --threads 1) ;;
+                processes2) result=$(measure "${launch[@]}" -np 2 "$train" --distributed --shards 2 "${flags[@]}" --threads 1) ;;
             esac
             read -r speed part <<< "$result"
             if [[ -z ${best[$run]:-} || $speed -gt ${best[$run]} ]]; then

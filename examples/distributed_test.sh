@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# mnist_train --distributed over Open MPI, on this machine (loopback): 2 processes train the
-# model of 1 process with the same gradient shards, byte for byte, and only rank 0 prints and
+# mnist_train --distributed over Open MPI, on this machine (loopback): 2 and 3 processes train
+# the model of 1 process (the default 6 gradient shards), byte for byte, and only rank 0 prints and
 # writes; a run interrupted with SIGINT resumes in another number of processes to the same
 # model; settings that cannot work are refused.
 #   distributed_test.sh MNIST_TRAIN MPIEXEC WORK_DIR
@@ -12,23 +12,25 @@ flags=(--limit 3000 --test-limit 1000 --validation 0.1 --seed 3 --threads 1)
 failures=0
 fail() { echo "FAILED: $*"; failures=$((failures + 1)); }
 
-"${launch[@]}" -np 1 "$train" --distributed --shards 2 "${flags[@]}" --epochs 4 --output "$work/one.cnn" > "$work/one.log" 2>&1 ||
-    fail "1 process: $(cat "$work/one.log")"
-"${launch[@]}" -np 2 "$train" --distributed "${flags[@]}" --epochs 4 --output "$work/two.cnn" > "$work/two.log" 2>&1 ||
-    fail "2 processes: $(cat "$work/two.log")"
-cmp -s "$work/one.cnn" "$work/two.cnn" || fail "the models of 1 and 2 processes differ"
-grep -q "in each of 2 processes, 2 gradient shards per batch" "$work/two.log" || fail "no distributed summary: $(head -c 800 "$work/two.log")"
+for processes in 1 2 3; do
+    "${launch[@]}" -np $processes "$train" --distributed "${flags[@]}" --epochs 4 --output "$work/np$processes.cnn" \
+        > "$work/np$processes.log" 2>&1 || fail "$processes process(es): $(cat "$work/np$processes.log")"
+done
+cp "$work/np2.log" "$work/two.log"
+cmp -s "$work/np1.cnn" "$work/np2.cnn" || fail "the models of 1 and 2 processes differ"
+cmp -s "$work/np1.cnn" "$work/np3.cnn" || fail "the models of 1 and 3 processes differ"
+grep -q "in each of 2 processes, 6 gradient shards per batch" "$work/two.log" || fail "no distributed summary: $(head -c 800 "$work/two.log")"
 # (mpirun gives rank 0 a terminal when it has one, so progress lines may precede an epoch's line)
 [[ $(grep -o "epoch [0-9]/4  lr" "$work/two.log" | wc -l) -eq 4 ]] || fail "the epochs were not reported once each (rank 0 alone)"
 grep -q "of it passing gradients" "$work/two.log" || fail "no share of time passing gradients"
 grep -q "^test accuracy" "$work/two.log" || fail "no test accuracy"
-echo "1 and 2 processes: the same model; $(grep -o 'epoch 4/4  lr.*' "$work/two.log")"
+echo "1, 2 and 3 processes: the same model; $(grep -o 'epoch 4/4  lr.*' "$work/two.log")"
 
 # Interrupted (SIGINT to a process started without mpirun: Open MPI's singleton, one
 # process), resumed by 2 processes: the model of the uninterrupted run.
-"$train" --distributed --shards 2 "${flags[@]}" --epochs 8 --output "$work/straight.cnn" > "$work/straight.log" 2>&1 ||
+"$train" --distributed "${flags[@]}" --epochs 8 --output "$work/straight.cnn" > "$work/straight.log" 2>&1 ||
     fail "uninterrupted run: $(cat "$work/straight.log")"
-"$train" --distributed --shards 2 "${flags[@]}" --epochs 8 --output "$work/resumed.cnn" > "$work/interrupted.log" 2>&1 &
+"$train" --distributed "${flags[@]}" --epochs 8 --output "$work/resumed.cnn" > "$work/interrupted.log" 2>&1 &
 pid=$!
 for _ in $(seq 600); do
     grep -q "^epoch 1/8" "$work/interrupted.log" && break
@@ -84,7 +86,7 @@ expect_error() {
 expect_error "--shards 1 is fewer than the 2 processes; each needs a shard" \
     "${launch[@]}" -np 2 "$train" --distributed --shards 1 "${flags[@]}" --epochs 4 --output "$work/bad.cnn"
 expect_error "--shards applies to --distributed training" "$train" --shards 2 "${flags[@]}" --output "$work/bad.cnn"
-"$train" --distributed --shards 2 "${flags[@]}" --epochs 4 --output "$work/again.cnn" > "$work/again.log" 2>&1 &
+"$train" --distributed "${flags[@]}" --epochs 4 --output "$work/again.cnn" > "$work/again.log" 2>&1 &
 pid=$!
 for _ in $(seq 600); do
     grep -q "^epoch 1/4" "$work/again.log" && break
@@ -93,7 +95,7 @@ done
 kill -INT "$pid"
 wait "$pid" || true
 if [[ -f "$work/again.cnn.checkpoint" ]]; then
-    expect_error "the checkpoint was written by a --distributed run of 2 gradient shards: resume it with --distributed" \
+    expect_error "the checkpoint was written by a --distributed run of 6 gradient shards: resume it with --distributed" \
         "$train" --resume "$work/again.cnn.checkpoint"
 fi
 

@@ -85,8 +85,9 @@ const char* usage = R"(usage: mnist_train [flags]
                       (data-parallel; needs a build with Open MPI): each takes its share of
                       every batch, rank 0 alone prints and writes files, and writes the
                       checkpoint after every epoch (if a rank dies, --resume it)
-  --shards N          with --distributed: gradient shards per batch, at least P (default P);
-                      the same N gives the same model for any number of processes
+  --shards N          with --distributed: gradient shards per batch, at least P (default 6,
+                      or P when more): the same N gives the same model for any number of
+                      processes up to N (with the default: 1, 2, 3 or 6 processes)
 
 Numbers are plain decimal; an empty value or a flag given twice is an error. The
 output's place is checked before training starts; if the final save still fails,
@@ -498,7 +499,7 @@ int main(int argc, char** argv) try {
         s.labels = args.text("labels", "fine");
         if (args.has("shards") && communicator == nullptr)
             throw std::invalid_argument("--shards applies to --distributed training");
-        s.shards = args.count("shards", communicator != nullptr ? communicator->size() : 1);
+        s.shards = args.count("shards", communicator != nullptr ? std::max<std::size_t>(6, communicator->size()) : 1);
         s.epochs = args.count("epochs", s.net_name == "wide"        ? 12
                                         : s.net_name == "wide-bn"   ? 40
                                         : resnet                    ? 20
