@@ -198,6 +198,8 @@ TEST_CASE("SourceRef points at any source, and a null one is refused", "[data][s
 
     const cnn::SourceRef none;
     CHECK_FALSE(static_cast<bool>(none));
+    CHECK(none == nullptr);
+    CHECK(ref != nullptr);
     CHECK_THROWS_WITH(none.size(), "SourceRef: used without a data source");
     CHECK_THROWS_WITH(none.check("evaluate"), "evaluate: the data source is null");
     auto net = make_net();

@@ -61,6 +61,8 @@ public:
         : source_(source), table_(source == nullptr ? nullptr : &table_of<S>) {}
 
     explicit operator bool() const noexcept { return source_ != nullptr; }
+    /// `options.monitor_data == nullptr` (and `!=`) as for the pointer it replaced.
+    friend bool operator==(const SourceRef& ref, std::nullptr_t) noexcept { return ref.source_ == nullptr; }
 
     [[nodiscard]] std::size_t size() const { return table().size(source_); }
     [[nodiscard]] std::size_t class_count() const { return table().class_count(source_); }
