@@ -142,6 +142,17 @@ TEST_CASE("Bad image files and folders name the file and the problem", "[data][i
     write_text(root / "a" / "broken.png", "P6 # a comment\n1 1\n65535\n0123456789");
     CHECK_THROWS_WITH(cnn::load_image_folder(root),
                       (root / "a" / "broken.png").string() + ": has 4 bytes after the 6 bytes of pixels at offset 25");
+    // A PNG chunk whose length claims more than the file holds (the fuzzer's 46 bytes, whose
+    // IDAT asked stb_image for 859 MB), and a PNG cut short after a whole chunk.
+    const std::string png_start("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x03\0\0\0\x03\x08\x02\0\0\0\xd9\x4a\x30\x30", 33);
+    write_text(root / "a" / "broken.png", png_start + std::string("333%IDAT\x9c\x63\x42\x60\x82", 13));
+    CHECK_THROWS_WITH(cnn::load_image_folder(root),
+                      (root / "a" / "broken.png").string() + ": PNG chunk 'IDAT' at offset 33 claims 858993445 bytes "
+                                                             "of data; the file has 1 after its header and CRC");
+    write_text(root / "a" / "broken.png", png_start);
+    CHECK_THROWS_WITH(cnn::load_image_folder(root),
+                      (root / "a" / "broken.png").string() + ": truncated PNG: 0 bytes at offset 33, where a chunk "
+                                                             "(at least 12 bytes) or IEND should be");
     CHECK_THROWS_WITH(cnn::read_image(root / "a" / "broken.png", {.channels = 2}),
                       "ImageOptions: channels 2 is not 1 (greyscale), 3 (RGB) or 0 (the file's)");
     fs::remove(root / "a" / "broken.png");

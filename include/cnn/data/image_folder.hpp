@@ -131,6 +131,32 @@ inline void check_pnm_size(std::span<const std::uint8_t> bytes, const std::strin
                          std::to_string(expected) + " bytes of pixels at offset " + std::to_string(at));
 }
 
+/// stb_image allocates what a PNG chunk's length field claims before it reads the chunk (a
+/// 46-byte file can ask for 859 MB); this checks that every chunk up to IEND lies within the
+/// file, so that nothing larger than the file is allocated for its data.
+inline void check_png_chunks(std::span<const std::uint8_t> bytes, const std::string& name) {
+    static constexpr std::uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (bytes.size() < 8 || !std::equal(signature, signature + 8, bytes.begin())) return;
+    std::size_t at = 8;
+    while (true) {
+        if (bytes.size() - at < 12)
+            throw data_error(name + ": truncated PNG: " + std::to_string(bytes.size() - at) +
+                             " bytes at offset " + std::to_string(at) + ", where a chunk (at least 12 bytes) or IEND "
+                             "should be");
+        const std::size_t length = std::size_t{bytes[at]} << 24 | std::size_t{bytes[at + 1]} << 16 |
+                                   std::size_t{bytes[at + 2]} << 8 | std::size_t{bytes[at + 3]};
+        std::string type;
+        for (std::size_t i = 4; i < 8; ++i)
+            type += std::isalpha(bytes[at + i]) ? static_cast<char>(bytes[at + i]) : '?';
+        if (length > bytes.size() - at - 12)
+            throw data_error(name + ": PNG chunk '" + type + "' at offset " + std::to_string(at) + " claims " +
+                             std::to_string(length) + " bytes of data; the file has " +
+                             std::to_string(bytes.size() - at - 12) + " after its header and CRC");
+        if (type == "IEND") return;
+        at += length + 12;
+    }
+}
+
 }  // namespace detail
 
 /// Decodes the image file in `bytes` (`name` for messages) with `options`: its channels
@@ -153,6 +179,7 @@ inline Image decode_image(std::span<const std::uint8_t> bytes, const std::string
         throw data_error(name + ": is " + std::to_string(width) + "x" + std::to_string(height) + ", more than " +
                          std::to_string(options.max_pixels) + " pixels (ImageOptions::max_pixels)");
     detail::check_pnm_size(bytes, name);
+    detail::check_png_chunks(bytes, name);
     const std::size_t channels = options.channels != 0 ? options.channels : (file_channels <= 2 ? 1 : 3);
     int w = 0, h = 0, n = 0;
     const std::unique_ptr<unsigned char, detail::StbFree> pixels(
