@@ -11,6 +11,22 @@ launch=("$mpiexec" --oversubscribe --allow-run-as-root --mca btl self,tcp --mca 
 flags=(--limit 3000 --test-limit 1000 --validation 0.1 --seed 3 --threads 1)
 failures=0
 fail() { echo "FAILED: $*"; failures=$((failures + 1)); }
+# Waits (up to 30 s) until FILE has a line matching PATTERN.
+wait_for() {
+    for _ in $(seq 600); do
+        grep -q "$1" "$2" && return
+        sleep 0.05
+    done
+}
+expect_error() {
+    local expected=$1
+    shift
+    local out status=0
+    out=$("$@" 2>&1) || status=$?
+    if [[ $status -eq 0 || $out != *"$expected"* ]]; then
+        fail "expected '$expected' from $*, got status $status: $out"
+    fi
+}
 
 for processes in 1 2 3; do
     "${launch[@]}" -np $processes "$train" --distributed "${flags[@]}" --epochs 4 --output "$work/np$processes.cnn" \
@@ -32,16 +48,16 @@ echo "1, 2 and 3 processes: the same model; $(grep -o 'epoch 4/4  lr.*' "$work/t
     fail "uninterrupted run: $(cat "$work/straight.log")"
 "$train" --distributed "${flags[@]}" --epochs 8 --output "$work/resumed.cnn" > "$work/interrupted.log" 2>&1 &
 pid=$!
-for _ in $(seq 600); do
-    grep -q "^epoch 1/8" "$work/interrupted.log" && break
-    sleep 0.05
-done
+wait_for "^epoch 1/8" "$work/interrupted.log"
 kill -INT "$pid"
 status=0
 wait "$pid" || status=$?
 if [[ $status -ne 130 ]]; then
     fail "the interrupted run exited with $status, expected 130: $(cat "$work/interrupted.log")"
 else
+    # A distributed checkpoint resumed without --distributed is refused.
+    expect_error "the checkpoint was written by a --distributed run of 6 gradient shards: resume it with --distributed" \
+        "$train" --resume "$work/resumed.cnn.checkpoint"
     "${launch[@]}" -np 2 "$train" --distributed --resume "$work/resumed.cnn.checkpoint" --threads 1 > "$work/resumed.log" 2>&1 ||
         fail "resuming in 2 processes: $(cat "$work/resumed.log")"
     cmp -s "$work/straight.cnn" "$work/resumed.cnn" || fail "the run resumed by 2 processes differs from the uninterrupted one"
@@ -52,10 +68,7 @@ fi
 # wrote after the last whole epoch resumes in 2 processes to the uninterrupted model.
 "${launch[@]}" -np 2 "$train" --distributed "${flags[@]}" --epochs 8 --output "$work/crash.cnn" > "$work/crash.log" 2>&1 &
 pid=$!
-for _ in $(seq 600); do
-    grep -q "epoch 2/8  lr" "$work/crash.log" && break
-    sleep 0.05
-done
+wait_for "epoch 2/8  lr" "$work/crash.log"
 sleep 0.3
 pkill -KILL -n -f -- "--output $work/crash.cnn" || true
 status=0
@@ -72,32 +85,10 @@ else
     echo "a rank killed after epoch 2: the job ended (status $status); $(grep -o 'resuming at.*' "$work/after-crash.log"); the same model"
 fi
 
-# Refused: fewer shards than processes, --shards without --distributed, and a distributed
-# checkpoint resumed without --distributed.
-expect_error() {
-    local expected=$1
-    shift
-    local out status=0
-    out=$("$@" 2>&1) || status=$?
-    if [[ $status -eq 0 || $out != *"$expected"* ]]; then
-        fail "expected '$expected' from $*, got status $status: $out"
-    fi
-}
+# Refused: fewer shards than processes, and --shards without --distributed.
 expect_error "--shards 1 is fewer than the 2 processes; each needs a shard" \
     "${launch[@]}" -np 2 "$train" --distributed --shards 1 "${flags[@]}" --epochs 4 --output "$work/bad.cnn"
 expect_error "--shards applies to --distributed training" "$train" --shards 2 "${flags[@]}" --output "$work/bad.cnn"
-"$train" --distributed "${flags[@]}" --epochs 4 --output "$work/again.cnn" > "$work/again.log" 2>&1 &
-pid=$!
-for _ in $(seq 600); do
-    grep -q "^epoch 1/4" "$work/again.log" && break
-    sleep 0.05
-done
-kill -INT "$pid"
-wait "$pid" || true
-if [[ -f "$work/again.cnn.checkpoint" ]]; then
-    expect_error "the checkpoint was written by a --distributed run of 6 gradient shards: resume it with --distributed" \
-        "$train" --resume "$work/again.cnn.checkpoint"
-fi
 
 [[ $failures -eq 0 ]] || exit 1
 echo "distributed training: all checks passed"
