@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "bars.hpp"
+
 #include <unistd.h>
 
 #include <cmath>
@@ -113,20 +115,6 @@ inline std::filesystem::path scratch_directory(const std::string& name) {
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     return dir;
-}
-
-/// 8x8 images of four classes, a bright horizontal bar in one of four bands on faint
-/// noise: separable, but only by looking at where the bar is.
-inline Dataset make_bars(std::size_t count, std::uint64_t seed) {
-    Random rng{seed};
-    Dataset data{std::vector<std::uint8_t>(count * 64), std::vector<std::uint8_t>(count), count, 8, 8, 4};
-    for (std::size_t n = 0; n < count; ++n) {
-        data.labels[n] = static_cast<std::uint8_t>(rng.below(4));
-        for (std::size_t p = 0; p < 64; ++p) data.images[n * 64 + p] = static_cast<std::uint8_t>(rng.below(60));
-        const std::size_t row = 2 * data.labels[n] + rng.below(2);
-        for (std::size_t col = rng.below(3); col < 8; ++col) data.images[n * 64 + row * 8 + col] = 200;
-    }
-    return data;
 }
 
 }  // namespace cnn::test

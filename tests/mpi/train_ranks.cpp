@@ -15,20 +15,9 @@
 #include <string>
 #include <thread>
 
-namespace {
+#include "../bars.hpp"
 
-/// 8x8 images of four classes: a bright bar in one of four bands on faint noise.
-cnn::Dataset make_bars(std::size_t count, std::uint64_t seed) {
-    cnn::Random rng{seed};
-    cnn::Dataset data{std::vector<std::uint8_t>(count * 64), std::vector<std::uint8_t>(count), count, 8, 8, 4};
-    for (std::size_t n = 0; n < count; ++n) {
-        data.labels[n] = static_cast<std::uint8_t>(rng.below(4));
-        for (std::size_t p = 0; p < 64; ++p) data.images[n * 64 + p] = static_cast<std::uint8_t>(rng.below(60));
-        const std::size_t row = 2 * data.labels[n] + rng.below(2);
-        for (std::size_t col = rng.below(3); col < 8; ++col) data.images[n * 64 + row * 8 + col] = 200;
-    }
-    return data;
-}
+namespace {
 
 int run(int argc, char** argv, std::optional<cnn::MpiSession>& session) {
     if (argc < 2) {
@@ -62,7 +51,7 @@ int run(int argc, char** argv, std::optional<cnn::MpiSession>& session) {
         if (die == world->rank()) std::_Exit(3);
     }
     cnn::set_threads(1);
-    const cnn::Dataset train = make_bars(230, 41);
+    const cnn::Dataset train = cnn::test::make_bars(230, 41);
     auto net = cnn::Sequential{cnn::Conv2D<float>{1, 4, 3, {.padding = 1, .bias = false}},
                                cnn::BatchNorm2D<float>{4},
                                cnn::ReLU<float>{},
