@@ -12,7 +12,7 @@ set(levels
     "loss.hpp optimizer.hpp gradient_check.hpp distributed.hpp mpi.hpp"
     "data/ io/file.hpp"
     "train.hpp"
-    "io/model.hpp io/checkpoint.hpp"
+    "io/model.hpp io/checkpoint.hpp onnx.hpp onnx_import.hpp"
     "cnn.hpp reference.hpp")
 
 # The level of a header (a path under include/cnn/), or -1 when no level names it.
