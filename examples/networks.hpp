@@ -28,8 +28,8 @@ inline std::size_t lenet_side(std::size_t size) {
 }
 
 /// LeNet-5 (LeCun et al. 1998) with ReLU and max pooling.
-inline auto make_lenet(const Task& task = {}) {
-    using T = float;
+template <class T = float>
+auto make_lenet(const Task& task = {}) {
     return cnn::Sequential{cnn::Conv2D<T>{task.channels, 6, 5, {.padding = 2}},  // 6 x 28 x 28
                            cnn::ReLU<T>{},
                            cnn::MaxPool<T>{2},                                     // 6 x 14 x 14
@@ -45,8 +45,8 @@ inline auto make_lenet(const Task& task = {}) {
 }
 
 /// A wider CNN: conv 32 3x3 -> pool -> conv 64 3x3 -> pool -> dense 128 -> classes.
-inline auto make_wide(const Task& task = {}) {
-    using T = float;
+template <class T = float>
+auto make_wide(const Task& task = {}) {
     if (task.rows < 4 || task.cols < 4) throw std::invalid_argument("the wide network takes images of at least 4x4");
     return cnn::Sequential{cnn::Conv2D<T>{task.channels, 32, 3, {.padding = 1}},  // 32 x 28 x 28
                            cnn::ReLU<T>{},
@@ -63,8 +63,8 @@ inline auto make_wide(const Task& task = {}) {
 /// The wide network with batch normalisation after each convolution (which then needs no
 /// bias) and after the hidden dense layer, and dropout: 0.25 after each pooling, 0.5 before
 /// the last dense layer.
-inline auto make_wide_bn(const Task& task = {}) {
-    using T = float;
+template <class T = float>
+auto make_wide_bn(const Task& task = {}) {
     if (task.rows < 4 || task.cols < 4) throw std::invalid_argument("the wide network takes images of at least 4x4");
     const cnn::Conv2DOptions same{.padding = 1, .bias = false};
     return cnn::Sequential{cnn::Conv2D<T>{task.channels, 32, 3, same},  // 32 x 28 x 28
@@ -89,8 +89,8 @@ inline auto make_wide_bn(const Task& task = {}) {
 /// batch norm, plus the input (identity) or, when the shape changes, a 1x1 convolution with
 /// stride s and batch norm (projection); then ReLU. The convolutions have no bias: the batch
 /// normalisation after each shifts its output anyway.
-inline auto basic_block(std::size_t channels) {
-    using T = float;
+template <class T = float>
+auto basic_block(std::size_t channels) {
     const cnn::Conv2DOptions same{.padding = 1, .bias = false};
     return cnn::Sequential{cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{channels, channels, 3, same},
                                                          cnn::BatchNorm2D<T>{channels},
@@ -99,8 +99,8 @@ inline auto basic_block(std::size_t channels) {
                                                          cnn::BatchNorm2D<T>{channels}}},
                            cnn::ReLU<T>{}};
 }
-inline auto projection_block(std::size_t in, std::size_t out) {
-    using T = float;
+template <class T = float>
+auto projection_block(std::size_t in, std::size_t out) {
     const cnn::Conv2DOptions same{.padding = 1, .bias = false}, halve{.stride = 2, .padding = 1, .bias = false};
     return cnn::Sequential{cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{in, out, 3, halve},
                                                          cnn::BatchNorm2D<T>{out},
@@ -115,17 +115,17 @@ inline auto projection_block(std::size_t in, std::size_t out) {
 /// A small ResNet: a 3x3 convolution to 16 channels, three stages of two basic blocks at 16,
 /// 32 and 64 channels (the second and third begin with a stride-2 projection block), global
 /// average pooling and a dense layer to the classes. 14 weight layers; any image size.
-inline auto make_resnet(const Task& task = {}) {
-    using T = float;
+template <class T = float>
+auto make_resnet(const Task& task = {}) {
     return cnn::Sequential{cnn::Conv2D<T>{task.channels, 16, 3, {.padding = 1, .bias = false}},  // 16 x 28 x 28
                            cnn::BatchNorm2D<T>{16},
                            cnn::ReLU<T>{},
-                           basic_block(16),
-                           basic_block(16),
-                           projection_block(16, 32),                    // 32 x 14 x 14
-                           basic_block(32),
-                           projection_block(32, 64),                    // 64 x 7 x 7
-                           basic_block(64),
+                           basic_block<T>(16),
+                           basic_block<T>(16),
+                           projection_block<T>(16, 32),                    // 32 x 14 x 14
+                           basic_block<T>(32),
+                           projection_block<T>(32, 64),                    // 64 x 7 x 7
+                           basic_block<T>(64),
                            cnn::GlobalAvgPool<T>{},                     // 64 x 1 x 1
                            cnn::Flatten<T>{},
                            cnn::Dense<T>{64, task.classes}};
@@ -134,8 +134,8 @@ inline auto make_resnet(const Task& task = {}) {
 /// A MobileNet block (Howard et al. 2017): a depthwise 3x3 convolution (one filter per
 /// channel, stride s), batch norm, ReLU, then a pointwise 1x1 convolution to `out` channels,
 /// batch norm, ReLU. Nine times fewer multiply-adds than one 3x3 convolution from `in` to `out`.
-inline auto depthwise_block(std::size_t in, std::size_t out, std::size_t stride) {
-    using T = float;
+template <class T = float>
+auto depthwise_block(std::size_t in, std::size_t out, std::size_t stride) {
     return cnn::Sequential{cnn::Conv2D<T>{in, in, 3,
                                           {.stride = stride,
                                            .padding = 1,
@@ -151,16 +151,16 @@ inline auto depthwise_block(std::size_t in, std::size_t out, std::size_t stride)
 /// A small MobileNet: a 3x3 convolution to 16 channels, five depthwise blocks (32 channels;
 /// 64 at half the size, twice; 128 at a quarter, twice), global average pooling and a dense
 /// layer to the classes. 12 weight layers; any image size.
-inline auto make_mobilenet(const Task& task = {}) {
-    using T = float;
+template <class T = float>
+auto make_mobilenet(const Task& task = {}) {
     return cnn::Sequential{cnn::Conv2D<T>{task.channels, 16, 3, {.padding = 1, .bias = false}},  // 16 x 28 x 28
                            cnn::BatchNorm2D<T>{16},
                            cnn::ReLU<T>{},
-                           depthwise_block(16, 32, 1),                  // 32 x 28 x 28
-                           depthwise_block(32, 64, 2),                  // 64 x 14 x 14
-                           depthwise_block(64, 64, 1),
-                           depthwise_block(64, 128, 2),                 // 128 x 7 x 7
-                           depthwise_block(128, 128, 1),
+                           depthwise_block<T>(16, 32, 1),                  // 32 x 28 x 28
+                           depthwise_block<T>(32, 64, 2),                  // 64 x 14 x 14
+                           depthwise_block<T>(64, 64, 1),
+                           depthwise_block<T>(64, 128, 2),                 // 128 x 7 x 7
+                           depthwise_block<T>(128, 128, 1),
                            cnn::GlobalAvgPool<T>{},                     // 128 x 1 x 1
                            cnn::Flatten<T>{},
                            cnn::Dense<T>{128, task.classes}};

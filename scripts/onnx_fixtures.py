@@ -1,0 +1,133 @@
+#!/usr/bin/python3
+"""ONNX files written by PyTorch, and PyTorch's outputs for them: the fixtures of load_onnx.
+
+Builds the PyTorch twins of examples/networks.hpp's LeNet-5, wide network, small ResNet and
+small MobileNet (bench/compare_pytorch.py's make_torch_net) with fixed random weights (the
+batch normalisations get random scales, shifts and running statistics, so that a folded
+export differs from a kept one), exports them with torch.onnx.export in eval mode, and
+records what PyTorch computes for three fixed images. The tests (tests/test_onnx.cpp) load
+each file into the C++ network of the same structure and match these outputs: to 1e-5 for
+float files, to 1e-12 for the float64 ones. They read the committed files; they do not need
+PyTorch.
+
+The files cover what PyTorch writes: its default opset (14) and opset 13; batch
+normalisation folded into the convolution (eval mode, the default) and kept as
+BatchNormalization nodes (TrainingMode.PRESERVE); Flatten, and x.view(x.size(0), -1), which
+becomes Shape, Gather, Unsqueeze, Concat and Reshape; grouped (depthwise) convolutions; float
+and float64.
+
+    /usr/bin/python3 scripts/onnx_fixtures.py [DIRECTORY]   (default: tests/data/onnx)
+    /usr/bin/python3 scripts/onnx_fixtures.py --check       regenerate into a temporary
+                                                            directory and compare byte for byte
+"""
+import filecmp
+import io
+import json
+import os
+import sys
+import tempfile
+
+import torch
+from torch import nn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from compare_pytorch import make_torch_net  # noqa: E402
+
+SEED = 20261201
+
+
+class FlattenByView(nn.Module):
+    """LeNet-5 with x.view(x.size(0), -1) in place of nn.Flatten, as many tutorials write it."""
+
+    def __init__(self):
+        super().__init__()
+        lenet = make_torch_net("lenet")
+        self.features = lenet[:6]
+        self.classifier = lenet[7:]
+
+    def forward(self, x):
+        x = self.features(x)
+        return self.classifier(x.view(x.size(0), -1))
+
+
+def make(net_name):
+    """A network with fixed random weights and batch-normalisation statistics, in eval mode."""
+    net = FlattenByView() if net_name == "lenet-view" else make_torch_net(net_name)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                module.weight.copy_(torch.rand(module.num_features) + 0.5)
+                module.bias.copy_(torch.randn(module.num_features) * 0.1)
+                module.running_mean.copy_(torch.randn(module.num_features) * 0.1)
+                module.running_var.copy_(torch.rand(module.num_features) + 0.5)
+    return net.eval()
+
+
+# (file, network as examples/networks.hpp names it, how the PyTorch module is built,
+#  opset or None for PyTorch's default, batch normalisation kept, float64)
+CASES = [
+    ("lenet.onnx", "lenet", "lenet", None, False, False),
+    ("lenet_view.onnx", "lenet", "lenet-view", 13, False, False),
+    ("wide.onnx", "wide", "wide", 13, False, False),
+    ("resnet.onnx", "resnet", "resnet", None, False, False),
+    ("resnet_bn.onnx", "resnet", "resnet", 13, True, False),
+    ("mobilenet.onnx", "mobilenet", "mobilenet", None, False, False),
+    ("lenet_f64.onnx", "lenet", "lenet", None, False, True),
+    ("resnet_f64.onnx", "resnet", "resnet", None, True, True),
+]
+
+
+def export(net, example, opset, keep_batch_norm):
+    buffer = io.BytesIO()
+    options = {"opset_version": opset} if opset else {}
+    training = torch.onnx.TrainingMode.PRESERVE if keep_batch_norm else torch.onnx.TrainingMode.EVAL
+    torch.onnx.export(net, example, buffer, input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, training=training, **options)
+    return buffer.getvalue()
+
+
+def generate(directory):
+    os.makedirs(directory, exist_ok=True)
+    torch.manual_seed(SEED)
+    images = torch.rand(3, 1, 28, 28)
+    record = {"about": "PyTorch " + torch.__version__.split("+")[0] + "'s outputs for the ONNX files beside this; "
+                       "written by scripts/onnx_fixtures.py",
+              "input_shape": list(images.shape), "input": [float(v) for v in images.flatten()], "cases": []}
+    for file, network, module, opset, keep_batch_norm, float64 in CASES:
+        torch.manual_seed(SEED + len(record["cases"]))
+        net = make(module)
+        x = images
+        if float64:
+            net = net.double()
+            x = images.double()
+        with torch.no_grad():
+            output = net(x)
+        with open(os.path.join(directory, file), "wb") as f:
+            f.write(export(net, x[:1], opset, keep_batch_norm))
+        record["cases"].append({"file": file, "network": network, "float64": float64,
+                                "batch_norm": "kept" if keep_batch_norm else "folded",
+                                "output_shape": list(output.shape), "output": [float(v) for v in output.flatten()]})
+    with open(os.path.join(directory, "pytorch_outputs.json"), "w") as f:
+        json.dump(record, f, indent=1)
+        f.write("\n")
+
+
+def main():
+    if sys.argv[1:] == ["--check"]:
+        committed = os.path.join(ROOT, "tests", "data", "onnx")
+        with tempfile.TemporaryDirectory() as fresh:
+            generate(fresh)
+            names = sorted(os.listdir(fresh))
+            _, differ, missing = filecmp.cmpfiles(committed, fresh, names, shallow=False)
+            if differ or missing:
+                print(f"onnx_fixtures: differ from what PyTorch writes now: {differ + missing}")
+                return 1
+        print(f"onnx_fixtures: the {len(names)} committed files are what PyTorch {torch.__version__} writes")
+        return 0
+    generate(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "data", "onnx"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
