@@ -1,6 +1,10 @@
-// mnist_predict: loads a model saved by mnist_train and either reports its
-// accuracy on the test set or classifies PGM (greyscale) or PPM (colour) images.
+// mnist_predict: loads a model saved by mnist_train (or an ONNX file of one of its networks)
+// and either reports its accuracy on the test set or classifies PGM (greyscale) or PPM
+// (colour) images.
 #include <cnn/cnn.hpp>
+#if defined(CNN_WITH_ONNX)
+#include <cnn/onnx.hpp>
+#endif
 
 #include <algorithm>
 #include <cctype>
@@ -16,6 +20,9 @@ namespace {
 
 const char* usage = R"(usage: mnist_predict MODEL [IMAGE ...] [--data DIR] [--limit N] [--resize] [--threads N]
 
+  MODEL: a model file of mnist_train, or an ONNX file (.onnx) of one of its networks:
+  written by mnist_train --export-onnx, or by PyTorch's torch.onnx.export (pixels are then
+  scaled to [0, 1], as PyTorch's ToTensor does, unless the file records cnn.normalization).
   With no image: the model's accuracy and confusion matrix on the test set in DIR
   (default /usr/share/datasets/fashion-mnist; IDX, CIFAR-10 or CIFAR-100 as for mnist_train);
   the last line reads "test accuracy: 0.9123".
@@ -152,6 +159,66 @@ double metadata_number(const std::map<std::string, std::string>& metadata, const
     return *value;
 }
 
+/// What a model file says besides its weights: its metadata, and the input normalisation
+/// it records (none: pixels scaled to [0, 1]).
+struct Stored {
+    std::map<std::string, std::string> metadata;
+    std::optional<cnn::Normalization> normalization;
+};
+
+bool is_onnx(const std::filesystem::path& path) {
+    std::string extension = path.extension().string();
+    std::transform(extension.begin(), extension.end(), extension.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return extension == ".onnx";
+}
+
+[[noreturn, maybe_unused]] void without_onnx(const std::filesystem::path& path) {
+    throw std::runtime_error(path.string() + ": ONNX files need a build with ONNX (install libonnx-dev and "
+                                             "libprotobuf-dev and rebuild)");
+}
+
+/// The image size and classes of the model in `path`, read without a network.
+examples::Task task_of_file(const std::filesystem::path& path) {
+    if (!is_onnx(path)) return examples::task_from_metadata(examples::parse_metadata(cnn::read_model_metadata(path)), path);
+#if defined(CNN_WITH_ONNX)
+    const cnn::OnnxInfo info = cnn::read_onnx_info(path);
+    if (info.outputs == 0)
+        throw std::runtime_error(path.string() + ": the output's size (the number of classes) is not fixed in the file");
+    return {info.channels, info.rows, info.cols, info.outputs};
+#else
+    without_onnx(path);
+#endif
+}
+
+/// Loads `path` into `net`: a model file, or an ONNX file.
+template <class Net>
+Stored load_any(Net& net, const std::filesystem::path& path) {
+    Stored stored;
+    if (is_onnx(path)) {
+#if defined(CNN_WITH_ONNX)
+        const cnn::OnnxInfo info = cnn::load_onnx(net, path);
+        stored.metadata = info.metadata;
+        stored.normalization = info.normalization;
+        return stored;
+#else
+        without_onnx(path);
+#endif
+    }
+    const auto metadata = examples::parse_metadata(cnn::load_model(net, path));
+    stored.metadata = {metadata.begin(), metadata.end()};
+    if (metadata.count("normalization_mean") && metadata.count("normalization_deviation")) {
+        cnn::Normalization normalization{metadata_number(stored.metadata, "normalization_mean", path),
+                                         metadata_number(stored.metadata, "normalization_deviation", path)};
+        if (metadata.count("normalization_means") && metadata.count("normalization_deviations")) {
+            normalization.means = metadata_numbers(stored.metadata, "normalization_means", path);
+            normalization.deviations = metadata_numbers(stored.metadata, "normalization_deviations", path);
+        }
+        stored.normalization = normalization;
+    }
+    return stored;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -170,30 +237,24 @@ int main(int argc, char** argv) try {
     if (!images.empty() && args.has("limit"))
         throw std::invalid_argument("--limit applies to the test set; it cannot be used with image files");
 
-    // The metadata says what the model takes; the architecture is then found by trying each network.
-    const examples::Task task = examples::task_from_metadata(
-        examples::parse_metadata(cnn::read_model_metadata(model_path)), model_path);
-    const std::string net_name =
-        examples::network_for_file(task, [&](auto& net) { (void)cnn::load_model(net, model_path); });
+    // The file says what the model takes; the architecture is then found by trying each network.
+    const examples::Task task = task_of_file(model_path);
+    const std::string net_name = examples::network_for_file(task, [&](auto& net) { (void)load_any(net, model_path); });
 
     int status = 0;
     examples::with_network(net_name, task, [&](auto net) {
         using T = typename decltype(net)::value_type;
-        const auto metadata = examples::parse_metadata(cnn::load_model(net, model_path));
-        // A model saved by save_model without mnist_train's metadata still predicts: pixels
-        // scaled to [0, 1] and classes by number, and it says so.
+        const Stored stored = load_any(net, model_path);
+        const auto& metadata = stored.metadata;
+        // A model saved without mnist_train's metadata (save_model's, PyTorch's ONNX file) still
+        // predicts: pixels scaled to [0, 1] and classes by number, and it says so.
         cnn::Normalization normalization;
-        if (metadata.count("normalization_mean") && metadata.count("normalization_deviation")) {
-            normalization = {metadata_number(metadata, "normalization_mean", model_path),
-                             metadata_number(metadata, "normalization_deviation", model_path)};
-            if (metadata.count("normalization_means") && metadata.count("normalization_deviations")) {
-                normalization.means = metadata_numbers(metadata, "normalization_means", model_path);
-                normalization.deviations = metadata_numbers(metadata, "normalization_deviations", model_path);
-            }
+        if (stored.normalization) {
+            normalization = *stored.normalization;
             normalization.check(task.channels);
         } else {
             std::cerr << "mnist_predict: " << model_path.string()
-                      << " records no input normalisation (not saved by mnist_train): pixels are scaled to [0, 1]\n";
+                      << " records no input normalisation (not written by mnist_train): pixels are scaled to [0, 1]\n";
         }
         std::vector<std::string> names;
         if (metadata.count("classes")) names = examples::split(metadata.at("classes"), ',');

@@ -2,6 +2,9 @@
 // Debian's Fashion-MNIST; IDX, CIFAR-10 or CIFAR-100 files), then reports the test
 // accuracy, prints the confusion matrix, writes the training curves as SVG and saves the model.
 #include <cnn/cnn.hpp>
+#if defined(CNN_WITH_ONNX)
+#include <cnn/onnx.hpp>
+#endif
 #if defined(CNN_WITH_MPI)
 #include <cnn/mpi.hpp>
 #endif
@@ -79,8 +82,11 @@ const char* usage = R"(usage: mnist_train [flags]
   --limit N           use only the first N training images (quick runs)
   --test-limit N      evaluate on the first N test images only (quick runs)
   --output PATH       the model file (default model-NET.cnn); the curves go next to it as .svg
+  --export-onnx PATH  also write the trained model as an ONNX file (opset 13; the input
+                      normalisation and class names go into its metadata; needs a build
+                      with ONNX: libonnx-dev, libprotobuf-dev)
   --resume PATH       continue an interrupted run from its checkpoint, with its settings
-                      (only --threads and --distributed may be given with it)
+                      (only --threads, --distributed and --export-onnx may be given with it)
   --distributed       one of the processes of `mpirun -np P mnist_train --distributed ...`
                       (data-parallel; needs a build with Open MPI): each takes its share of
                       every batch, rank 0 alone prints and writes files, and writes the
@@ -195,6 +201,7 @@ struct Settings {
     double lr, momentum, weight_decay, validation, label_smoothing = 0;
     std::filesystem::path output;
     std::filesystem::path checkpoint;  ///< where Ctrl-C writes the checkpoint
+    std::filesystem::path onnx;        ///< --export-onnx, or empty (not a training setting: not recorded)
 
     /// What a checkpoint records, so that --resume continues with the same settings.
     [[nodiscard]] std::string to_metadata() const {
@@ -420,7 +427,22 @@ int train(Net net, Optimizer optimizer, const Settings& settings, const cnn::Dat
              << "\nclass_count=" << train_set.classes << "\nclasses=";
     for (std::size_t i = 0; i < names.size(); ++i) metadata << (i ? "," : "") << names[i];
     metadata << "\ntest_accuracy=" << result.accuracy << "\n";
-    const bool saved = save_or_keep(net, settings.output, metadata.str());
+    bool saved = save_or_keep(net, settings.output, metadata.str());
+#if defined(CNN_WITH_ONNX)
+    if (!settings.onnx.empty()) {
+        std::string classes;
+        for (std::size_t i = 0; i < names.size(); ++i) classes += (i ? "," : "") + names[i];
+        try {
+            const examples::Task task = examples::task_of(train_set);
+            cnn::save_onnx(net, settings.onnx, {task.channels, task.rows, task.cols},
+                           {.normalization = normalization, .metadata = {{"classes", classes}}});
+            std::cout << "ONNX model written to " << settings.onnx.string() << "\n";
+        } catch (const cnn::error& e) {
+            std::cerr << "mnist_train: " << e.what() << "\n";
+            saved = false;
+        }
+    }
+#endif
 
     std::vector<examples::Series> loss{{"train", "#1f77b4", {}}, {"test", "#d62728", {}}};
     std::vector<examples::Series> accuracy{{"train", "#1f77b4", {}}, {"test", "#d62728", {}}};
@@ -473,6 +495,11 @@ int main(int argc, char** argv) try {
 #endif
     }
     const bool lead = communicator == nullptr || communicator->rank() == 0;
+    s.onnx = args.text("export-onnx", "");
+#if !defined(CNN_WITH_ONNX)
+    if (!s.onnx.empty())
+        throw std::invalid_argument("--export-onnx needs a build with ONNX (install libonnx-dev and libprotobuf-dev and rebuild)");
+#endif
     const std::filesystem::path resume_path = args.text("resume", "");
     if (!resume_path.empty()) {
         args.reject_unknown({"data", "classes", "net", "epochs", "batch", "optimizer", "lr", "momentum",
@@ -547,9 +574,11 @@ int main(int argc, char** argv) try {
     if (communicator == nullptr && s.shards != 1)
         throw std::invalid_argument("the checkpoint was written by a --distributed run of " + std::to_string(s.shards) +
                                     " gradient shards: resume it with --distributed");
+    if (!s.onnx.empty() && (s.onnx == s.output || s.onnx == examples::curves_path(s.output) || s.onnx == s.checkpoint))
+        throw std::invalid_argument("--export-onnx " + s.onnx.string() + " is where another file of the run goes");
     if (lead)
-        for (const std::filesystem::path& path : {s.output, examples::curves_path(s.output), s.checkpoint})
-            cnn::check_writable(path);
+        for (const std::filesystem::path& path : {s.output, examples::curves_path(s.output), s.checkpoint, s.onnx})
+            if (!path.empty()) cnn::check_writable(path);
 
     if (std::find(examples::network_names.begin(), examples::network_names.end(), s.net_name) ==
         examples::network_names.end())

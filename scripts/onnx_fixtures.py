@@ -10,6 +10,12 @@ each file into the C++ network of the same structure and match these outputs: to
 float files, to 1e-12 for the float64 ones. They read the committed files; they do not need
 PyTorch.
 
+One more file is a trained model: lenet_trained.onnx, PyTorch's LeNet-5 after two epochs on
+Fashion-MNIST (inputs scaled to [0, 1], as torchvision's ToTensor does), with PyTorch's test
+accuracy on the first 2,000 test images in lenet_trained.json. The test
+examples_predict_pytorch_onnx runs mnist_predict on it, which must print that accuracy.
+Training depends on the BLAS's rounding, so --check leaves this file out.
+
 The files cover what PyTorch writes: its default opset (14) and opset 13; batch
 normalisation folded into the convolution (eval mode, the default) and kept as
 BatchNormalization nodes (TrainingMode.PRESERVE); Flatten, and x.view(x.size(0), -1), which
@@ -87,7 +93,49 @@ def export(net, example, opset, keep_batch_norm):
     return buffer.getvalue()
 
 
-def generate(directory):
+DATA = "/usr/share/datasets/fashion-mnist"
+
+
+def fashion_mnist(split):
+    import gzip
+    prefix = "train" if split == "train" else "t10k"
+    with gzip.open(f"{DATA}/{prefix}-images-idx3-ubyte.gz") as f:
+        images = torch.frombuffer(bytearray(f.read()[16:]), dtype=torch.uint8).reshape(-1, 1, 28, 28)
+    with gzip.open(f"{DATA}/{prefix}-labels-idx1-ubyte.gz") as f:
+        labels = torch.frombuffer(bytearray(f.read()[8:]), dtype=torch.uint8).long()
+    return images.float() / 255, labels
+
+
+def trained_lenet(directory):
+    """LeNet-5 trained by PyTorch for two epochs; its ONNX file and its test accuracy."""
+    torch.manual_seed(SEED)
+    torch.set_num_threads(1)
+    images, labels = fashion_mnist("train")
+    net = make_torch_net("lenet")
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(2):
+        order = torch.randperm(len(images))
+        for start in range(0, len(images), 64):
+            batch = order[start:start + 64]
+            optimizer.zero_grad()
+            loss_fn(net(images[batch]), labels[batch]).backward()
+            optimizer.step()
+    net.eval()
+    test_images, test_labels = fashion_mnist("test")
+    test_images, test_labels = test_images[:2000], test_labels[:2000]
+    with torch.no_grad():
+        predicted = net(test_images).argmax(1)
+    accuracy = (predicted == test_labels).float().mean().item()
+    with open(os.path.join(directory, "lenet_trained.onnx"), "wb") as f:
+        f.write(export(net, test_images[:1], None, False))
+    with open(os.path.join(directory, "lenet_trained.json"), "w") as f:
+        json.dump({"about": "PyTorch's LeNet-5 after two epochs on Fashion-MNIST (scripts/onnx_fixtures.py)",
+                   "test_images": 2000, "test_accuracy": round(accuracy, 4)}, f, indent=1)
+        f.write("\n")
+
+
+def generate(directory, trained=True):
     os.makedirs(directory, exist_ok=True)
     torch.manual_seed(SEED)
     images = torch.rand(3, 1, 28, 28)
@@ -111,13 +159,15 @@ def generate(directory):
     with open(os.path.join(directory, "pytorch_outputs.json"), "w") as f:
         json.dump(record, f, indent=1)
         f.write("\n")
+    if trained:
+        trained_lenet(directory)
 
 
 def main():
     if sys.argv[1:] == ["--check"]:
         committed = os.path.join(ROOT, "tests", "data", "onnx")
         with tempfile.TemporaryDirectory() as fresh:
-            generate(fresh)
+            generate(fresh, trained=False)
             names = sorted(os.listdir(fresh))
             _, differ, missing = filecmp.cmpfiles(committed, fresh, names, shallow=False)
             if differ or missing:

@@ -14,6 +14,7 @@
 #include <random>
 
 #include "../examples/networks.hpp"
+#include "onnx_nets.hpp"
 #include "test_support.hpp"
 
 using cnn::Shape;
@@ -34,33 +35,6 @@ void with_example(const std::string& name, F&& f) {
     else FAIL("no example network " << name);
 }
 
-/// A network of every layer and composite save_onnx writes, with every option that changes
-/// the ONNX attributes: per-axis stride, padding and dilation, groups, no bias, padded pools,
-/// mean pooling without the padding, both GELUs, both merges, a batch norm of dense features.
-/// Input 3 x 11 x 9.
-template <class T>
-auto every_layer_net() {
-    return cnn::Sequential{
-        cnn::Conv2D<T>{3, 8, {3, 2}, {.stride = {2, 1}, .padding = {2, 1}, .dilation = {1, 2}}},  // 8 x 7 x 9
-        cnn::BatchNorm2D<T>{8, {.momentum = 0.2, .epsilon = 1e-3}},
-        cnn::LeakyReLU<T>{0.1},
-        cnn::Conv2D<T>{8, 8, 3, {.padding = 1, .bias = false, .groups = 4}},
-        cnn::ELU<T>{0.5},
-        cnn::MaxPool<T>{3, {.stride = 2, .padding = 1}},  // 8 x 4 x 5
-        cnn::Residual{cnn::Sequential{cnn::Conv2D<T>{8, 8, 3, {.padding = 1}}, cnn::Tanh<T>{}}},
-        cnn::Parallel{cnn::Concat{}, cnn::Sequential{cnn::Conv2D<T>{8, 4, 1}, cnn::Sigmoid<T>{}},
-                      cnn::Sequential{cnn::MeanPool<T>{3, {.stride = 1, .padding = 1, .count_padding = false}},
-                                      cnn::GELU<T>{cnn::GeluApproximation::tanh}}},  // 12 x 4 x 5
-        cnn::Parallel{cnn::Add{}, cnn::GELU<T>{}, cnn::Identity<T>{}, cnn::ReLU<T>{}},
-        cnn::MeanPool<T>{2},  // 12 x 2 x 2
-        cnn::Dropout<T>{0.3},
-        cnn::Flatten<T>{},
-        cnn::Dense<T>{48, 16},
-        cnn::BatchNorm2D<T>{16},
-        cnn::Dense<T>{16, 5},
-        cnn::Softmax<T>{}};
-}
-const Shape<3> every_layer_input{3, 11, 9};
 
 /// Every parameter and buffer of `net`, leaf by leaf.
 template <class Net>
@@ -224,20 +198,20 @@ TEST_CASE("save_onnx writes what ONNX's checker and shape inference accept, and 
     for (const std::string name : {"lenet", "wide", "wide-bn", "resnet", "mobilenet"})
         with_example<float>(name, [&](auto net) { round_trip(net, {1, 28, 28}, name); });
     round_trip(examples::make_resnet<double>(), {1, 28, 28}, "resnet-double");
-    round_trip(every_layer_net<double>(), every_layer_input, "every-layer-double");
-    round_trip(every_layer_net<float>(), every_layer_input, "every-layer-float");
+    round_trip(cnn::test::every_layer_net<double>(), cnn::test::every_layer_input, "every-layer-double");
+    round_trip(cnn::test::every_layer_net<float>(), cnn::test::every_layer_input, "every-layer-float");
 }
 
 TEST_CASE("save_onnx writes each opset from 13 to 17, and refuses others", "[onnx]") {
-    auto net = every_layer_net<float>();
+    auto net = cnn::test::every_layer_net<float>();
     for (std::int64_t opset = cnn::onnx_min_opset; opset <= cnn::onnx_max_opset; ++opset) {
-        ::onnx::ModelProto model = cnn::to_onnx(net, every_layer_input, {.opset = opset});
+        ::onnx::ModelProto model = cnn::to_onnx(net, cnn::test::every_layer_input, {.opset = opset});
         CHECK_NOTHROW(::onnx::checker::check_model(model));
-        auto other = every_layer_net<float>();
+        auto other = cnn::test::every_layer_net<float>();
         CHECK(cnn::onnx_into(other, bytes_of(model), "opset").opset == opset);
     }
-    CHECK_THROWS_AS(cnn::to_onnx(net, every_layer_input, {.opset = 12}), cnn::parameter_error);
-    CHECK_THROWS_AS(cnn::to_onnx(net, every_layer_input, {.opset = 18}), cnn::parameter_error);
+    CHECK_THROWS_AS(cnn::to_onnx(net, cnn::test::every_layer_input, {.opset = 12}), cnn::parameter_error);
+    CHECK_THROWS_AS(cnn::to_onnx(net, cnn::test::every_layer_input, {.opset = 18}), cnn::parameter_error);
     CHECK_THROWS_AS(cnn::to_onnx(net, {3, 2, 2}), cnn::shape_error);
 }
 

@@ -41,7 +41,7 @@
 
 #if !defined(CNN_WITH_ONNX)
 #error "cnn/onnx.hpp needs ONNX's protobuf classes: link the CMake target cnn::onnx (Debian: libonnx-dev libprotobuf-dev)"
-#endif
+#else
 
 #include <algorithm>
 #include <cmath>
@@ -98,6 +98,7 @@ struct OnnxOptions {
 /// What load_onnx found in a file besides the weights.
 struct OnnxInfo {
     std::size_t channels = 0, rows = 0, cols = 0;  ///< the input of one sample
+    std::size_t outputs = 0;  ///< values per sample in the output (classes); 0: not fixed in the file
     std::int64_t opset = 0;
     std::string producer;                          ///< producer_name ("pytorch", "cnn")
     std::map<std::string, std::string> metadata;   ///< metadata_props
@@ -657,3 +658,5 @@ void save_onnx(const Net& net, const std::filesystem::path& path, const Shape<3>
 }  // namespace cnn
 
 #include "cnn/onnx_import.hpp"
+
+#endif  // CNN_WITH_ONNX

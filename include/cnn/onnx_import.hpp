@@ -4,6 +4,8 @@
 
 #include "cnn/onnx.hpp"
 
+#if defined(CNN_WITH_ONNX)
+
 namespace cnn {
 
 namespace detail::onnx {
@@ -886,6 +888,15 @@ inline ::onnx::ModelProto parse(const std::vector<std::uint8_t>& bytes, const st
                              "); C, H and W must be numbers");
         sizes[d - 1] = static_cast<std::size_t>(dim.dim_value());
     }
+    const auto& output = graph.output(0).type();
+    if (output.has_tensor_type() && output.tensor_type().has_shape() && output.tensor_type().shape().dim_size() >= 2) {
+        info.outputs = 1;
+        for (int d = 1; d < output.tensor_type().shape().dim_size(); ++d) {
+            const auto& dim = output.tensor_type().shape().dim(d);
+            const bool fixed = dim.has_dim_value() && dim.dim_value() > 0 && dim.dim_value() <= (1 << 24);
+            info.outputs = fixed && info.outputs <= (std::size_t{1} << 24) ? info.outputs * static_cast<std::size_t>(dim.dim_value()) : 0;
+        }
+    }
     info.channels = sizes[0];
     info.rows = sizes[1];
     info.cols = sizes[2];
@@ -950,3 +961,5 @@ OnnxInfo load_onnx(Net& net, const std::filesystem::path& path) {
 }
 
 }  // namespace cnn
+
+#endif  // CNN_WITH_ONNX

@@ -3,7 +3,8 @@
 # as a subdirectory (MODE=add_subdirectory), or installed and compiled without CMake
 # with the flags pkg-config gives for cnn-gzip (MODE=pkg_config). The program reads
 # GZ_FILE, a gzip IDX file of labels, so cnn::gzip must work in every mode; with CMake a
-# second program decodes an image through cnn::images.
+# second program decodes an image through cnn::images, and (EXPECT_ONNX) a third writes and
+# reads an ONNX file through cnn::onnx.
 file(REMOVE_RECURSE "${WORK_DIR}")
 
 function(run step)
@@ -47,4 +48,7 @@ endif()
 run(run "${WORK_DIR}/build/consumer" "${GZ_FILE}")
 if(NOT MODE STREQUAL "pkg_config")
     run(run_images "${WORK_DIR}/build/consumer_images")
+    if(EXPECT_ONNX)  # the library has cnn::onnx, so the user's project must get it too
+        run(run_onnx "${WORK_DIR}/build/consumer_onnx")
+    endif()
 endif()
