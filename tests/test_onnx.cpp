@@ -234,7 +234,8 @@ TEST_CASE("load_onnx names the node and the layer where the file and the network
         for (auto& t : *model.mutable_graph()->mutable_initializer())
             if (t.name() == dims.input(1)) t.set_dims(0, 8);
         CHECK_THAT(load_error(net, bytes_of(model)),
-                   Catch::Contains("layer 3 > layer 0 > body > layer 0 (Conv2D(16->16, 3x3, stride 1, padding 1, no bias))"));
+                   Catch::Contains("case.onnx: node 3 '/3/0/body/0/Conv' (Conv): 8 output channels in the file, layer 3 > layer 0 > body > layer 0 "
+                                   "(Conv2D(16->16, 3x3, stride 1, padding 1, no bias)) has 16"));
     }
     SECTION("a layer more in the file") {
         auto net = cnn::Sequential{cnn::Conv2D<float>{1, 6, 5, {.padding = 2}}, cnn::ReLU<float>{}};
@@ -313,9 +314,9 @@ TEST_CASE("load_onnx refuses broken files with an onnx_error, never a crash", "[
     CHECK_THAT(broken([](auto& m) { find_node(m, "MaxPool")->set_input(0, "nowhere"); }),
                Catch::Contains("node 2 '/2/MaxPool' (MaxPool): its input 'nowhere' is produced by no node, initializer or graph input"));
     CHECK_THAT(broken([](auto& m) { find_node(m, "Conv")->set_input(0, find_node(m, "MaxPool")->output(0)); }),
-               Catch::Contains("is part of a cycle"));
+               Catch::Contains("case.onnx: node 0 '/0/Conv' (Conv): is part of a cycle (its inputs depend on its own output)"));
     CHECK_THAT(broken([](auto& m) { find_node(m, "Relu", 1)->set_output(0, find_node(m, "Relu", 0)->output(0)); }),
-               Catch::Contains("is produced twice"));
+               Catch::Contains("case.onnx: node 4 '/4/Relu' (Relu): its output '/1/Relu_output' is produced twice"));
     CHECK_THAT(broken([](auto& m) {
                    for (auto& t : *m.mutable_graph()->mutable_initializer())
                        if (t.name() == "/0.weight") t.mutable_raw_data()->resize(12);
