@@ -8,7 +8,8 @@ namespace cnn::test {
 
 /// A network of every layer and composite save_onnx writes, with every option that changes
 /// the ONNX attributes: per-axis stride, padding and dilation, groups, no bias, padded pools,
-/// mean pooling without the padding, both GELUs, both merges, a batch norm of dense features.
+/// mean pooling without the padding, both GELUs, both merges, a batch norm of dense features,
+/// a convolution after a dense layer, and a merge of a flattened and an unflattened branch.
 /// Input 3 x 11 x 9.
 template <class T>
 auto every_layer_net() {
@@ -29,6 +30,8 @@ auto every_layer_net() {
         cnn::Flatten<T>{},
         cnn::Dense<T>{48, 16},
         cnn::BatchNorm2D<T>{16},
+        cnn::Conv2D<T>{16, 16, 1},                                     // after a dense layer: N x 16 x 1 x 1
+        cnn::Parallel{cnn::Add{}, cnn::Flatten<T>{}, cnn::Identity<T>{}},  // branches of two ranks in the file
         cnn::Dense<T>{16, 5},
         cnn::Softmax<T>{}};
 }

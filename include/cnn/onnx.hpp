@@ -390,15 +390,17 @@ private:
     /// The value as N x C x H x W (a Reshape when it is N x features).
     Value four(const Part& p, const Value& in) {
         if (in.rank == 4) return in;
+        const std::string name = p.name + "/unflatten" + (unflattened_ ? "_" + std::to_string(unflattened_) : "");
+        ++unflattened_;
         auto& t = *graph_.add_initializer();
-        t.set_name(p.name + "/unflatten.shape");
+        t.set_name(name + ".shape");
         t.set_data_type(::onnx::TensorProto::INT64);
         t.add_dims(4);
         for (std::int64_t d : {std::int64_t{-1}, std::int64_t(in.shape[1]), std::int64_t(in.shape[2]),
                                std::int64_t(in.shape[3])})
             t.add_int64_data(d);
-        const std::string out = output_of(p.name + "/unflatten", "Reshape");
-        node("Reshape", p.name + "/unflatten", {in.name, t.name()}, out);
+        const std::string out = output_of(name, "Reshape");
+        node("Reshape", name, {in.name, t.name()}, out);
         return {out, in.shape, 4};
     }
     Value two(const Part& p, const Value& in) {
@@ -553,6 +555,7 @@ private:
 
     ::onnx::GraphProto& graph_;
     const std::vector<T>& parameters_;
+    std::size_t unflattened_ = 0;  ///< Reshapes back to N x C x H x W so far (their names)
 };
 
 inline void describe_value(::onnx::ValueInfoProto& info, const std::string& name, int element, const Value& value) {

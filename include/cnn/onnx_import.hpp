@@ -408,9 +408,14 @@ private:
 
     /// The Add nodes (pairwise, in any order) or the Concat node that join `inputs`.
     void merge(const Part& p, std::vector<Value> inputs, const Next& next) {
-        for (const Value& v : inputs)
-            if (v.rank != inputs[0].rank)
-                fail(p.where() + " joins '" + inputs[0].name + "' and '" + v.name + "', of different ranks in the file");
+        // Values of different ranks in the file meet as N x C x H x W (save_onnx reshapes them).
+        const bool mixed = std::any_of(inputs.begin(), inputs.end(), [&](const Value& v) { return v.rank != inputs[0].rank; });
+        for (std::size_t k = 0; mixed && k < inputs.size(); ++k)
+            if (inputs[k].rank == 2)
+                return unflatten(p, inputs[k], [&, k, inputs](const Value& lifted) mutable {
+                    inputs[k] = lifted;
+                    merge(p, inputs, next);
+                });
         if (p.kind == PartKind::concat) {
             for (int i : readers(inputs[0], {"Concat"})) {
                 const auto& n = g_.node(i);
@@ -498,6 +503,7 @@ private:
         static const std::map<std::string, const char*> elementwise{
             {"ReLU", "Relu"}, {"Sigmoid", "Sigmoid"}, {"Tanh", "Tanh"}, {"LeakyReLU", "LeakyRelu"},
             {"ELU", "Elu"},   {"Softmax", "Softmax"}, {"GlobalAvgPool", "GlobalAveragePool"}};
+        if (kind == "GlobalAvgPool" && in.rank == 2) return unflatten(p, in, [&](const Value& v) { leaf(p, v, next); });
         const auto it = elementwise.find(kind);
         if (it == elementwise.end()) fail(p.where() + ": a " + kind + " layer has no ONNX form in this library");
         const char* op = it->second;
@@ -509,7 +515,6 @@ private:
                 if (axis < 0) axis += in.rank;
                 if (axis != 1) fail(node, "softmax over axis " + std::to_string(axis) + "; " + p.where() + " takes it over the channels (axis 1)");
             }
-            if (kind == "GlobalAvgPool" && in.rank != 4) fail(node, "reads a tensor of rank " + std::to_string(in.rank) + ", not N x C x H x W");
             ++progress_;
             next(produce(node, output_shape(p, in.shape), in.rank));
         });
@@ -518,6 +523,7 @@ private:
     using ConvNext = std::function<void(const Value&, bool)>;
 
     void conv(const Part& p, const Part* bn, const Value& in, const ConvNext& next) {
+        if (in.rank == 2) return unflatten(p, in, [&](const Value& v) { conv(p, bn, v, next); });
         const ConvGeometry g(p.record);
         choose(in, {"Conv"}, p, [&](int node) {
             const auto& n = g_.node(node);
@@ -643,6 +649,7 @@ private:
     }
 
     void pool(const Part& p, const Value& in, const Next& next) {
+        if (in.rank == 2) return unflatten(p, in, [&](const Value& v) { pool(p, v, next); });
         const PoolGeometry g(p.record);
         const bool max = p.record.kind == "MaxPool";
         const auto attempt = [&](int node) {
@@ -692,29 +699,52 @@ private:
                 if (axis != 1) fail(node, "flattens from axis " + std::to_string(axis) + "; " + p.where() + " keeps the batch axis (1)");
             } else {
                 if (n.input_size() != 2) fail(node, "needs a shape input");
-                std::vector<std::int64_t> target = evaluate(n.input(1), node, 0);
-                // 0 copies the input's dimension (unless allowzero), -1 takes the rest.
                 const std::vector<std::int64_t> from = in.rank == 4
                     ? std::vector<std::int64_t>{batch_sentinel, std::int64_t(in.shape[1]), std::int64_t(in.shape[2]), std::int64_t(in.shape[3])}
                     : std::vector<std::int64_t>{batch_sentinel, features};
-                const bool allowzero = integer(node, "allowzero", 0) != 0;
-                std::int64_t known = 1, free = -1;
-                for (std::size_t k = 0; k < target.size(); ++k) {
-                    if (target[k] == 0 && !allowzero && k < from.size()) target[k] = from[k];
-                    if (target[k] == -1) {
-                        if (free >= 0) fail(node, "its shape " + dims_text(target) + " has two -1");
-                        free = static_cast<std::int64_t>(k);
-                    } else {
-                        known *= target[k];
-                    }
-                }
-                if (free >= 0 && known > 0) target[static_cast<std::size_t>(free)] = batch_sentinel * features / known;
+                const std::vector<std::int64_t> target = reshaped(node, from);
                 if (target != std::vector<std::int64_t>{batch_sentinel, features})
                     fail(node, "reshapes to " + dims_text(target) + " for a batch of " + std::to_string(batch_sentinel) + "; " +
                                    p.where() + " gives " + dims_text({batch_sentinel, features}) + " (any batch size)");
             }
             ++progress_;
             next(produce(node, shape, 2));
+        });
+    }
+
+    /// The shape a Reshape node gives a value of shape `from`: its shape input evaluated, 0
+    /// copying the input's dimension (unless allowzero) and -1 taking the rest.
+    std::vector<std::int64_t> reshaped(int node, const std::vector<std::int64_t>& from) {
+        const auto& n = g_.node(node);
+        if (n.input_size() != 2) fail(node, "needs a shape input");
+        std::vector<std::int64_t> target = evaluate(n.input(1), node, 0);
+        const bool allowzero = integer(node, "allowzero", 0) != 0;
+        std::int64_t total = 1, known = 1, free = -1;
+        for (auto d : from) total *= d;
+        for (std::size_t k = 0; k < target.size(); ++k) {
+            if (target[k] == 0 && !allowzero && k < from.size()) target[k] = from[k];
+            if (target[k] == -1) {
+                if (free >= 0) fail(node, "its shape " + dims_text(target) + " has two -1");
+                free = static_cast<std::int64_t>(k);
+            } else {
+                known *= target[k];
+            }
+        }
+        if (free >= 0 && known > 0) target[static_cast<std::size_t>(free)] = total / known;
+        return target;
+    }
+
+    /// A value the file has flattened to N x features, back to N x C x H x W by a Reshape
+    /// (what save_onnx writes before a convolution or pool that follows a dense layer).
+    void unflatten(const Part& p, const Value& in, const Next& next) {
+        const std::vector<std::int64_t> want{batch_sentinel, std::int64_t(in.shape[1]), std::int64_t(in.shape[2]),
+                                             std::int64_t(in.shape[3])};
+        choose(in, {"Reshape"}, p, [&](int node) {
+            const auto target = reshaped(node, {batch_sentinel, want[1] * want[2] * want[3]});
+            if (target != want)
+                fail(node, "reshapes to " + dims_text(target) + " for a batch of " + std::to_string(batch_sentinel) + "; " +
+                               p.where() + " reads " + dims_text(want));
+            next(produce(node, in.shape, 4));
         });
     }
 
