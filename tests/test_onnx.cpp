@@ -337,6 +337,12 @@ TEST_CASE("load_onnx refuses broken files with an onnx_error, never a crash", "[
                Catch::Contains("is stored in an external file"));
     CHECK_THAT(broken([](auto& m) { m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(2)->set_dim_param("height"); }),
                Catch::Contains("the input's dimension 2 has no fixed size ('height')"));
+    CHECK_THAT(broken([](auto& m) {
+                   auto& shape = *m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+                   shape.mutable_dim(2)->set_dim_value(65536);
+                   shape.mutable_dim(3)->set_dim_value(65536);
+               }),
+               Catch::Contains("case.onnx: the input of 1 x 65536 x 65536 values per sample is larger than this library reads (2^31)"));
     CHECK_THAT(broken([](auto& m) { m.mutable_graph()->add_input()->set_name("second"); }),
                Catch::Contains("the graph has 2 inputs besides its initializers"));
     CHECK_THAT(broken([](auto& m) {
@@ -402,6 +408,13 @@ TEST_CASE("load_onnx reads a dense layer written as MatMul and Add, and a Reshap
     cnn::onnx_into(other, bytes_of(model), "matmul.onnx");
     CHECK(values(other) == values(net));
 
+    SECTION("a Reshape to a negative or enormous dimension is refused") {
+        shape.set_int64_data(0, -5);
+        CHECK_THAT(load_error(other, bytes_of(model)), Catch::Contains("(Reshape): its shape [-5, 400] has a dimension below -1"));
+        shape.set_int64_data(0, std::int64_t{1} << 62);
+        CHECK_THAT(load_error(other, bytes_of(model)),
+                   Catch::Contains("(Reshape): its shape input 'shape' holds 4611686018427387904.000000, not a dimension"));
+    }
     SECTION("a Reshape that keeps the batch size of the export is refused") {
         shape.set_int64_data(0, 1);
         CHECK_THAT(load_error(other, bytes_of(model)),

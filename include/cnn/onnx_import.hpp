@@ -100,8 +100,7 @@ public:
             if (!known.contains(out.name())) fail("the graph's output '" + out.name() + "' is produced by nothing");
         // Constants, and Identity nodes that alias them (PyTorch shares equal initialisers so).
         claimed_.assign(static_cast<std::size_t>(n), 0);
-        std::sort(order.begin(), order.end());
-        for (int i : order) {
+        for (int i : order) {  // in topological order, so that an alias of an alias resolves
             const auto& node = g_.node(i);
             if (node.op_type() == "Constant") {
                 constant_node(i);
@@ -721,12 +720,16 @@ private:
         const bool allowzero = integer(node, "allowzero", 0) != 0;
         std::int64_t total = 1, known = 1, free = -1;
         for (auto d : from) total *= d;
+        if (target.size() > 8) fail(node, "reshapes to " + std::to_string(target.size()) + " dimensions");
         for (std::size_t k = 0; k < target.size(); ++k) {
+            if (target[k] < -1) fail(node, "its shape " + dims_text(target) + " has a dimension below -1");
             if (target[k] == 0 && !allowzero && k < from.size()) target[k] = from[k];
             if (target[k] == -1) {
                 if (free >= 0) fail(node, "its shape " + dims_text(target) + " has two -1");
                 free = static_cast<std::int64_t>(k);
             } else {
+                if (target[k] > 0 && known > std::numeric_limits<std::int64_t>::max() / target[k])
+                    fail(node, "its shape " + dims_text(target) + " holds more values than any tensor");
                 known *= target[k];
             }
         }
@@ -748,6 +751,9 @@ private:
         });
     }
 
+    /// The largest dimension a shape computation may give (larger ones are no network's).
+    static constexpr double max_dimension = static_cast<double>(std::int64_t{1} << 31);
+
     /// A batch size no file writes into a shape: a Reshape that comes out right for it keeps
     /// the batch dimension.
     static constexpr std::int64_t batch_sentinel = 1009;
@@ -758,7 +764,11 @@ private:
         if (depth > 32) fail(reader, "its shape is computed by more than 32 nodes");
         if (constants_.contains(name)) {
             std::vector<std::int64_t> result;
-            for (double v : numbers(reader, name, "shape")) result.push_back(static_cast<std::int64_t>(v));
+            for (double v : numbers(reader, name, "shape")) {
+                if (!(std::abs(v) <= max_dimension) || v != std::floor(v))
+                    fail(reader, "its shape input '" + name + "' holds " + std::to_string(v) + ", not a dimension");
+                result.push_back(static_cast<std::int64_t>(v));
+            }
             return result;
         }
         const auto producer = producer_.find(name);
@@ -918,6 +928,10 @@ inline ::onnx::ModelProto parse(const std::vector<std::uint8_t>& bytes, const st
                              "); C, H and W must be numbers");
         sizes[d - 1] = static_cast<std::size_t>(dim.dim_value());
     }
+    // Each size is at most 2^24, so the first product cannot overflow, nor the second after it.
+    if (sizes[0] * sizes[1] > (std::size_t{1} << 31) || sizes[0] * sizes[1] * sizes[2] > (std::size_t{1} << 31))
+        throw onnx_error(name + ": the input of " + std::to_string(sizes[0]) + " x " + std::to_string(sizes[1]) + " x " +
+                         std::to_string(sizes[2]) + " values per sample is larger than this library reads (2^31)");
     const auto& output = graph.output(0).type();
     if (output.has_tensor_type() && output.tensor_type().has_shape() && output.tensor_type().shape().dim_size() >= 2) {
         info.outputs = 1;
