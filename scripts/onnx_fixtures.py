@@ -20,7 +20,10 @@ The files cover what PyTorch writes: its default opset (14) and opset 13; batch
 normalisation folded into the convolution (eval mode, the default) and kept as
 BatchNormalization nodes (TrainingMode.PRESERVE); Flatten, and x.view(x.size(0), -1), which
 becomes Shape, Gather, Unsqueeze, Concat and Reshape; grouped (depthwise) convolutions; float
-and float64.
+and float64; and a network of every layer and option the reader knows (EveryLayer: per-axis
+stride, padding and dilation, groups, padded max and mean pools, LeakyReLU, ELU, Tanh,
+Sigmoid, both GELUs, Softmax, residual addition, concatenation, a three-way sum, batch
+normalisation of dense features, a convolution after a dense layer).
 
     /usr/bin/python3 scripts/onnx_fixtures.py [DIRECTORY]   (default: tests/data/onnx)
     /usr/bin/python3 scripts/onnx_fixtures.py --check       regenerate into a temporary
@@ -57,9 +60,46 @@ class FlattenByView(nn.Module):
         return self.classifier(x.view(x.size(0), -1))
 
 
+class EveryLayer(nn.Module):
+    """The PyTorch twin of tests/onnx_nets.hpp's every_layer_net: every layer and option that
+    load_onnx reads, on 3 x 11 x 9 inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, (3, 2), stride=(2, 1), padding=(2, 1), dilation=(1, 2))
+        self.bn1 = nn.BatchNorm2d(8, momentum=0.2, eps=1e-3)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False, groups=4)
+        self.pool1 = nn.MaxPool2d(3, stride=2, padding=1)
+        self.res_conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.branch_conv = nn.Conv2d(8, 4, 1)
+        self.branch_pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        self.pool2 = nn.AvgPool2d(3, stride=2, padding=1)  # exported as Pad, then AveragePool
+        self.pool3 = nn.AvgPool2d(1)  # exported as a Pad of zeros, then AveragePool
+        self.dropout = nn.Dropout(0.3)
+        self.dense1 = nn.Linear(72, 16)
+        self.bn2 = nn.BatchNorm1d(16)
+        self.conv3 = nn.Conv2d(16, 16, 1)
+        self.dense2 = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = nn.functional.leaky_relu(self.bn1(self.conv1(x)), 0.1)
+        x = self.pool1(nn.functional.elu(self.conv2(x), 0.5))
+        x = x + torch.tanh(self.res_conv(x))
+        x = torch.cat([torch.sigmoid(self.branch_conv(x)),
+                       nn.functional.gelu(self.branch_pool(x), approximate="tanh")], 1)
+        x = nn.functional.gelu(x) + x + torch.relu(x)
+        x = self.dropout(self.pool3(self.pool2(x))).flatten(1)
+        x = self.bn2(self.dense1(x))
+        x = self.conv3(x.reshape(x.shape[0], 16, 1, 1))
+        y = x.flatten(1)
+        x = y.reshape(y.shape[0], 16, 1, 1) + x
+        return torch.softmax(self.dense2(x.flatten(1)), 1)
+
+
 def make(net_name):
     """A network with fixed random weights and batch-normalisation statistics, in eval mode."""
-    net = FlattenByView() if net_name == "lenet-view" else make_torch_net(net_name)
+    modules = {"lenet-view": FlattenByView, "every-layer": EveryLayer}
+    net = modules[net_name]() if net_name in modules else make_torch_net(net_name)
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -81,6 +121,8 @@ CASES = [
     ("mobilenet.onnx", "mobilenet", "mobilenet", None, False, False),
     ("lenet_f64.onnx", "lenet", "lenet", None, False, True),
     ("resnet_f64.onnx", "resnet", "resnet", None, True, True),
+    ("every_layer.onnx", "every-layer", "every-layer", 13, False, False),
+    ("every_layer_f64.onnx", "every-layer", "every-layer", None, False, True),
 ]
 
 
@@ -139,21 +181,23 @@ def generate(directory, trained=True):
     os.makedirs(directory, exist_ok=True)
     torch.manual_seed(SEED)
     images = torch.rand(3, 1, 28, 28)
+    every_layer_images = torch.randn(2, 3, 11, 9)
     record = {"about": "PyTorch " + torch.__version__.split("+")[0] + "'s outputs for the ONNX files beside this; "
                        "written by scripts/onnx_fixtures.py",
               "input_shape": list(images.shape), "input": [float(v) for v in images.flatten()], "cases": []}
     for file, network, module, opset, keep_batch_norm, float64 in CASES:
         torch.manual_seed(SEED + len(record["cases"]))
         net = make(module)
-        x = images
+        x = images if network != "every-layer" else every_layer_images
         if float64:
             net = net.double()
-            x = images.double()
+            x = x.double()
         with torch.no_grad():
             output = net(x)
         with open(os.path.join(directory, file), "wb") as f:
             f.write(export(net, x[:1], opset, keep_batch_norm))
-        record["cases"].append({"file": file, "network": network, "float64": float64,
+        case = {"input_shape": list(x.shape), "input": [float(v) for v in x.flatten()]} if network == "every-layer" else {}
+        record["cases"].append({**case, "file": file, "network": network, "float64": float64,
                                 "batch_norm": "kept" if keep_batch_norm else "folded",
                                 "output_shape": list(output.shape), "output": [float(v) for v in output.flatten()]})
     with open(os.path.join(directory, "pytorch_outputs.json"), "w") as f:

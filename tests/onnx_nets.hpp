@@ -1,5 +1,6 @@
 // The network of every layer and composite save_onnx writes, shared by tests/test_onnx.cpp
-// and tests/tools/export_onnx.cpp (whose files ONNX's Python checker reads).
+// and tests/tools/export_onnx.cpp (whose files ONNX's Python checker reads). Its PyTorch twin
+// is scripts/onnx_fixtures.py's EveryLayer, whose exports the tests load.
 #pragma once
 
 #include <cnn/cnn.hpp>
@@ -25,10 +26,11 @@ auto every_layer_net() {
                       cnn::Sequential{cnn::MeanPool<T>{3, {.stride = 1, .padding = 1, .count_padding = false}},
                                       cnn::GELU<T>{cnn::GeluApproximation::tanh}}},  // 12 x 4 x 5
         cnn::Parallel{cnn::Add{}, cnn::GELU<T>{}, cnn::Identity<T>{}, cnn::ReLU<T>{}},
-        cnn::MeanPool<T>{2},  // 12 x 2 x 2
+        cnn::MeanPool<T>{3, {.stride = 2, .padding = 1}},  // 12 x 2 x 3, the padding counted
+        cnn::MeanPool<T>{1},
         cnn::Dropout<T>{0.3},
         cnn::Flatten<T>{},
-        cnn::Dense<T>{48, 16},
+        cnn::Dense<T>{72, 16},
         cnn::BatchNorm2D<T>{16},
         cnn::Conv2D<T>{16, 16, 1},                                     // after a dense layer: N x 16 x 1 x 1
         cnn::Parallel{cnn::Add{}, cnn::Flatten<T>{}, cnn::Identity<T>{}},  // branches of two ranks in the file

@@ -32,6 +32,7 @@ void with_example(const std::string& name, F&& f) {
     else if (name == "wide-bn") f(examples::make_wide_bn<T>());
     else if (name == "resnet") f(examples::make_resnet<T>());
     else if (name == "mobilenet") f(examples::make_mobilenet<T>());
+    else if (name == "every-layer") f(cnn::test::every_layer_net<T>());
     else FAIL("no example network " << name);
 }
 
@@ -99,10 +100,12 @@ TEST_CASE("load_onnx reads PyTorch's exports and computes PyTorch's outputs", "[
     std::ifstream in(fixtures / "pytorch_outputs.json");
     REQUIRE(in);
     const auto record = nlohmann::json::parse(in);
-    const auto input_shape = record["input_shape"].get<std::vector<std::size_t>>();
-    const auto input = record["input"].get<std::vector<double>>();
-    REQUIRE(record["cases"].size() == 8);
+    REQUIRE(record["cases"].size() == 10);
     for (const auto& c : record["cases"]) {
+        // The example networks' cases share the record's images; the network of every layer has its own.
+        const auto& inputs = c.contains("input") ? c : record;
+        const auto input_shape = inputs["input_shape"].get<std::vector<std::size_t>>();
+        const auto input = inputs["input"].get<std::vector<double>>();
         const std::string file = c["file"];
         const bool float64 = c["float64"];
         const auto expected = c["output"].get<std::vector<double>>();
@@ -112,7 +115,7 @@ TEST_CASE("load_onnx reads PyTorch's exports and computes PyTorch's outputs", "[
                 randomize(net, 7);
                 const cnn::OnnxInfo info = cnn::load_onnx(net, fixtures / file);
                 CHECK(info.producer == "pytorch");
-                CHECK((info.channels == 1 && info.rows == 28 && info.cols == 28));
+                CHECK((info.channels == input_shape[1] && info.rows == input_shape[2] && info.cols == input_shape[3]));
                 CHECK(!info.normalization);  // PyTorch's files: pixels in [0, 1]
                 Tensor<T, 4> x({input_shape[0], input_shape[1], input_shape[2], input_shape[3]});
                 for (std::size_t i = 0; i < input.size(); ++i) x.data()[i] = static_cast<T>(input[i]);

@@ -29,7 +29,7 @@ inline bool known_operator(const std::string& op) {
         "Conv",    "Gemm",     "MatMul",  "Add",   "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool",
         "Flatten", "Reshape",  "Relu",    "Sigmoid", "Tanh",             "LeakyRelu", "Elu",       "Softmax",
         "Dropout", "Identity", "Concat",  "Div",   "Erf",                "Mul",     "Shape",       "Gather",
-        "Unsqueeze", "Squeeze", "Cast",   "Constant"};
+        "Unsqueeze", "Squeeze", "Cast",   "Constant", "Pad"};
     return known.contains(op);
 }
 
@@ -647,12 +647,34 @@ private:
         });
     }
 
+    /// A pool, after a Pad of zeros when the file has one (PyTorch writes one before an
+    /// AveragePool, of zeros, or of the padding when count_include_pad is set).
     void pool(const Part& p, const Value& in, const Next& next) {
         if (in.rank == 2) return unflatten(p, in, [&](const Value& v) { pool(p, v, next); });
+        if (readers(in, {"Pad"}).empty()) return pool_node(p, in, 0, 0, next);
+        choose(in, {"Pad"}, p, [&](int node) {
+            const auto& n = g_.node(node);
+            if (text(node, "mode", "constant") != "constant") fail(node, "pads by " + text(node, "mode", "") + ", not with zeros");
+            if (n.input_size() < 2 || n.input(1).empty()) fail(node, "has no pads input");
+            if (n.input_size() > 2 && !n.input(2).empty())
+                for (double v : numbers(node, n.input(2), "constant value"))
+                    if (v != 0) fail(node, "pads with " + std::to_string(v) + ", not with zeros");
+            const auto pads = evaluate(n.input(1), node, 0);
+            if (pads.size() != 8 || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0 || pads[2] != pads[6] ||
+                pads[3] != pads[7] || pads[2] < 0 || pads[3] < 0 || pads[2] > (1 << 20) || pads[3] > (1 << 20))
+                fail(node, "pads " + dims_text(pads) + "; the library pads rows and columns alike on both sides");
+            Shape<4> padded = in.shape;
+            padded[2] += static_cast<std::size_t>(2 * pads[2]);
+            padded[3] += static_cast<std::size_t>(2 * pads[3]);
+            pool_node(p, produce(node, padded, 4), pads[2], pads[3], next);
+        });
+    }
+
+    /// The pool node reading `in`, which a Pad of zeros (pad_h, pad_w) may have padded.
+    void pool_node(const Part& p, const Value& in, std::int64_t pad_h, std::int64_t pad_w, const Next& next) {
         const PoolGeometry g(p.record);
         const bool max = p.record.kind == "MaxPool";
         const auto attempt = [&](int node) {
-            if (in.rank != 4) fail(node, "reads a tensor of rank 2; " + p.where() + " needs N x C x H x W");
             no_auto_pad(node);
             const auto kernel = ints(node, "kernel_shape", {});
             if (kernel != std::vector<std::int64_t>{g.kh, g.kw})
@@ -660,22 +682,34 @@ private:
             const auto strides = ints(node, "strides", {1, 1});
             if (strides != std::vector<std::int64_t>{g.stride, g.stride})
                 fail(node, "strides " + dims_text(strides) + " in the file, " + p.where() + " has " + dims_text({g.stride, g.stride}));
-            const auto pads = ints(node, "pads", {0, 0, 0, 0});
+            auto pads = ints(node, "pads", {0, 0, 0, 0});
+            if (pads.size() == 4) {
+                pads[0] += pad_h;
+                pads[2] += pad_h;
+                pads[1] += pad_w;
+                pads[3] += pad_w;
+            }
             if (pads != std::vector<std::int64_t>{g.pad_h, g.pad_w, g.pad_h, g.pad_w})
-                fail(node, "pads " + dims_text(pads) + " in the file, " + p.where() + " has " + dims_text({g.pad_h, g.pad_w, g.pad_h, g.pad_w}));
+                fail(node, "pads " + dims_text(pads) + (pad_h || pad_w ? " (with the Pad before it)" : "") + " in the file, " +
+                               p.where() + " has " + dims_text({g.pad_h, g.pad_w, g.pad_h, g.pad_w}));
             if (integer(node, "ceil_mode", 0) != 0) fail(node, "ceil_mode is 1; the library's pools round down");
             if (ints(node, "dilations", {1, 1}) != std::vector<std::int64_t>{1, 1}) fail(node, "has dilations; the library's pools have none");
             if (max) {
+                if (pad_h != 0 || pad_w != 0) fail(node, "follows a Pad of zeros, which a max pool's padding is not");
                 if (integer(node, "storage_order", 0) != 0) fail(node, "storage_order is 1");
                 only_first_output(node);
             } else if (g.pad_h != 0 || g.pad_w != 0) {
-                const bool counts = integer(node, "count_include_pad", 0) != 0;
+                // Zeros padded by a Pad node are counted like any input.
+                const bool counts = integer(node, "count_include_pad", 0) != 0 || pad_h != 0 || pad_w != 0;
                 if (counts != g.count_padding)
                     fail(node, std::string("count_include_pad ") + (counts ? "1" : "0") + " in the file, " + p.where() +
                                    (g.count_padding ? " counts the padding" : " does not count the padding"));
             }
             ++progress_;
-            next(produce(node, output_shape(p, in.shape), 4));
+            Shape<4> unpadded = in.shape;
+            unpadded[2] -= static_cast<std::size_t>(2 * pad_h);
+            unpadded[3] -= static_cast<std::size_t>(2 * pad_w);
+            next(produce(node, output_shape(p, unpadded), 4));
         };
         if (max)
             choose(in, {"MaxPool"}, p, attempt);
