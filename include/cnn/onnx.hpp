@@ -567,7 +567,7 @@ inline void describe_value(::onnx::ValueInfoProto& info, const std::string& name
     if (value.rank == 2) {
         shape.add_dim()->set_dim_value(static_cast<std::int64_t>(value.shape[1] * value.shape[2] * value.shape[3]));
     } else {
-        for (int d = 1; d < 4; ++d) shape.add_dim()->set_dim_value(static_cast<std::int64_t>(value.shape[d]));
+        for (std::size_t d = 1; d < 4; ++d) shape.add_dim()->set_dim_value(static_cast<std::int64_t>(value.shape[d]));
     }
 }
 
