@@ -26,13 +26,13 @@ expect_error() {
 
 accuracy() { "$predict" "$@" 2> "$work/predict.err" | sed -n 's/^test accuracy: //p'; }
 
-quick=(--limit 1000 --test-limit 1000 --threads 1 --epochs 1)
+quick=(--limit 500 --test-limit 500 --threads 1 --epochs 1)
 for net in lenet resnet; do
     "$train" "${quick[@]}" --net "$net" --batch 32 --output "$work/$net.cnn" --export-onnx "$work/$net.onnx" \
         > "$work/$net.log" 2>&1 || fail "training $net with --export-onnx: $(tail -3 "$work/$net.log")"
     grep -qF "ONNX model written to $work/$net.onnx" "$work/$net.log" || fail "$net: no line about the ONNX file"
-    from_model=$(accuracy "$work/$net.cnn" --limit 1000)
-    from_onnx=$(accuracy "$work/$net.onnx" --limit 1000)
+    from_model=$(accuracy "$work/$net.cnn" --limit 500)
+    from_onnx=$(accuracy "$work/$net.onnx" --limit 500)
     [[ -n $from_model && $from_model == "$from_onnx" ]] ||
         fail "$net: the model file gives test accuracy '$from_model', its ONNX file '$from_onnx'"
     grep -q "records no input normalisation" "$work/predict.err" && fail "$net: the ONNX file lost its normalisation"
