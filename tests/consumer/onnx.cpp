@@ -1,4 +1,5 @@
-// A user's program that links cnn::onnx: writes a small network as ONNX and loads it back.
+// A user's program that links cnn::onnx: writes a small network as ONNX to the path it is
+// given (each consumer test passes its own, so the tests may run side by side) and loads it back.
 #include <cnn/cnn.hpp>
 #include <cnn/onnx.hpp>
 
@@ -6,13 +7,17 @@
 #include <filesystem>
 #include <iostream>
 
-int main() {
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::cerr << "usage: consumer_onnx FILE.onnx\n";
+        return 2;
+    }
     using T = float;
     auto make = [] { return cnn::Sequential{cnn::Conv2D<T>{1, 2, 3}, cnn::ReLU<T>{}, cnn::Flatten<T>{}, cnn::Dense<T>{8, 3}}; };
     auto net = make();
     cnn::Random rng(1);
     net.initialize(rng);
-    const auto path = std::filesystem::temp_directory_path() / "cnn_consumer.onnx";
+    const std::filesystem::path path = argv[1];
     cnn::save_onnx(net, path, {1, 4, 4});
     auto other = make();
     const cnn::OnnxInfo info = cnn::load_onnx(other, path);

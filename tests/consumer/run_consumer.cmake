@@ -49,6 +49,6 @@ run(run "${WORK_DIR}/build/consumer" "${GZ_FILE}")
 if(NOT MODE STREQUAL "pkg_config")
     run(run_images "${WORK_DIR}/build/consumer_images")
     if(EXPECT_ONNX)  # the library has cnn::onnx, so the user's project must get it too
-        run(run_onnx "${WORK_DIR}/build/consumer_onnx")
+        run(run_onnx "${WORK_DIR}/build/consumer_onnx" "${WORK_DIR}/consumer.onnx")
     endif()
 endif()
