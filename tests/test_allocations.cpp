@@ -82,6 +82,24 @@ TEST_CASE("Training steps after the first allocate nothing", "[allocations]") {
     cnn::set_threads(1);
 }
 
+TEST_CASE("Training steps with other activations fused into the convolution allocate nothing after the first",
+          "[allocations]") {
+    for (std::size_t threads : {1, 2}) {
+        cnn::set_threads(threads);
+        // Conv2D, Tanh, MaxPool and Conv2D, ELU, MaxPool each run as one ConvActMaxPool.
+        auto net = cnn::Sequential{cnn::Conv2D<float>{1, 6, 5, {.padding = 2}}, cnn::Tanh<float>{}, cnn::MaxPool<float>{2},
+                                   cnn::Conv2D<float>{6, 16, 5},                 cnn::ELU<float>{},  cnn::MaxPool<float>{2},
+                                   cnn::Flatten<float>{},                        cnn::Dense<float>{400, 10}};
+        cnn::Random rng{1};
+        net.initialize(rng);
+        cnn::SGD<float> sgd{{.learning_rate = 0.01, .momentum = 0.9}};
+        const std::size_t during = steady_state_allocations(net, sgd, {32, 1, 28, 28}, cnn::Mode::training);
+        INFO(threads << " thread(s)");
+        CHECK(during == 0);
+    }
+    cnn::set_threads(1);
+}
+
 TEST_CASE("Training steps with batch normalisation, dropout and a residual block allocate nothing after the first",
           "[allocations]") {
     for (std::size_t threads : {1, 2}) {

@@ -40,10 +40,15 @@ TEST_CASE("Max pooling with recorded winners rejects a winner count that does no
     std::vector<std::uint32_t> winners(y.size() - 1);
     CHECK_THROWS_WITH(pool.forward_after_relu(x, y, winners),
                       "MaxPool(2x2, stride 2): 23 winners for the 24 outputs of shape [3, 2, 2, 2]");
-    CHECK_THROWS_WITH(pool.backward_after_relu(winners, y, x),
+    CHECK_THROWS_WITH(pool.backward_from_winners(winners, y, x),
+                      "MaxPool(2x2, stride 2): 23 winners for the 24 outputs of shape [3, 2, 2, 2]");
+    CHECK_THROWS_WITH(pool.forward_winners(x, y, winners),
+                      "MaxPool(2x2, stride 2): 23 winners for the 24 outputs of shape [3, 2, 2, 2]");
+    CHECK_THROWS_WITH(pool.for_each_winner(winners, x.shape(), [](std::size_t, std::size_t) {}),
                       "MaxPool(2x2, stride 2): 23 winners for the 24 outputs of shape [3, 2, 2, 2]");
     winners.push_back(0);
     CHECK_NOTHROW(pool.forward_after_relu(x, y, winners));
+    CHECK_NOTHROW(pool.forward_winners(x, y, winners));
 }
 
 TEST_CASE("Dense rejects an input with the wrong feature count", "[errors]") {

@@ -146,25 +146,50 @@ void check_rule(const char* rule, Make make, Input input) {
 
 }  // namespace
 
+// Which steps a chain makes: the library's monotone activations join the convolution before
+// a max pool; an activation that does not give its scalar function joins the pool only.
+template <class A>
+using ConvActPoolPlan = cnn::detail::ChainPlan<float, cnn::Conv2D<float>, A, cnn::MaxPool<float>>;
+static_assert(std::is_same_v<ConvActPoolPlan<cnn::ReLU<float>>::step_type<0>, cnn::ConvActMaxPool<float, cnn::ReLU<float>>>);
+static_assert(std::is_same_v<ConvActPoolPlan<cnn::Sigmoid<float>>::step_type<0>,
+                             cnn::ConvActMaxPool<float, cnn::Sigmoid<float>>>);
+static_assert(std::is_same_v<ConvActPoolPlan<cnn::Tanh<float>>::step_type<0>, cnn::ConvActMaxPool<float, cnn::Tanh<float>>>);
+static_assert(std::is_same_v<ConvActPoolPlan<cnn::LeakyReLU<float>>::step_type<0>,
+                             cnn::ConvActMaxPool<float, cnn::LeakyReLU<float>>>);
+static_assert(std::is_same_v<ConvActPoolPlan<cnn::ELU<float>>::step_type<0>, cnn::ConvActMaxPool<float, cnn::ELU<float>>>);
+static_assert(ConvActPoolPlan<cnn::GELU<float>>::step_count == 3);  // GELU dips: no fusion at all
+static_assert(std::is_same_v<ConvActPoolPlan<GentleSlope<float>>::step_type<1>,
+                             cnn::ActMaxPool<float, GentleSlope<float>>>);
+
 TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "[fusion]", float, double) {
     using T = TestType;
-    SECTION("Conv2D, ReLU, MaxPool -> ConvActMaxPool") {
-        check_rule(
-            "ConvActMaxPool",
-            [](std::mt19937_64& rng) {
-                // every other round depthwise (the grouped kernel, whole batch at once)
-                const std::size_t c = pick(rng, 1, 3), groups = pick(rng, 0, 1) == 1 ? c : 1;
-                const std::size_t k = groups == 1 ? pick(rng, 1, 5) : c * pick(rng, 1, 2), f = pick(rng, 1, 3);
-                const std::size_t window = pick(rng, 2, 3), stride = pick(rng, 1, window), pad = pick(rng, 0, 1);
-                return cnn::Sequential{cnn::Conv2D<T>{c, k, f, {.stride = static_cast<std::ptrdiff_t>(pick(rng, 1, 2)),
-                                                                 .padding = static_cast<std::ptrdiff_t>(pick(rng, 0, 1)),
-                                                                 .groups = static_cast<std::ptrdiff_t>(groups)}},
-                                       cnn::ReLU<T>{}, cnn::MaxPool<T>{window, {.stride = stride, .padding = pad}},
-                                       cnn::Flatten<T>{}};
-            },
-            [](std::mt19937_64& rng, const auto& net) {
-                return Shape<4>{pick(rng, 1, 9), net.template layer<0>().in_channels(), pick(rng, 7, 12), pick(rng, 7, 12)};
-            });
+    SECTION("Conv2D, a monotone activation, MaxPool -> ConvActMaxPool") {
+        // Windows of 2 or 3 with stride 1 to the window, so that some overlap: a cell that
+        // wins two windows gets the sum of their deltas, multiplied by f' once.
+        const auto conv_act_pool = [](const char* rule, auto activation) {
+            check_rule(
+                rule,
+                [&](std::mt19937_64& rng) {
+                    // every other round depthwise (the grouped kernel, whole batch at once)
+                    const std::size_t c = pick(rng, 1, 3), groups = pick(rng, 0, 1) == 1 ? c : 1;
+                    const std::size_t k = groups == 1 ? pick(rng, 1, 5) : c * pick(rng, 1, 2), f = pick(rng, 1, 3);
+                    const std::size_t window = pick(rng, 2, 3), stride = pick(rng, 1, window), pad = pick(rng, 0, 1);
+                    return cnn::Sequential{
+                        cnn::Conv2D<T>{c, k, f, {.stride = static_cast<std::ptrdiff_t>(pick(rng, 1, 2)),
+                                                 .padding = static_cast<std::ptrdiff_t>(pick(rng, 0, 1)),
+                                                 .groups = static_cast<std::ptrdiff_t>(groups)}},
+                        activation, cnn::MaxPool<T>{window, {.stride = stride, .padding = pad}}, cnn::Flatten<T>{}};
+                },
+                [](std::mt19937_64& rng, const auto& net) {
+                    return Shape<4>{pick(rng, 1, 9), net.template layer<0>().in_channels(), pick(rng, 7, 12),
+                                    pick(rng, 7, 12)};
+                });
+        };
+        conv_act_pool("ConvActMaxPool<ReLU>", cnn::ReLU<T>{});
+        conv_act_pool("ConvActMaxPool<Sigmoid>", cnn::Sigmoid<T>{});
+        conv_act_pool("ConvActMaxPool<Tanh>", cnn::Tanh<T>{});
+        conv_act_pool("ConvActMaxPool<LeakyReLU>", cnn::LeakyReLU<T>{0.1});
+        conv_act_pool("ConvActMaxPool<ELU>", cnn::ELU<T>{0.5});
     }
     SECTION("ReLU, MaxPool -> ActMaxPool (the one-pass kernel)") {
         check_rule(

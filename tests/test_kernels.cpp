@@ -313,7 +313,12 @@ TEMPLATE_TEST_CASE("Pooling kernels match the reference on random shapes", "[ker
         // As Sequential runs it after a convolution: the places of the maxima recorded, then used.
         std::ranges::fill(winners_dx, TestType{7});  // every element must be written
         max_pool.forward_after_relu(x, winners_y, winners);
-        max_pool.backward_after_relu(winners, dy, winners_dx);
+        max_pool.backward_from_winners(winners, dy, winners_dx);
+        // The same without the ReLU: the max pool's own forward and backward.
+        Tensor<TestType, 4> raw_y(y.shape()), raw_dx(shape);
+        std::ranges::fill(raw_dx, TestType{7});
+        max_pool.forward_winners(x, raw_y, winners);
+        max_pool.backward_from_winners(winners, dy, raw_dx);
         mean_pool.forward(x, mean_y, scratch);
         mean_pool.backward(x, mean_y, dy, mean_dx, scratch);
         INFO(mean_pool.describe() << " input " << cnn::to_string(shape));
@@ -355,6 +360,8 @@ TEMPLATE_TEST_CASE("Pooling kernels match the reference on random shapes", "[ker
             }
             CHECK(cnn::test::max_abs_difference(y[n], ry) == 0);
             CHECK(cnn::test::max_abs_difference(dx[n], rdx) == 0);
+            CHECK(cnn::test::max_abs_difference(raw_y[n], ry) == 0);
+            CHECK(cnn::test::max_abs_difference(raw_dx[n], rdx) == 0);
             CHECK(cnn::test::max_relative_difference(mean_y[n], rmy) <= cnn::test::kernel_tolerance<TestType>());
             CHECK(cnn::test::max_relative_difference(mean_dx[n], rmdx) <= cnn::test::kernel_tolerance<TestType>());
             // ReLU then max pooling, as Sequential runs the pair: the reference layers one by one.

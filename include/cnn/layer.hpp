@@ -35,6 +35,9 @@
 //                                 file (default: its describe() text)
 //   static constexpr bool monotone_non_decreasing = true;
 //                                 an activation that commutes with max pooling (see graph/fuse.hpp)
+//   function()                    an activation's scalar function, with value(x) and
+//                                 derivative(x, y): then it runs inside a convolution and
+//                                 max pool (ConvActMaxPool) on the pooled maxima only
 //   static constexpr bool reshapes_only = true;
 //                                 output = input's data with another shape (a network then
 //                                 copies nothing)

@@ -1,7 +1,8 @@
 // Fusions as a compile-time rewrite of a chain. Sequential<L0, ..., Ln> runs the steps
 // this plan makes of its layers, left to right, each rule taking the first match:
 //
-//   Conv2D<T>, A, MaxPool<T>  ->  ConvActMaxPool<T, A>   when A has a max-pool kernel (ReLU)
+//   Conv2D<T>, A, MaxPool<T>  ->  ConvActMaxPool<T, A>   when A is monotone non-decreasing and
+//                                                       ReLU or gives its scalar function
 //   A, MaxPool<T>             ->  ActMaxPool<T, A>       when A is monotone non-decreasing
 //   L                         ->  L
 //
@@ -46,12 +47,12 @@ struct ChainPlan {
         else
             return false;
     }
-    /// Whether layers I, I + 1, I + 2 are a Conv2D, an activation with a max-pool kernel, a MaxPool.
+    /// Whether layers I, I + 1, I + 2 are a Conv2D, an activation ConvActMaxPool takes, a MaxPool.
     template <std::size_t I>
     static constexpr bool conv_act_max_pool() {
         if constexpr (I + 2 < layer_count)
-            return std::is_same_v<layer_type<I>, Conv2D<T>> && max_pool_kernel<layer_type<I + 1>, T> &&
-                   act_max_pool<I + 1>();
+            return std::is_same_v<layer_type<I>, Conv2D<T>> && conv_max_pool_activation<layer_type<I + 1>, T> &&
+                   is_max_pool<I + 2>();
         else
             return false;
     }

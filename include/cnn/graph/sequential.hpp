@@ -15,8 +15,8 @@
 //   net.backward(d_logits, ws);                  // adds into every layer's gradients
 //
 // The chain runs the steps of a compile-time rewrite of its layers (cnn/graph/fuse.hpp):
-// a Conv2D, ReLU and MaxPool run as one ConvActMaxPool, an activation and a MaxPool as one
-// ActMaxPool, and a Flatten as a view of its input. Everyone else sees the layers as
+// a Conv2D, a monotone activation and a MaxPool run as one ConvActMaxPool, an activation and
+// a MaxPool as one ActMaxPool, and a Flatten as a view of its input. Everyone else sees the layers as
 // written: layer<I>(), for_each_layer, the parameters and the model file.
 #pragma once
 

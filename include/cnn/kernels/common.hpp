@@ -175,14 +175,30 @@ struct Planes {
 /// maxpool_forward_winners).
 inline constexpr std::uint32_t no_winner = 0xFFFFFFFFu;
 
+/// What window_cell gives for a place outside the window or in its padding.
+inline constexpr std::size_t no_cell = static_cast<std::size_t>(-1);
+
+/// Where place `at` (row-major within the window, as the winners record it) of window (i, j)
+/// lies in its input plane, u * width + v; or no_cell when `at` is outside the window or
+/// in its padding (so no_winner, and any value a corrupt record holds, is no cell).
+inline std::size_t window_cell(const PoolGeometry& g, std::size_t i, std::size_t j, std::uint32_t at) noexcept {
+    if (at >= g.window.height * g.window.width) return no_cell;
+    // In padded coordinates the place is row i S + p, column j S + q.
+    const std::size_t row = i * g.stride + at / g.window.width, column = j * g.stride + at % g.window.width;
+    if (row < g.pad_h || row - g.pad_h >= g.height || column < g.pad_w || column - g.pad_w >= g.width) return no_cell;
+    return (row - g.pad_h) * g.width + column - g.pad_w;
+}
+
 }  // namespace types
 
 using types::Accumulate;
 using types::conv_chunk;
 using types::ConvSpec;
 using types::NoHook;
+using types::no_cell;
 using types::no_winner;
 using types::Planes;
 using types::PoolGeometry;
+using types::window_cell;
 
 }  // namespace cnn::kernels

@@ -33,11 +33,12 @@ void meanpool_backward(const T* dy, const PoolGeometry& g, T* dx, Accumulate acc
     CNN_KERNEL_CALL(meanpool_backward<T>(dy, g, dx, accumulate));
 }
 
-/// y = max over each window of ReLU(x), and each window's first maximum's place (or
-/// no_winner) in `winners`. Planes `planes`, on the calling thread.
-template <Scalar T>
+/// y = max over each window of x (of ReLU(x) when AfterReLU), and each window's first
+/// maximum's place in `winners` (after a ReLU, no_winner where the maximum is not positive).
+/// Planes `planes`, on the calling thread.
+template <Scalar T, bool AfterReLU = true>
 void maxpool_forward_winners(const T* x, const PoolGeometry& g, T* y, std::uint32_t* winners, Planes planes) {
-    CNN_KERNEL_CALL(maxpool_forward_winners<T>(x, g, y, winners, planes));
+    CNN_KERNEL_CALL(maxpool_forward_winners<T, AfterReLU>(x, g, y, winners, planes));
 }
 
 /// dx from the places maxpool_forward_winners found. Planes `planes`, on the calling thread.

@@ -66,6 +66,9 @@ public:
 
     [[nodiscard]] std::string describe() const { return function_.describe(); }
     [[nodiscard]] LayerRecord record() const { return function_.record(); }
+    /// The scalar function, value(x) and derivative(x, y): a fused layer applies it where
+    /// it has the values (cnn::ConvActMaxPool, to the pooled maxima only).
+    [[nodiscard]] const Function& function() const noexcept { return function_; }
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return in; }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> /*context*/) const {

@@ -10,12 +10,18 @@
 //                         pass over the data, forward and backward (MaxPool::forward_after_relu);
 //                         for other activations backward routes the deltas first and
 //                         multiplies by f'(x) after, in the order the two layers would.
-//   ConvActMaxPool<T, A>  a Conv2D, a ReLU and a MaxPool: each sample's convolution output
-//                         is pooled right after it is computed, while it is in that core's
-//                         cache, and where each window's maximum lies is recorded; backward
-//                         puts each sample's convolution deltas together from those places
-//                         right before the convolution reads them. Neither the convolution's
-//                         output nor its deltas are ever stored for the whole batch.
+//   ConvActMaxPool<T, A>  a Conv2D, an activation A that never decreases and a MaxPool: each
+//                         sample's convolution output is pooled right after it is computed,
+//                         while it is in that core's cache, and where each window's maximum
+//                         lies is recorded; backward puts each sample's convolution deltas
+//                         together from those places right before the convolution reads
+//                         them. Neither the convolution's output nor its deltas are ever
+//                         stored for the whole batch. ReLU is folded into the pool's kernel
+//                         (a window whose maximum is not positive records no winner); any
+//                         other A must give its scalar function (function().value(x) and
+//                         .derivative(x, y), as the library's Sigmoid, Tanh, LeakyReLU and
+//                         ELU do), which runs on the pooled maxima only: y = f(max x), and
+//                         backward multiplies each winner's summed deltas by f'(x, y) there.
 //
 // Ties: a window whose maximum is shared goes to its first maximum in row-major order either
 // way. Where f is flat (ReLU below 0, a saturated sigmoid) the pooled max of f(x) may come
@@ -25,6 +31,7 @@
 // f'. Random data does not meet this; the tests check the bits on it.)
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -43,6 +50,20 @@ namespace detail {
 /// convolution): ReLU.
 template <class A, class T>
 inline constexpr bool max_pool_kernel = std::is_same_v<A, ReLU<T>>;
+
+/// Whether activation A gives its scalar function: function().value(x) and
+/// function().derivative(x, y), each element on its own.
+template <class A, class T>
+concept PointwiseFunction = requires(const A& activation, T value) {
+    { activation.function().value(value) } -> std::same_as<T>;
+    { activation.function().derivative(value, value) } -> std::same_as<T>;
+};
+
+/// Whether a Conv2D, A and a MaxPool can run as one ConvActMaxPool: A never decreases, and
+/// it is ReLU or gives its scalar function.
+template <class A, class T>
+inline constexpr bool conv_max_pool_activation =
+    monotone_non_decreasing<A> && (max_pool_kernel<A, T> || PointwiseFunction<A, T>);
 }  // namespace detail
 
 template <Scalar T, Layer Act>
@@ -116,15 +137,19 @@ private:
 };
 
 template <Scalar T, Layer Act>
-    requires detail::max_pool_kernel<Act, T>
+    requires detail::conv_max_pool_activation<Act, T>
 class ConvActMaxPool {
+    static constexpr bool relu = detail::max_pool_kernel<Act, T>;
+
 public:
     using value_type = T;
     static constexpr bool fusion = true;
 
-    /// Where each window's maximum lies (or kernels::no_winner), one per output.
+    /// Where each window's maximum lies (or kernels::no_winner), one per output; and for an
+    /// activation other than ReLU the maxima themselves (f'(x, y) needs x).
     struct State {
         std::vector<std::uint32_t> winners;
+        std::vector<T> maxima;
     };
 
     ConvActMaxPool(Conv2D<T> conv, Act activation, MaxPool<T> pool)
@@ -159,29 +184,52 @@ public:
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, State& state) const {
         detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
         state.winners.resize(y.size());
+        if constexpr (!relu) state.maxima.resize(y.size());
         std::uint32_t* const winners = state.winners.data();
+        T* const maxima = state.maxima.data();
         // The convolution's output is not stored: each part goes straight into the pool.
         conv_.forward(x, TensorView<T, 4>{nullptr, conv_.output_shape(x.shape())}, context,
                       [&](std::size_t begin, std::size_t end, TensorView<const T, 4> net) {
                           const auto [offset, shape] = part_of(y.shape(), begin, end);
-                          pool_.forward_after_relu(net, TensorView<T, 4>{y.data() + offset, shape},
-                                                   std::span{winners + offset, element_count(shape)});
+                          const std::span part_winners{winners + offset, element_count(shape)};
+                          if constexpr (relu) {
+                              pool_.forward_after_relu(net, TensorView<T, 4>{y.data() + offset, shape}, part_winners);
+                          } else {
+                              // max f(x) = f(max x): the pool first, f on its maxima only.
+                              pool_.forward_winners(net, TensorView<T, 4>{maxima + offset, shape}, part_winners);
+                              const auto& f = activation_.function();
+                              for (std::size_t i = offset; i < offset + part_winners.size(); ++i)
+                                  y.data()[i] = f.value(maxima[i]);
+                          }
                       });
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
                   TensorView<T, 4> dx, Context<T> context, State& state, Accumulate accumulate) {
         detail::expect_shape(dy, y.shape(), *this, "output gradient");
-        if (state.winners.size() != y.size())
+        if (state.winners.size() != y.size() || (!relu && state.maxima.size() != y.size()))
             throw shape_error(describe() + ": backward without the forward pass of this output");
         // The convolution's deltas are not stored: each part comes from the pool's winners.
         const std::uint32_t* const winners = state.winners.data();
+        const T* const maxima = state.maxima.data();
         const TensorView<const T, 4> net{nullptr, conv_.output_shape(x.shape())};
         conv_.backward(x, net, net, dx, context, accumulate,
                        [&](std::size_t begin, std::size_t end, TensorView<T, 4> d_net) {
                            const auto [offset, shape] = part_of(dy.shape(), begin, end);
-                           pool_.backward_after_relu(std::span{winners + offset, element_count(shape)},
-                                                     TensorView<const T, 4>{dy.data() + offset, shape}, d_net);
+                           const std::span part_winners{winners + offset, element_count(shape)};
+                           pool_.backward_from_winners(part_winners, TensorView<const T, 4>{dy.data() + offset, shape},
+                                                       d_net);
+                           if constexpr (!relu) {
+                               // dE/dnet = f'(net, f(net)) o (the pool's routing of dy), the
+                               // product taken after the sum, as the two layers one by one do.
+                               const auto& f = activation_.function();
+                               const T* const part_maxima = maxima + offset;
+                               const T* const part_y = y.data() + offset;
+                               T* const d = d_net.data();
+                               pool_.for_each_winner(part_winners, d_net.shape(), [&](std::size_t o, std::size_t cell) {
+                                   d[cell] = d[cell] * f.derivative(part_maxima[o], part_y[o]);
+                               });
+                           }
                        });
     }
 

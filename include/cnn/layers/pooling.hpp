@@ -9,6 +9,7 @@
 //         (the Kronecker product delta (x) (1/n^2) when windows tile the input).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -124,16 +125,23 @@ public:
         kernels::maxpool_forward<T, true>(x.data(), geometry(x.shape(), y.shape()), y.data());
     }
 
-    /// The same, and where each window's delta will go, one place per output in `winners`:
-    /// then backward_after_relu needs neither x nor y. On the calling thread. ConvActMaxPool pools
-    /// a convolution's output this way, sample by sample, right after computing it,
+    /// The same, and where each window's delta will go, one place per output in `winners`
+    /// (none where the maximum is not positive: the ReLU passes nothing there); then
+    /// backward_from_winners needs neither x nor y. On the calling thread. ConvActMaxPool
+    /// pools a convolution's output this way, sample by sample, right after computing it,
     /// and stores neither that output nor its gradient.
     void forward_after_relu(TensorView<const T, 4> x, TensorView<T, 4> y, std::span<std::uint32_t> winners) const
         requires(Kind == PoolKind::max)
     {
-        expect_shape(y, output_shape(x.shape()), *this, "forward output");
-        const kernels::PoolGeometry g = winners_geometry(x.shape(), y.shape(), winners.size());
-        kernels::maxpool_forward_winners<T>(x.data(), g, y.data(), winners.data(), {0, g.planes});
+        pool_with_winners<true>(x, y, winners);
+    }
+
+    /// forward(x, y), and the place of each window's first maximum, one per output in
+    /// `winners`, for backward_from_winners. On the calling thread.
+    void forward_winners(TensorView<const T, 4> x, TensorView<T, 4> y, std::span<std::uint32_t> winners) const
+        requires(Kind == PoolKind::max)
+    {
+        pool_with_winners<false>(x, y, winners);
     }
 
     /// The gradient with respect to x of MaxPool(ReLU(x)), in one pass: what ReLU::backward
@@ -148,9 +156,11 @@ public:
         kernels::maxpool_backward<T, true>(x.data(), dy.data(), geometry(x.shape(), y.shape()), dx.data(), accumulate);
     }
 
-    /// The same from the places forward_after_relu(x, y, winners) found, on the calling thread.
-    void backward_after_relu(std::span<const std::uint32_t> winners, TensorView<const T, 4> dy,
-                             TensorView<T, 4> dx) const
+    /// dx from the places forward_after_relu(x, y, winners) or forward_winners found: each
+    /// delta to its window's place, added up where windows overlap, 0 elsewhere. That is
+    /// backward_after_relu or backward, without x or y. On the calling thread.
+    void backward_from_winners(std::span<const std::uint32_t> winners, TensorView<const T, 4> dy,
+                               TensorView<T, 4> dx) const
         requires(Kind == PoolKind::max)
     {
         expect_shape(dy, output_shape(dx.shape()), *this, "output gradient");
@@ -158,7 +168,46 @@ public:
         kernels::maxpool_backward_winners<T>(winners.data(), dy.data(), g, dx.data(), {0, g.planes});
     }
 
+    /// Calls f(output, cell) once for every input cell that `winners` (recorded for an input
+    /// of shape `in`) names, with the index of the first output, in row-major order, whose
+    /// window's maximum it is (where windows overlap, a cell may win several), and the cell's
+    /// index in the input. backward_from_winners added each window's delta at that cell;
+    /// ConvActMaxPool then multiplies the sum by the activation's derivative there, once.
+    template <class F>
+    void for_each_winner(std::span<const std::uint32_t> winners, const Shape<4>& in, F&& f) const
+        requires(Kind == PoolKind::max)
+    {
+        const kernels::PoolGeometry g = winners_geometry(in, output_shape(in), winners.size());
+        // A window reaches back this many windows up and to each side to one that overlaps it.
+        const std::size_t reach_h = (g.window.height - 1) / g.stride, reach_w = (g.window.width - 1) / g.stride;
+        const std::size_t outputs = g.out_h * g.out_w;
+        for (std::size_t c = 0; c < g.planes; ++c) {
+            const std::uint32_t* places = winners.data() + c * outputs;
+            const auto won_before = [&](std::size_t i, std::size_t j, std::size_t cell) {
+                for (std::size_t u = i - std::min(i, reach_h); u <= i; ++u) {
+                    const std::size_t last = u == i ? j : std::min(g.out_w, j + reach_w + 1);
+                    for (std::size_t v = j - std::min(j, reach_w); v < last; ++v)
+                        if (kernels::window_cell(g, u, v, places[u * g.out_w + v]) == cell) return true;
+                }
+                return false;
+            };
+            for (std::size_t i = 0; i < g.out_h; ++i)
+                for (std::size_t j = 0; j < g.out_w; ++j) {
+                    const std::size_t cell = kernels::window_cell(g, i, j, places[i * g.out_w + j]);
+                    if (cell == kernels::no_cell || ((reach_h != 0 || reach_w != 0) && won_before(i, j, cell))) continue;
+                    f(c * outputs + i * g.out_w + j, c * g.height * g.width + cell);
+                }
+        }
+    }
+
 private:
+    template <bool AfterReLU>
+    void pool_with_winners(TensorView<const T, 4> x, TensorView<T, 4> y, std::span<std::uint32_t> winners) const {
+        expect_shape(y, output_shape(x.shape()), *this, "forward output");
+        const kernels::PoolGeometry g = winners_geometry(x.shape(), y.shape(), winners.size());
+        kernels::maxpool_forward_winners<T, AfterReLU>(x.data(), g, y.data(), winners.data(), {0, g.planes});
+    }
+
     /// The geometry, checked for `count` winners (one per output, each fitting an uint32).
     [[nodiscard]] kernels::PoolGeometry winners_geometry(const Shape<4>& in, const Shape<4>& out,
                                                          std::size_t count) const {

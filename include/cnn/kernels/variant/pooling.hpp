@@ -70,23 +70,10 @@ std::uint32_t first_maximum(const T* plane, const PoolGeometry& g, std::size_t i
     return static_cast<std::uint32_t>(at);
 }
 
-/// Offset (within a plane) of the place `at` of window (i, j), as first_maximum gives it.
-inline std::size_t window_offset(const PoolGeometry& g, std::size_t i, std::size_t j, std::uint32_t at) {
-    return (i * g.stride + at / g.window.width - g.pad_h) * g.width + j * g.stride + at % g.window.width - g.pad_w;
-}
-
-/// Whether place `at` of window (i, j) is an input cell (not outside the window, not padding).
-inline bool covers(const PoolGeometry& g, std::size_t i, std::size_t j, std::uint32_t at) {
-    if (at >= g.window.height * g.window.width) return false;
-    const WindowCells w = window_cells(g, i, j);
-    const std::size_t p = at / g.window.width, q = at % g.window.width;
-    return p >= w.p0 && p - w.p0 < w.bottom - w.top && q >= w.q0 && q - w.q0 < w.right - w.left;
-}
-
 /// Offset (within a plane) of the first maximum of window (i, j), whose maximum is `best`.
 template <Scalar T>
 std::size_t window_argmax(const T* plane, const PoolGeometry& g, std::size_t i, std::size_t j, T best) {
-    return window_offset(g, i, j, first_maximum(plane, g, i, j, best));
+    return window_cell(g, i, j, first_maximum(plane, g, i, j, best));
 }
 
 /// The inputs of a plane that no window reaches (when the size is not a multiple of the window).
@@ -328,9 +315,10 @@ void meanpool_backward(const T* dy, const PoolGeometry& g, T* dx, Planes planes,
 }
 
 CNN_INTRINSICS_BEGIN
-/// One row of 2 x 2 windows with stride 2 after a ReLU: input rows r0 and r1, outputs o and
-/// the places of the windows' first maxima, 0 1 / 2 3 (a b / c e), or no_winner.
-template <Scalar T>
+/// One row of 2 x 2 windows with stride 2 (after a ReLU when AfterReLU): input rows r0 and r1,
+/// outputs o and the places of the windows' first maxima, 0 1 / 2 3 (a b / c e), or after a
+/// ReLU no_winner where the maximum is not positive.
+template <Scalar T, bool AfterReLU>
 void maxpool2x2_winners_row(const T* __restrict r0, const T* __restrict r1, std::size_t windows, T* __restrict o,
                             std::uint32_t* __restrict winners) {
 #if CNN_KERNEL_LEVEL == 2
@@ -351,12 +339,14 @@ void maxpool2x2_winners_row(const T* __restrict r0, const T* __restrict r1, std:
             const unsigned is_b = _mm512_cmp_ps_mask(b, best, _CMP_EQ_OQ) & ~is_a;
             const unsigned is_c = _mm512_cmp_ps_mask(c, best, _CMP_EQ_OQ) & ~(is_a | is_b);
             const unsigned is_e = ~(is_a | is_b | is_c);
-            const unsigned off = ~static_cast<unsigned>(_mm512_cmp_ps_mask(best, zero, _CMP_GT_OQ));
             __m512i at = _mm512_maskz_mov_epi32(static_cast<__mmask16>(is_b), _mm512_set1_epi32(1));
             at = _mm512_mask_mov_epi32(at, static_cast<__mmask16>(is_c), _mm512_set1_epi32(2));
             at = _mm512_mask_mov_epi32(at, static_cast<__mmask16>(is_e), _mm512_set1_epi32(3));
-            at = _mm512_mask_mov_epi32(at, static_cast<__mmask16>(off), _mm512_set1_epi32(-1));
-            _mm512_mask_storeu_ps(o + j, window_lanes, _mm512_max_ps(best, zero));
+            if constexpr (AfterReLU) {
+                const unsigned off = ~static_cast<unsigned>(_mm512_cmp_ps_mask(best, zero, _CMP_GT_OQ));
+                at = _mm512_mask_mov_epi32(at, static_cast<__mmask16>(off), _mm512_set1_epi32(-1));
+            }
+            _mm512_mask_storeu_ps(o + j, window_lanes, AfterReLU ? _mm512_max_ps(best, zero) : best);
             _mm512_mask_storeu_epi32(winners + j, window_lanes, at);
         }
         return;
@@ -365,8 +355,8 @@ void maxpool2x2_winners_row(const T* __restrict r0, const T* __restrict r1, std:
     for (std::size_t j = 0; j < windows; ++j) {
         const T a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], e = r1[2 * j + 1];
         const T best = std::max(std::max(a, b), std::max(c, e));
-        o[j] = pooled<true>(best);
-        winners[j] = best > T{0} ? first_of_2x2(a, b, c, best) : no_winner;
+        o[j] = pooled<AfterReLU>(best);
+        winners[j] = !AfterReLU || best > T{0} ? first_of_2x2(a, b, c, best) : no_winner;
     }
 }
 
@@ -410,10 +400,11 @@ void maxpool2x2_winners_backward_row(const std::uint32_t* __restrict winners, co
 }
 CNN_INTRINSICS_END
 
-/// y = max over each window of ReLU(x), as maxpool_forward<T, true>, and the place of each
-/// window's first maximum (or no_winner) in `winners`, for maxpool_backward_winners.
-/// Planes `planes`, on the calling thread. Windows must have fewer than no_winner elements.
-template <Scalar T>
+/// y = max over each window of x, or of ReLU(x) when AfterReLU (as maxpool_forward<T,
+/// AfterReLU>), and the place of each window's first maximum in `winners` (after a ReLU,
+/// no_winner where the maximum is not positive), for maxpool_backward_winners. Planes
+/// `planes`, on the calling thread. Windows must have fewer than no_winner elements.
+template <Scalar T, bool AfterReLU = true>
 void maxpool_forward_winners(const T* x, const PoolGeometry& g, T* y, std::uint32_t* winners, Planes planes) {
     const bool two_by_two = g.two_by_two();
     for_each_plane(planes, [&](std::size_t c) {
@@ -423,13 +414,13 @@ void maxpool_forward_winners(const T* x, const PoolGeometry& g, T* y, std::uint3
         for (std::size_t i = 0; i < g.out_h; ++i) {
             if (two_by_two) {
                 const T* r0 = plane + 2 * i * g.width;
-                maxpool2x2_winners_row<T>(r0, r0 + g.width, g.out_w, out + i * g.out_w, places + i * g.out_w);
+                maxpool2x2_winners_row<T, AfterReLU>(r0, r0 + g.width, g.out_w, out + i * g.out_w, places + i * g.out_w);
                 continue;
             }
             for (std::size_t j = 0; j < g.out_w; ++j) {
                 const T best = window_max(plane, g, i, j);
-                out[i * g.out_w + j] = pooled<true>(best);
-                places[i * g.out_w + j] = best > T{0} ? first_maximum(plane, g, i, j, best) : no_winner;
+                out[i * g.out_w + j] = pooled<AfterReLU>(best);
+                places[i * g.out_w + j] = !AfterReLU || best > T{0} ? first_maximum(plane, g, i, j, best) : no_winner;
             }
         }
     });
@@ -451,8 +442,8 @@ void maxpool_backward_winners(const std::uint32_t* winners, const T* dy, const P
             std::fill_n(grad, g.height * g.width, T{0});
             for (std::size_t i = 0; i < g.out_h; ++i)
                 for (std::size_t j = 0; j < g.out_w; ++j)
-                    if (const std::uint32_t at = places[i * g.out_w + j]; covers(g, i, j, at))
-                        grad[window_offset(g, i, j, at)] += delta[i * g.out_w + j];
+                    if (const std::size_t cell = window_cell(g, i, j, places[i * g.out_w + j]); cell != no_cell)
+                        grad[cell] += delta[i * g.out_w + j];
             return;
         }
         for (std::size_t i = 0; i < g.out_h; ++i) {
