@@ -37,15 +37,7 @@ void with_example(const std::string& name, F&& f) {
 }
 
 
-/// Every parameter and buffer of `net`, leaf by leaf.
-template <class Net>
-auto values(const Net& net) {
-    std::vector<typename Net::value_type> result;
-    cnn::detail::for_each_leaf(net, [&](const auto& layer) {
-        result.insert(result.end(), layer.parameters().begin(), layer.parameters().end());
-    });
-    return result;
-}
+using cnn::detail::gather_parameters;
 
 /// Random parameters, and batch-normalisation statistics away from their start.
 template <class Net>
@@ -77,11 +69,11 @@ std::vector<std::uint8_t> bytes_of(const ::onnx::ModelProto& model) {
 /// that the network is unchanged.
 template <class Net>
 std::string load_error(Net& net, const std::vector<std::uint8_t>& bytes) {
-    const auto before = values(net);
+    const auto before = gather_parameters(net);
     try {
         cnn::onnx_into(net, bytes, "case.onnx");
     } catch (const cnn::onnx_error& e) {
-        CHECK(values(net) == before);
+        CHECK(gather_parameters(net) == before);
         return e.what();
     }
     return "";
@@ -183,9 +175,9 @@ TEST_CASE("save_onnx writes what ONNX's checker and shape inference accept, and 
 
         Net other = net;
         randomize(other, 12);
-        REQUIRE(values(other) != values(net));
+        REQUIRE(gather_parameters(other) != gather_parameters(net));
         const cnn::OnnxInfo info = cnn::load_onnx(other, path);
-        CHECK(values(other) == values(net));
+        CHECK(gather_parameters(other) == gather_parameters(net));
         REQUIRE(info.normalization);
         CHECK(info.normalization->mean == 0.25);
         CHECK(info.normalization->deviation == 0.5);
@@ -409,7 +401,7 @@ TEST_CASE("load_onnx reads a dense layer written as MatMul and Add, and a Reshap
     auto other = examples::make_lenet<double>();
     randomize(other, 22);
     cnn::onnx_into(other, bytes_of(model), "matmul.onnx");
-    CHECK(values(other) == values(net));
+    CHECK(gather_parameters(other) == gather_parameters(net));
 
     SECTION("a Reshape to a negative or enormous dimension is refused") {
         shape.set_int64_data(0, -5);

@@ -176,6 +176,40 @@ void for_each_leaf(L& layer, F&& f) {
         f(layer);
 }
 
+/// Every parameter of `net`'s leaf layers, in data order (what a model file stores).
+template <class Net>
+std::vector<typename Net::value_type> gather_parameters(const Net& net) {
+    std::vector<typename Net::value_type> values;
+    for_each_leaf(net, [&](const auto& layer) {
+        const auto span = layer.parameters();
+        values.insert(values.end(), span.begin(), span.end());
+    });
+    return values;
+}
+
+/// Copies `values` (as gather_parameters orders them, as many) into `net`'s parameters, after
+/// checking that each is finite: otherwise throws Error("<name>: parameter k of layer i (...)
+/// is not a finite number") and leaves the network as it was.
+template <class Error, class Net>
+void install_parameters(Net& net, std::span<const typename Net::value_type> values, const std::string& name) {
+    std::size_t offset = 0, index = 0;
+    for_each_leaf(std::as_const(net), [&](const auto& layer) {
+        const std::size_t count = layer.parameters().size();
+        for (std::size_t k = 0; k < count; ++k)
+            if (!std::isfinite(values[offset + k]))
+                throw Error(name + ": parameter " + std::to_string(k) + " of layer " + std::to_string(index) + " (" +
+                            layer.describe() + ") is not a finite number");
+        offset += count;
+        ++index;
+    });
+    offset = 0;
+    for_each_leaf(net, [&](auto& layer) {
+        const auto target = layer.parameters();
+        std::copy_n(values.begin() + static_cast<std::ptrdiff_t>(offset), target.size(), target.begin());
+        offset += target.size();
+    });
+}
+
 template <class L>
 ParameterLayout parameter_layout(const L& layer) {
     if constexpr (requires { { layer.parameter_layout() } -> std::same_as<ParameterLayout>; })

@@ -574,16 +574,6 @@ inline void describe_value(::onnx::ValueInfoProto& info, const std::string& name
 /// The IR version that goes with an opset (ONNX's table: opset 13 and 14 are IR 7, 15 to 17 IR 8).
 inline std::int64_t ir_version(std::int64_t opset) { return opset <= 14 ? 7 : 8; }
 
-template <class T>
-std::vector<T> flat_parameters(const auto& net) {
-    std::vector<T> values;
-    detail::for_each_leaf(net, [&](const auto& layer) {
-        const auto span = layer.parameters();
-        values.insert(values.end(), span.begin(), span.end());
-    });
-    return values;
-}
-
 }  // namespace detail::onnx
 
 /// The ONNX model of `net` for inputs of one sample `input` (channels, rows, cols); see the
@@ -599,7 +589,7 @@ template <class Net>
     const Shape<4> in{1, input[0], input[1], input[2]};
     (void)net.output_shape(in);  // a shape_error naming the layer, before anything is written
     const ox::Part root = ox::build(net);
-    const std::vector<T> parameters = ox::flat_parameters<T>(net);
+    const std::vector<T> parameters = detail::gather_parameters(net);
 
     ::onnx::ModelProto model;
     model.set_ir_version(ox::ir_version(options.opset));

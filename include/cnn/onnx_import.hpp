@@ -1005,7 +1005,7 @@ OnnxInfo onnx_into(Net& net, const std::vector<std::uint8_t>& bytes, const std::
     OnnxInfo info;
     const ::onnx::ModelProto model = ox::parse(bytes, name, info);
     const ox::Part root = ox::build(net);
-    std::vector<T> parameters = ox::flat_parameters<T>(net);
+    std::vector<T> parameters = detail::gather_parameters(net);
     try {
         ox::Importer<T> importer(model.graph(), parameters);
         const ox::Value input = importer.prepare({1, info.channels, info.rows, info.cols});
@@ -1013,22 +1013,7 @@ OnnxInfo onnx_into(Net& net, const std::vector<std::uint8_t>& bytes, const std::
     } catch (const ox::Mismatch& m) {
         throw onnx_error(name + ": " + m.message);
     }
-    std::size_t offset = 0, index = 0;
-    detail::for_each_leaf(net, [&](const auto& layer) {
-        const std::size_t count = layer.parameters().size();
-        for (std::size_t k = 0; k < count; ++k)
-            if (!std::isfinite(parameters[offset + k]))
-                throw onnx_error(name + ": parameter " + std::to_string(k) + " of layer " + std::to_string(index) + " (" +
-                                 layer.describe() + ") is not a finite number");
-        offset += count;
-        ++index;
-    });
-    offset = 0;
-    detail::for_each_leaf(net, [&](auto& layer) {
-        const std::span<T> target = layer.parameters();
-        std::copy_n(parameters.begin() + static_cast<std::ptrdiff_t>(offset), target.size(), target.begin());
-        offset += target.size();
-    });
+    detail::install_parameters<onnx_error>(net, std::span<const T>{parameters}, name);
     return info;
 }
 

@@ -372,21 +372,7 @@ std::string deserialize_model(Net& net, const std::vector<std::uint8_t>& bytes, 
     // Every check passed; only now is the network changed.
     std::vector<T> parameters(count);
     if (count != 0) std::memcpy(parameters.data(), values, count * sizeof(T));
-    std::size_t offset = 0, index = 0;
-    detail::for_each_leaf(net, [&](const auto& layer) {
-        for (std::size_t i = 0; i < layer.parameters().size(); ++i)
-            if (!std::isfinite(parameters[offset + i]))
-                throw model_error(name + ": parameter " + std::to_string(i) + " of layer " + std::to_string(index) +
-                                  " (" + layer.describe() + ") is not a finite number");
-        offset += layer.parameters().size();
-        ++index;
-    });
-    offset = 0;
-    detail::for_each_leaf(net, [&](auto& layer) {
-        const std::span<T> target = layer.parameters();
-        std::copy_n(parameters.begin() + static_cast<std::ptrdiff_t>(offset), target.size(), target.begin());
-        offset += target.size();
-    });
+    detail::install_parameters<model_error>(net, std::span<const T>{parameters}, name);
     return metadata;
 }
 
