@@ -7,18 +7,7 @@ set -uo pipefail
 train=$1 predict=$2 work=$3 source=$4 strip=$5 make_cifar=$6
 rm -rf "$work" && mkdir -p "$work"
 failures=0
-
-# expect_error MESSAGE COMMAND...: the command fails within 10 s, saying MESSAGE on stderr.
-expect_error() {
-    local message=$1
-    shift
-    local status=0
-    timeout 10 "$@" > "$work/out" 2> "$work/err" || status=$?
-    if [[ $status -eq 0 || $status -eq 124 ]] || ! grep -qF -- "$message" "$work/err"; then
-        echo "FAILED: $* (exit $status): expected '$message', got: $(cat "$work/err")"
-        failures=$((failures + 1))
-    fi
-}
+source "$source/examples/test_helpers.sh"
 
 quick=(--limit 500 --test-limit 1000 --threads 1)
 expect_error "--data $work/nowhere: no such directory" "$train" --data "$work/nowhere"
@@ -45,18 +34,17 @@ expect_error "the training curves go to $work/m.svg, so the model needs another 
     "$train" "${quick[@]}" --output "$work/m.svg"
 expect_error "/dev/null: is a character device; only a regular file is replaced by a save" \
     "$train" "${quick[@]}" --output /dev/null
-[[ -c /dev/null ]] || { echo "FAILED: /dev/null is no longer a device"; failures=$((failures + 1)); }
+[[ -c /dev/null ]] || fail "/dev/null is no longer a device"
 
 # A good run on a terminal 80 columns wide: no progress line (redrawn in place, so one that
 # wrapped would stack up) is longer.
 "$train" "${quick[@]}" --epochs 2 --output "$work/model.cnn" > "$work/plain.log" 2>&1 ||
-    { echo "FAILED: a plain run: $(cat "$work/plain.log")"; failures=$((failures + 1)); }
+    fail "a plain run: $(cat "$work/plain.log")"
 if command -v script > /dev/null; then
     script -qec "stty cols 80; $train ${quick[*]} --epochs 2 --output $work/tty.cnn" /dev/null > "$work/tty.log" 2>&1
     longest=$(tr '\r' '\n' < "$work/tty.log" | grep ETA | awk '{ if (length($0) > n) n = length($0) } END { print n + 0 }')
     if [[ $longest -gt 80 || $longest -eq 0 ]] || ! grep -q "(run " "$work/tty.log"; then
-        echo "FAILED: on an 80-column terminal the longest line has $longest columns, or no ETA for the run"
-        failures=$((failures + 1))
+        fail "on an 80-column terminal the longest line has $longest columns, or no ETA for the run"
     fi
 fi
 # The output directory vanishes during training: the model is not lost but saved to a
@@ -73,17 +61,16 @@ status=0
 wait "$pid" || status=$?
 kept=$(sed -nE 's/.*the trained model was saved to (.*) instead$/\1/p' "$work/vanish.err")
 if [[ $status -ne 1 || -z $kept || ! -s $kept ]] || ! grep -q "test accuracy:" "$work/vanish.log"; then
-    echo "FAILED: a failed final save (exit $status): $(cat "$work/vanish.err")"
-    failures=$((failures + 1))
+    fail "a failed final save (exit $status): $(cat "$work/vanish.err")"
 fi
 [[ -n $kept ]] && rm -f "$kept"
 
 # --threads 0: every hardware thread; more than the hardware has: a warning.
 "$train" --limit 500 --test-limit 500 --epochs 1 --threads 0 --output "$work/t0.cnn" > "$work/t0.log" 2>&1
-grep -q " $(nproc) thread(s)" "$work/t0.log" || { echo "FAILED: --threads 0 did not use $(nproc) threads"; failures=$((failures + 1)); }
+grep -q " $(nproc) thread(s)" "$work/t0.log" || fail "--threads 0 did not use $(nproc) threads"
 "$train" --limit 500 --test-limit 500 --epochs 1 --threads $(($(nproc) + 1)) --output "$work/t3.cnn" > /dev/null 2> "$work/t3.err"
 grep -q "warning: $(($(nproc) + 1)) threads on $(nproc) hardware threads" "$work/t3.err" ||
-    { echo "FAILED: no warning for more threads than the hardware has"; failures=$((failures + 1)); }
+    fail "no warning for more threads than the hardware has"
 
 # --resume takes only --threads beside it.
 cp "$work/model.cnn" "$work/copy.cnn"
@@ -96,8 +83,7 @@ status=0
     "$source/examples/data/trouser.pgm" > "$work/predict.out" 2> "$work/predict.err" || status=$?
 if [[ $status -ne 1 ]] || [[ $(grep -c '%)$' "$work/predict.out") -ne 2 ]] ||
     ! grep -q "2 of 4 images could not be classified" "$work/predict.err"; then
-    echo "FAILED: mnist_predict past unreadable images (exit $status): $(cat "$work/predict.out" "$work/predict.err")"
-    failures=$((failures + 1))
+    fail "mnist_predict past unreadable images (exit $status): $(cat "$work/predict.out" "$work/predict.err")"
 fi
 # Damaged PGM files: a pixel above maxval, bytes after the pixels, a negative width.
 { printf 'P5\n28 28\n100\n'; head -c 784 /dev/zero | tr '\0' '\145'; } > "$work/above.pgm"
@@ -112,8 +98,7 @@ expect_error "the width at offset 3 is not a whole number" "$predict" "$work/mod
 "$strip" "$work/model.cnn" "$work/bare.cnn"
 if ! "$predict" "$work/bare.cnn" "$source/examples/data/trouser.pgm" > "$work/bare.out" 2> "$work/bare.err" ||
     ! grep -q "records no input normalisation" "$work/bare.err" || ! grep -qE 'trouser.pgm: [0-9] \(' "$work/bare.out"; then
-    echo "FAILED: mnist_predict on a model without metadata: $(cat "$work/bare.out" "$work/bare.err")"
-    failures=$((failures + 1))
+    fail "mnist_predict on a model without metadata: $(cat "$work/bare.out" "$work/bare.err")"
 fi
 "$strip" "$work/model.cnn" "$work/damaged.cnn" $'normalization_mean=abc\nnormalization_deviation=1\n'
 expect_error "damaged.cnn: its metadata normalization_mean='abc' is not a number" \
@@ -125,9 +110,9 @@ expect_error "damaged.cnn: its metadata normalization_mean='abc' is not a number
 "$make_cifar" "$work/cifar" 100
 expect_error "--cutout 40 is larger than the 32x32 images" "$train" --data "$work/cifar" --cutout 40
 "$train" --data "$work/cifar" --epochs 1 --threads 1 --output "$work/colour.cnn" > "$work/colour.log" 2>&1 ||
-    { echo "FAILED: training on CIFAR-10 files: $(cat "$work/colour.log")"; failures=$((failures + 1)); }
+    fail "training on CIFAR-10 files: $(cat "$work/colour.log")"
 grep -q "training on 500 3x32x32 images" "$work/colour.log" ||
-    { echo "FAILED: the trainer did not report 3x32x32 images: $(head -c 600 "$work/colour.log")"; failures=$((failures + 1)); }
+    fail "the trainer did not report 3x32x32 images: $(head -c 600 "$work/colour.log")"
 expect_error "trouser.pgm: is a greyscale PGM image; the model takes images of 3 channels (PPM)" \
     "$predict" "$work/colour.cnn" "$source/examples/data/trouser.pgm"
 expect_error "the model takes 3x32x32 images of 10 classes; the test set in /usr/share/datasets/fashion-mnist has 1x28x28 images of 10" \
@@ -143,13 +128,12 @@ expect_error "--labels takes fine or coarse, got 'medium'" "$train" --data "$wor
 expect_error "--labels coarse applies to CIFAR-100 (train.bin, test.bin); $work/cifar holds another format" \
     "$train" --data "$work/cifar" --labels coarse
 "$train" --data "$work/cifar100" --labels coarse --epochs 1 --threads 1 --output "$work/coarse.cnn" > "$work/coarse.log" 2>&1 ||
-    { echo "FAILED: training on CIFAR-100's coarse labels: $(cat "$work/coarse.log")"; failures=$((failures + 1)); }
+    fail "training on CIFAR-100's coarse labels: $(cat "$work/coarse.log")"
 grep -q "training on 500 3x32x32 images" "$work/coarse.log" && grep -q "lower" "$work/coarse.log" ||
-    { echo "FAILED: the coarse run did not train on 500 images with the superclass names: $(head -c 900 "$work/coarse.log")"
-      failures=$((failures + 1)); }
+    fail "the coarse run did not train on 500 images with the superclass names: $(head -c 900 "$work/coarse.log")"
 "$predict" "$work/coarse.cnn" --data "$work/cifar100" > "$work/coarse-predict.log" 2>&1 &&
     grep -q "100 test images" "$work/coarse-predict.log" ||
-    { echo "FAILED: predicting CIFAR-100's coarse labels: $(cat "$work/coarse-predict.log")"; failures=$((failures + 1)); }
+    fail "predicting CIFAR-100's coarse labels: $(cat "$work/coarse-predict.log")"
 
 # Folders of images: a bad --image-size, a missing test/ folder, an image of another size
 # (named, unless --image-size resizes it), a model's test set of other images.
@@ -161,13 +145,13 @@ expect_error "--data $work/folders: has no test/ folder beside its train/ folder
 mv "$work/folders-test" "$work/folders/test"
 cp "$work/folders/class0.png" "$work/folders-class0.png"
 "$train" --data "$work/folders" --epochs 1 --threads 1 --image-size 16x16 --output "$work/small.cnn" > "$work/small.log" 2>&1 ||
-    { echo "FAILED: training on folders resized to 16x16: $(cat "$work/small.log")"; failures=$((failures + 1)); }
+    fail "training on folders resized to 16x16: $(cat "$work/small.log")"
 grep -q "training on 500 3x16x16 images" "$work/small.log" ||
-    { echo "FAILED: --image-size 16x16 did not give 3x16x16 images: $(head -c 600 "$work/small.log")"; failures=$((failures + 1)); }
+    fail "--image-size 16x16 did not give 3x16x16 images: $(head -c 600 "$work/small.log")"
 expect_error "class0.png: is 32x32 (width x height), the data set's images 16x16; resize them, or choose SizeMismatch::resize" \
     "$predict" "$work/small.cnn" "$work/folders-class0.png"
 "$predict" "$work/small.cnn" "$work/folders-class0.png" --resize > "$work/resized.out" 2>&1 ||
-    { echo "FAILED: mnist_predict --resize: $(cat "$work/resized.out")"; failures=$((failures + 1)); }
+    fail "mnist_predict --resize: $(cat "$work/resized.out")"
 
 echo "$failures failures"
 [[ $failures -eq 0 ]]

@@ -8,21 +8,7 @@ set -uo pipefail
 train=$1 predict=$2 work=$3 source=$4
 rm -rf "$work" && mkdir -p "$work"
 failures=0
-fail() {
-    echo "FAILED: $*"
-    failures=$((failures + 1))
-}
-
-# expect_error MESSAGE COMMAND...: the command fails within 10 s, saying MESSAGE on stderr.
-expect_error() {
-    local message=$1
-    shift
-    local status=0
-    timeout 10 "$@" > "$work/out" 2> "$work/err" || status=$?
-    if [[ $status -eq 0 || $status -eq 124 ]] || ! grep -qF -- "$message" "$work/err"; then
-        fail "$* (exit $status): expected '$message', got: $(cat "$work/err")"
-    fi
-}
+source "$source/examples/test_helpers.sh"
 
 accuracy() { "$predict" "$@" 2> "$work/predict.err" | sed -n 's/^test accuracy: //p'; }
 
