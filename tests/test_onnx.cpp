@@ -410,6 +410,22 @@ TEST_CASE("load_onnx reads a dense layer written as MatMul and Add, and a Reshap
         CHECK_THAT(load_error(other, bytes_of(model)),
                    Catch::Contains("(Reshape): its shape input 'shape' holds 4611686018427387904.000000, not a dimension"));
     }
+    SECTION("a shape computed by a node that lacks an input is refused") {
+        // The fuzzer's find: a Shape or Gather with fewer inputs than its operator reads.
+        graph.mutable_initializer()->RemoveLast();  // the constant "shape"
+        auto& gather = *graph.add_node();
+        gather.set_op_type("Gather");
+        gather.set_name("gather");
+        gather.add_input("dims");
+        gather.add_output("shape");
+        auto& dims = *graph.add_node();
+        dims.set_op_type("Shape");
+        dims.set_name("dims");
+        dims.add_output("dims");
+        CHECK_THAT(load_error(other, bytes_of(model)), Catch::Contains("'dims' (Shape): has 0 inputs; Shape needs 1"));
+        dims.add_input(flatten->input(0));
+        CHECK_THAT(load_error(other, bytes_of(model)), Catch::Contains("'gather' (Gather): has 1 input; Gather needs 2"));
+    }
     SECTION("a Reshape that keeps the batch size of the export is refused") {
         shape.set_int64_data(0, 1);
         CHECK_THAT(load_error(other, bytes_of(model)),

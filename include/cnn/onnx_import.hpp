@@ -811,8 +811,15 @@ private:
         const auto& n = g_.node(node);
         const std::string& op = n.op_type();
         claimed_[static_cast<std::size_t>(node)] = 1;
+        // A node of a shape computation reads its first one or two inputs; a file may give fewer.
+        const auto operand = [&](int k) -> const std::string& {
+            if (k >= n.input_size() || n.input(k).empty())
+                fail(node, "has " + std::to_string(n.input_size()) + " input" + (n.input_size() == 1 ? "" : "s") + "; " + op + " needs " +
+                               (op == "Gather" ? "2" : "1"));
+            return n.input(k);
+        };
         if (op == "Shape") {
-            const auto source = values_.find(n.input(0));
+            const auto source = values_.find(operand(0));
             if (source == values_.end()) fail(node, "takes the shape of '" + n.input(0) + "', which is not a value of the network's walk so far");
             const Value& v = source->second;
             std::vector<std::int64_t> shape{batch_sentinel};
@@ -829,8 +836,8 @@ private:
             return {shape.begin() + start, shape.begin() + end};
         }
         if (op == "Gather") {
-            const auto data = evaluate(n.input(0), node, depth + 1);
-            const auto indices = evaluate(n.input(1), node, depth + 1);
+            const auto data = evaluate(operand(0), node, depth + 1);
+            const auto indices = evaluate(operand(1), node, depth + 1);
             if (integer(node, "axis", 0) != 0) fail(node, "gathers along an axis other than 0 in a shape computation");
             std::vector<std::int64_t> result;
             for (auto i : indices) {
@@ -840,7 +847,7 @@ private:
             }
             return result;
         }
-        if (op == "Unsqueeze" || op == "Squeeze" || op == "Cast" || op == "Identity") return evaluate(n.input(0), node, depth + 1);
+        if (op == "Unsqueeze" || op == "Squeeze" || op == "Cast" || op == "Identity") return evaluate(operand(0), node, depth + 1);
         if (op == "Concat") {
             std::vector<std::int64_t> result;
             for (const auto& in : n.input()) {
