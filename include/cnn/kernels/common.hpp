@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -164,6 +165,13 @@ struct PoolGeometry {
     }
 };
 
+/// Per-channel coefficients of an affine map of a plane (BatchNorm2D's forward and error
+/// term): out = a (x - center) + b dy + offset.
+template <Scalar T>
+struct ChannelAffine {
+    std::span<const T> center, a, b, offset;
+};
+
 /// A range of channel planes [begin, end): one kernel call's share of the batch.
 struct Planes {
     std::size_t begin, end;
@@ -192,6 +200,7 @@ inline std::size_t window_cell(const PoolGeometry& g, std::size_t i, std::size_t
 }  // namespace types
 
 using types::Accumulate;
+using types::ChannelAffine;
 using types::conv_chunk;
 using types::ConvSpec;
 using types::NoHook;

@@ -5,7 +5,8 @@
 // Clang's `#pragma clang attribute`). So the AVX-512 and AVX2 kernels exist in
 // every program, whatever flags it is compiled with, and run only where the
 // processor has them: cnn/kernels/common.hpp chooses, and the headers beside this
-// one (gemm.hpp, conv2d.hpp, dense.hpp, pooling.hpp) call the chosen variant.
+// one (gemm.hpp, conv2d.hpp, dense.hpp, pooling.hpp, normalization.hpp) call the chosen
+// variant.
 //
 // Everything the variant files use is included here first, outside the target
 // options: a standard or library function first seen inside them would itself be

@@ -9,3 +9,4 @@
 #include "cnn/kernels/variant/conv2d.hpp"
 #include "cnn/kernels/variant/grouped.hpp"
 #include "cnn/kernels/variant/pooling.hpp"
+#include "cnn/kernels/variant/normalization.hpp"
