@@ -218,6 +218,60 @@ void transpose(const T* in, std::size_t ldi, std::size_t rows, std::size_t colum
         for (std::size_t i = i0; i < rows; ++i) out[j * ldo + i] = in[i * ldi + j];
 }
 
+#if CNN_KERNEL_LEVEL == 2
+CNN_INTRINSICS_BEGIN
+/// transpose_registers for an 8 x 8 matrix of doubles: pairs of rows interleaved, then two
+/// rounds of 128-bit quarter shuffles.
+inline void transpose_registers(__m512d (&r)[8]) {
+    __m512d t[8];
+    for (int i = 0; i < 4; ++i) {  // quarter k of t[2i + j]: column 2k + j, rows 2i and 2i + 1
+        t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+    }
+    for (int j = 0; j < 2; ++j) {
+        const __m512d a = _mm512_shuffle_f64x2(t[j], t[2 + j], 0x88), b = _mm512_shuffle_f64x2(t[j], t[2 + j], 0xDD);
+        const __m512d c = _mm512_shuffle_f64x2(t[4 + j], t[6 + j], 0x88), d = _mm512_shuffle_f64x2(t[4 + j], t[6 + j], 0xDD);
+        r[j] = _mm512_shuffle_f64x2(a, c, 0x88);
+        r[4 + j] = _mm512_shuffle_f64x2(a, c, 0xDD);
+        r[2 + j] = _mm512_shuffle_f64x2(b, d, 0x88);
+        r[6 + j] = _mm512_shuffle_f64x2(b, d, 0xDD);
+    }
+}
+CNN_INTRINSICS_END
+#endif
+
+/// *row(c) + r = src[r src_stride + c] for r < rows and c < columns, both at most
+/// Vector<T>::lanes: one block, transposed in registers where the vector unit can, its c-th
+/// row stored at row(c). With `whole_rows`, each row is written in all its lanes (zeros past
+/// `rows`).
+template <class T, class Row>
+inline void transpose_block(const T* src, std::size_t src_stride, std::size_t rows, std::size_t columns, const Row& row,
+                            bool whole_rows) {
+#if CNN_KERNEL_LEVEL == 2
+    using V = Vector<T>;
+    constexpr std::size_t lanes = V::lanes;
+    typename V::reg r[lanes];
+    for (std::size_t i = 0; i < lanes; ++i)
+        r[i] = i >= rows          ? V::zero()
+               : columns == lanes ? V::loadu(src + i * src_stride)
+                                  : V::loadu(src + i * src_stride, columns);
+    transpose_registers(r);
+    for (std::size_t c = 0; c < columns; ++c) {
+        if (whole_rows || rows == lanes)
+            V::storeu(row(c), r[c]);
+        else
+            V::storeu(row(c), r[c], rows);
+    }
+#else
+    for (std::size_t c = 0; c < columns; ++c) {
+        T* const to = row(c);
+        for (std::size_t r = 0; r < rows; ++r) to[r] = src[r * src_stride + c];
+        if (whole_rows)
+            for (std::size_t r = rows; r < Vector<T>::lanes; ++r) to[r] = T{0};
+    }
+#endif
+}
+
 }  // namespace detail
 }  // namespace CNN_KERNEL_VARIANT
 }  // namespace cnn::kernels
