@@ -7,6 +7,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -393,6 +396,89 @@ TEST_CASE("backward with Accumulate::yes adds dE/dx to what dx holds, for every 
     check(projection_block<double>(3, 4), {2, 3, 5, 5});
     check(inception_block<double>(3), {2, 3, 4, 4});
     check(cnn::Parallel{cnn::Add{}, cnn::ReLU<double>{}, cnn::Identity<double>{}}, {2, 3, 4, 4});
+    // Windows and strides that leave input cells out of every window: their gradient is zero,
+    // and must be written as zero (a chain hands each step memory another step wrote).
+    check(cnn::MaxPool<double>{2, 3}, {2, 3, 8, 7});
+    check(cnn::MeanPool<double>{2, 3}, {2, 3, 8, 7});
+    check(cnn::ActMaxPool<double, cnn::ReLU<double>>{{}, cnn::MaxPool<double>{2, 3}}, {2, 3, 8, 8});
+    check(Conv<double>{3, 4, 1, {.stride = 2}}, {2, 3, 7, 6});
+    check(Conv<double>{4, 4, 1, {.stride = 3, .groups = 4}}, {2, 4, 7, 8});  // depthwise, gaps
+    check(Conv<double>{16, 16, 3, {.stride = 4, .padding = 1, .groups = 16}}, {2, 16, 9, 12});
+    check(cnn::ConvActMaxPool<double, cnn::ReLU<double>>{Conv<double>{2, 3, 3, {.padding = 1}}, {}, cnn::MaxPool<double>{2, 3}},
+          {3, 2, 8, 8});
+    check(cnn::BatchNorm2D<double>{3}, {2, 3, 4, 5});
+    check(cnn::Dropout<double>{0.3}, {2, 3, 4, 5});
+    check(cnn::GlobalAvgPool<double>{}, {2, 3, 4, 5});
+    check(cnn::Tanh<double>{}, {2, 3, 4, 5});
+    check(cnn::GELU<double>{}, {2, 3, 4, 5});
+    check(cnn::Softmax<double>{}, {2, 3, 4, 5});
+}
+
+TEST_CASE("A chain's steps share two gradient buffers and run ReLU in place, with the gradients of separate buffers",
+          "[graph][memory]") {
+    // The chain writes each step's input gradient into one of two buffers, over what an
+    // earlier step of the same backward pass left there; it runs a ReLU after a convolution in
+    // place, on the convolution's output, and a residual block's body writes the block's
+    // output. Here every layer's gradients, computed layer by layer into fresh buffers, must
+    // come out bit for bit the same, through gaps (stride 3 pools, a 1x1 stride-2
+    // convolution), views (Flatten, here with two steps after it, which take turns with the
+    // step before it) and blocks.
+    std::mt19937_64 rng(23);
+    using T = double;
+    auto chain = cnn::Sequential{Conv<T>{2, 4, 3, {.padding = 1}}, cnn::BatchNorm2D<T>{4}, cnn::ReLU<T>{},
+                                 cnn::MaxPool<T>{2, 3},  // 12x11 -> 4x4: a third of the cells in no window
+                                 identity_block<T>(4),
+                                 Conv<T>{4, 6, 1, {.stride = 2}},  // 4x4 -> 2x2: three quarters skipped
+                                 cnn::ReLU<T>{},                   // in place, on the convolution's output
+                                 cnn::MeanPool<T>{1, 2},  // and again
+                                 cnn::Flatten<T>{}, cnn::Dense<T>{6, 5}, cnn::ReLU<T>{}, cnn::Dense<T>{5, 3}};
+    const Shape<4> input{3, 2, 12, 11};
+    const auto x = cnn::test::random_tensor<T>(input, rng);
+    const auto dy = cnn::test::random_tensor<T>(chain.output_shape(input), rng);
+
+    // The chain, twice (the second pass reads buffers the first left full).
+    std::vector<T> chained;
+    decltype(chain)::Workspace workspace;
+    for (int pass = 0; pass < 2; ++pass) {
+        chain.zero_gradients();
+        chain.forward(x.view(), workspace, cnn::Mode::training);
+        chain.backward(dy.view(), workspace);
+        chained.clear();
+        for (const auto& group : chain.parameter_groups()) chained.insert(chained.end(), group.gradients.begin(), group.gradients.end());
+    }
+
+    // Layer by layer, each input gradient in a buffer of its own.
+    chain.zero_gradients();
+    const auto shapes = chain.shapes(input);
+    std::vector<Tensor<T, 4>> outputs, gradients;
+    cnn::Scratch<T> scratch;
+    std::vector<std::function<void()>> backward;
+    outputs.emplace_back(input);
+    std::copy(x.begin(), x.end(), outputs[0].begin());
+    for (std::size_t i = 0; i < shapes.size(); ++i) gradients.emplace_back(shapes[i]);
+    std::copy(dy.begin(), dy.end(), gradients.back().begin());
+    outputs.reserve(shapes.size());
+    chain.for_each_layer([&](std::size_t i, auto& layer) {
+        outputs.emplace_back(shapes[i + 1]);
+        auto state = std::make_shared<cnn::layer_state_t<std::remove_cvref_t<decltype(layer)>>>();
+        cnn::detail::forward(layer, outputs[i].cview(), outputs[i + 1].view(),
+                             cnn::Context<T>{scratch, cnn::Mode::training}, *state);
+        backward.emplace_back([&, at = &layer, i, state] {
+            cnn::detail::backward(*at, outputs[i].cview(), outputs[i + 1].cview(), gradients[i + 1].cview(),
+                                  i == 0 ? cnn::TensorView<T, 4>{} : gradients[i].view(),
+                                  cnn::Context<T>{scratch, cnn::Mode::training}, *state, cnn::Accumulate::no);
+        });
+    });
+    for (auto step = backward.rbegin(); step != backward.rend(); ++step) (*step)();
+    std::vector<T> separate;
+    for (const auto& group : chain.parameter_groups()) separate.insert(separate.end(), group.gradients.begin(), group.gradients.end());
+
+    REQUIRE(chained.size() == separate.size());
+    for (std::size_t i = 0; i < separate.size(); ++i) {
+        INFO("gradient value " << i);
+        REQUIRE(std::isfinite(chained[i]));
+        REQUIRE(chained[i] == separate[i]);
+    }
 }
 
 TEST_CASE("The mode and the random stream reach every layer of a nest", "[graph][context]") {

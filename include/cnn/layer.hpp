@@ -41,6 +41,17 @@
 //   static constexpr bool reshapes_only = true;
 //                                 output = input's data with another shape (a network then
 //                                 copies nothing)
+//   static constexpr bool backward_ignores_output = true;
+//                                 backward reads no more of y than its shape, so a network may
+//                                 overwrite the output once the layers after it have read it
+//                                 (an in-place activation, a residual sum): it then keeps no
+//                                 copy of it
+//   static constexpr bool runs_in_place = true;
+//                                 forward may write y over x (the same memory), and backward,
+//                                 given that memory as x, still computes dE/dx: an activation
+//                                 whose derivative its output tells (ReLU, as PyTorch's
+//                                 inplace=True). A network runs it in place after a layer whose
+//                                 backward ignores its output.
 #pragma once
 
 #include <algorithm>
@@ -133,6 +144,18 @@ inline constexpr bool monotone_non_decreasing = requires {
 template <class L>
 inline constexpr bool reshapes_only = requires {
     requires L::reshapes_only;
+};
+
+/// A layer whose backward reads only the shape of its output (see the top of this file).
+template <class L>
+inline constexpr bool backward_ignores_output = requires {
+    requires L::backward_ignores_output;
+};
+
+/// A layer that may run with its output written over its input (see the top of this file).
+template <class L>
+inline constexpr bool runs_in_place = requires {
+    requires L::runs_in_place;
 };
 
 /// A layer's kind and hyper-parameters as data: what the model file records.

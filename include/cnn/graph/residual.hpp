@@ -5,8 +5,10 @@
 //   forward:   y = body(x) + shortcut(x)
 //   backward:  dE/dx = body'(x)^T dy + shortcut'(x)^T dy   (identity: + dy)
 // The body writes dx (or adds into it, when the block's own caller asks so) and the
-// shortcut adds into it: one buffer, no copy. Both outputs are kept for backward, since a
-// layer's backward may read its own output.
+// shortcut adds into it: one buffer, no copy. A body whose backward ignores its output
+// (cnn/layer.hpp: a chain ending in a convolution or a batch normalisation) writes straight
+// into y, and the shortcut's output is added there; any other body's output is kept for its
+// backward, and so is a shortcut's that is not the identity.
 #pragma once
 
 #include <cstddef>
@@ -44,8 +46,11 @@ public:
     using T = value_type;
     static constexpr bool identity_shortcut = std::is_same_v<Shortcut, Identity<T>>;
 
+    /// y is read for its shape only: a network may run an activation in place on it.
+    static constexpr bool backward_ignores_output = true;
+
     struct State {
-        Tensor<T, 4> body_output;
+        Tensor<T, 4> body_output;  // not when the body ignores it in backward
         Tensor<T, 4> shortcut_output;  // not with the identity shortcut
         layer_state_t<Body> body;
         layer_state_t<Shortcut> shortcut;
@@ -88,23 +93,31 @@ public:
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, State& state) const {
         detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
-        state.body_output.resize(y.shape());
-        detail::forward(body_, x, state.body_output.view(), context, state.body);
+        TensorView<T, 4> body_output = y;
+        if constexpr (!body_writes_y) {
+            state.body_output.resize(y.shape());
+            body_output = state.body_output.view();
+        }
+        detail::forward(body_, x, body_output, context, state.body);
         const T* other = x.data();
         if constexpr (!identity_shortcut) {
             state.shortcut_output.resize(y.shape());
             detail::forward(shortcut_, x, state.shortcut_output.view(), context, state.shortcut);
             other = state.shortcut_output.data();
         }
-        detail::add(state.body_output.data(), other, y.data(), y.size());
+        detail::add(body_output.data(), other, y.data(), y.size());
     }
 
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy, TensorView<T, 4> dx,
                   Context<T> context, State& state, Accumulate accumulate) {
         detail::expect_shape(dy, y.shape(), *this, "output gradient");
-        if (state.body_output.shape() != y.shape())
-            throw shape_error("Residual: backward without the forward pass of this output");
-        detail::backward(body_, x, state.body_output.cview(), dy, dx, context, state.body, accumulate);
+        TensorView<const T, 4> body_output = y;  // read for its shape only
+        if constexpr (!body_writes_y) {
+            if (state.body_output.shape() != y.shape())
+                throw shape_error("Residual: backward without the forward pass of this output");
+            body_output = state.body_output.cview();
+        }
+        detail::backward(body_, x, body_output, dy, dx, context, state.body, accumulate);
         if constexpr (identity_shortcut) {
             if (dx.data() != nullptr) detail::add(dx.data(), dy.data(), dx.data(), dx.size());
         } else {
@@ -114,6 +127,9 @@ public:
     }
 
 private:
+    /// Whether the body writes its output into y (its backward reads no more than the shape).
+    static constexpr bool body_writes_y = cnn::backward_ignores_output<Body>;
+
     Body body_;
     Shortcut shortcut_;
 };

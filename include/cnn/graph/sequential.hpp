@@ -20,6 +20,7 @@
 // written: layer<I>(), for_each_layer, the parameters and the model file.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -71,11 +72,20 @@ private:
 
 public:
     /// What a forward pass leaves for backward: every step's output (but the last's, which is
-    /// the chain's output, and a view's), the gradient of every step's input, and the states
-    /// the steps declare. Buffers grow to the largest batch seen and are reused after that.
+    /// the chain's output, a view's, and one an in-place step overwrites), the memory of the gradients of the steps' inputs, and
+    /// the states the steps declare. Buffers grow to the largest batch seen and are reused
+    /// after that.
+    ///
+    /// A step's input gradient is needed only until the step before has read it, so the
+    /// chain keeps two gradient buffers, not one per step: the steps that have a gradient
+    /// buffer (all but the first and those after a view) take the two in turn, so that each
+    /// step writes dE/d(its input) into one while it reads dE/d(its output) from the other,
+    /// and the step after it in backward order overwrites what it read. (Every layer's
+    /// backward writes the whole of its input gradient unless told to add into it, so no
+    /// step sees another's values.)
     struct State {
         std::array<Tensor<T, 4>, step_count> outputs;
-        std::array<Tensor<T, 4>, step_count> gradients;  // dE/d(input of step s), s >= 1
+        std::array<Tensor<T, 1>, 2> gradients;  // see gradient_buffer()
         decltype(states_of(std::make_index_sequence<step_count>{})) states;
         std::array<Shape<4>, step_count + 1> shapes{};  // the input of each step, then the output
         bool has_shapes = false;
@@ -196,9 +206,14 @@ public:
             throw shape_error("Sequential::backward: no forward pass of input " + to_string(x.shape()) +
                               " and output gradient " + to_string(dy.shape()) + " in this state");
         // Gradient buffers are sized here, not in forward, so inference never pays for them.
+        std::array<std::size_t, 2> sizes{};
         [&]<std::size_t... S>(std::index_sequence<S...>) {
-            ((has_gradient_buffer<S>() ? state.gradients[S].resize(state.shapes[S]) : void()), ...);
+            ((has_gradient_buffer<S>() ? void(sizes[gradient_buffer<S>()] =
+                                                  std::max(sizes[gradient_buffer<S>()], element_count(state.shapes[S])))
+                                       : void()),
+             ...);
         }(std::make_index_sequence<step_count>{});
+        for (std::size_t b = 0; b < 2; ++b) state.gradients[b].resize(Shape<1>{sizes[b]});  // keeps its memory
         backward_step<step_count - 1>(x, y, dy, dx, context, state, accumulate);
     }
 
@@ -299,6 +314,16 @@ private:
         return S + 1 < step_count && reshapes_only<step_type<S>>;
     }
 
+    /// Whether step S's output has a buffer of its own: not the last step's (the chain's y), a
+    /// view's, nor one that an in-place step after it overwrites (that step's memory holds it).
+    template <std::size_t S>
+    static constexpr bool has_output_buffer() {
+        if constexpr (S + 1 == step_count)
+            return false;
+        else
+            return !is_view<S>() && !in_place_step<S + 1>();
+    }
+
     /// Whether the gradient of step S's input has a buffer of its own: not for the first step
     /// (the chain's dx) nor after a view (the view's input gradient, reshaped).
     template <std::size_t S>
@@ -307,6 +332,17 @@ private:
             return false;
         else
             return !is_view<S - 1>();
+    }
+
+    /// Which of the two gradient buffers holds the gradient of step S's input (a step with a
+    /// buffer of its own): the steps with buffers alternate, so step S - 1 (or, after views,
+    /// the step before them), which writes into the last buffer before S's, never writes
+    /// into the one it reads.
+    template <std::size_t S>
+    static constexpr std::size_t gradient_buffer() {
+        return []<std::size_t... s>(std::index_sequence<s...>) {
+            return ((has_gradient_buffer<s>() ? std::size_t{1} : std::size_t{0}) + ... + std::size_t{0});
+        }(std::make_index_sequence<S>{}) % 2;
     }
 
     /// Computes the shapes for input shape `input` (unless known) and sizes the outputs;
@@ -318,7 +354,7 @@ private:
         for (std::size_t s = 0; s < step_count; ++s) state.shapes[s] = all[Plan::first[s]];
         state.shapes[step_count] = all[layer_count];
         [&]<std::size_t... S>(std::index_sequence<S...>) {
-            ((S + 1 < step_count && !is_view<S>() ? state.outputs[S].resize(state.shapes[S + 1]) : void()), ...);
+            ((has_output_buffer<S>() ? state.outputs[S].resize(state.shapes[S + 1]) : void()), ...);
         }(std::make_index_sequence<step_count>{});
         state.has_shapes = true;
         return state.shapes[step_count];
@@ -337,8 +373,20 @@ private:
             return y;
         else if constexpr (is_view<S>())
             return {input_of<S>(x, y, state).data(), state.shapes[S + 1]};
+        else if constexpr (in_place_step<S + 1>())
+            return {output_of<S + 1>(x, y, state).data(), state.shapes[S + 1]};
         else
             return state.outputs[S].cview();
+    }
+    /// Where step S writes its output (not for views).
+    template <std::size_t S>
+    static TensorView<T, 4> output_memory(TensorView<T, 4> y, State& state) {
+        if constexpr (S + 1 == step_count)
+            return y;
+        else if constexpr (in_place_step<S + 1>())
+            return {output_memory<S + 1>(y, state).data(), state.shapes[S + 1]};
+        else
+            return state.outputs[S].view();
     }
     /// dE/d(output of step S): the chain's dy for the last step, else where step S + 1 wrote
     /// its input gradient.
@@ -360,7 +408,7 @@ private:
             const auto [before, mode] = d_input_of<S - 1>(dx, accumulate, state);
             return {TensorView<T, 4>{before.data(), state.shapes[S]}, mode};
         } else {
-            return {state.gradients[S].view(), Accumulate::no};
+            return {TensorView<T, 4>{state.gradients[gradient_buffer<S>()].data(), state.shapes[S]}, Accumulate::no};
         }
     }
 
@@ -371,11 +419,9 @@ private:
     }
     template <std::size_t S>
     void forward_step(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, State& state) const {
-        if constexpr (!is_view<S>()) {
-            TensorView<T, 4> out = y;
-            if constexpr (S + 1 < step_count) out = state.outputs[S].view();
-            detail::forward(std::get<S>(steps_), input_of<S>(x, y, state), out, context, std::get<S>(state.states));
-        }
+        if constexpr (!is_view<S>())
+            detail::forward(std::get<S>(steps_), input_of<S>(x, y, state), output_memory<S>(y, state), context,
+                            std::get<S>(state.states));
     }
 
     template <std::size_t S>
@@ -389,7 +435,26 @@ private:
         if constexpr (S > 0) backward_step<S - 1>(x, y, dy, dx, context, state, accumulate);
     }
 
+    /// Whether step S runs on the memory of step S - 1's output (see cnn/layer.hpp): an
+    /// activation that may (runs_in_place) after a step whose backward reads no more than the
+    /// shape of its output and which does not itself run in place (the input of an in-place
+    /// step is its own output).
+    template <std::size_t S>
+    static constexpr bool in_place_step() {
+        if constexpr (S == 0)
+            return false;  // the chain's input is never overwritten
+        else
+            return cnn::runs_in_place<step_type<S>> && !is_view<S - 1>() &&
+                   cnn::backward_ignores_output<step_type<S - 1>> &&
+                   !in_place_step<S - 1>();
+    }
+
     Steps steps_;
+
+public:
+    /// Its backward reads the chain's output when its last step does (or runs in place).
+    static constexpr bool backward_ignores_output =
+        cnn::backward_ignores_output<step_type<step_count - 1>> && !in_place_step<step_count - 1>();
 };
 
 template <class... Layers>

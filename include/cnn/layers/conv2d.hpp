@@ -38,6 +38,8 @@ template <Scalar T>
 class Conv2D {
 public:
     using value_type = T;
+    /// Backward reads only the output's shape: a network keeps no copy of the output for it.
+    static constexpr bool backward_ignores_output = true;
 
     Conv2D(std::integral auto in_channels, std::integral auto filters, Extent2D kernel, Conv2DOptions options = {})
         : channels_(detail::checked_parameter(in_channels, 1, "Conv2D", "in_channels")),

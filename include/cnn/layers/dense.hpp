@@ -18,6 +18,8 @@ template <Scalar T>
 class Dense {
 public:
     using value_type = T;
+    /// Backward reads only the output's shape: a network keeps no copy of the output for it.
+    static constexpr bool backward_ignores_output = true;
 
     Dense(std::integral auto in_features, std::integral auto out_features)
         : in_(detail::checked_parameter(in_features, 1, "Dense", "in_features")),

@@ -64,6 +64,8 @@ template <Scalar T>
 class BatchNorm2D {
 public:
     using value_type = T;
+    /// Backward reads only the output's shape: a network keeps no copy of the output for it.
+    static constexpr bool backward_ignores_output = true;
     /// The network must not hand it a batch of one sample in training (see cnn::fit).
     static constexpr bool batch_statistics = true;
 
@@ -250,6 +252,8 @@ template <Scalar T>
 class Dropout : public detail::WithoutParameters<T> {
 public:
     using value_type = T;
+    /// Backward reads only the output's shape: a network keeps no copy of the output for it.
+    static constexpr bool backward_ignores_output = true;
 
     /// The mask of the last training forward, as the factor each value was multiplied by.
     struct State {
@@ -334,6 +338,8 @@ template <Scalar T>
 class GlobalAvgPool : public detail::WithoutParameters<T> {
 public:
     using value_type = T;
+    /// Backward reads only the output's shape: a network keeps no copy of the output for it.
+    static constexpr bool backward_ignores_output = true;
 
     [[nodiscard]] std::string describe() const { return "GlobalAvgPool"; }
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return {in[0], in[1], 1, 1}; }

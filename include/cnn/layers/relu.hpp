@@ -18,6 +18,10 @@ public:
     using value_type = T;
     /// max(0, x) never decreases: a max pool after it may run first (see graph/fuse.hpp).
     static constexpr bool monotone_non_decreasing = true;
+    /// Backward reads x, never y; and in place, with y given as x, y > 0 exactly where x > 0:
+    /// a network runs it on the memory of the output before it (see cnn/layer.hpp).
+    static constexpr bool backward_ignores_output = true;
+    static constexpr bool runs_in_place = true;
 
     [[nodiscard]] std::string describe() const { return "ReLU"; }
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return in; }
