@@ -72,9 +72,9 @@ private:
 
 public:
     /// What a forward pass leaves for backward: every step's output (but the last's, which is
-    /// the chain's output, a view's, and one an in-place step overwrites), the memory of the gradients of the steps' inputs, and
-    /// the states the steps declare. Buffers grow to the largest batch seen and are reused
-    /// after that.
+    /// the chain's output, a view's, and one an in-place step overwrites), the memory of the
+    /// gradients of the steps' inputs, and the states the steps declare. Buffers grow to the
+    /// largest batch seen and are reused after that.
     ///
     /// A step's input gradient is needed only until the step before has read it, so the
     /// chain keeps two gradient buffers, not one per step: the steps that have a gradient
@@ -445,8 +445,7 @@ private:
             return false;  // the chain's input is never overwritten
         else
             return cnn::runs_in_place<step_type<S>> && !is_view<S - 1>() &&
-                   cnn::backward_ignores_output<step_type<S - 1>> &&
-                   !in_place_step<S - 1>();
+                   cnn::backward_ignores_output<step_type<S - 1>> && !in_place_step<S - 1>();
     }
 
     Steps steps_;
