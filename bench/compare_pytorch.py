@@ -61,6 +61,20 @@ def start_torch(threads):
     print("blas " + (",".join(blas) or "none"))
 
 
+def pixel_statistics(images, unbiased):
+    """The mean and standard deviation of uint8 images scaled to [0, 1], summed in double chunk
+    by chunk: a float copy of the whole training set would add its size four times over to this
+    process's peak memory, which the comparison reports."""
+    total = squares = 0.0
+    for first in range(0, len(images), 1000):
+        chunk = images[first:first + 1000].double().div_(255)
+        total += chunk.sum().item()
+        squares += chunk.square_().sum().item()
+    count = images.numel()
+    mean = total / count
+    return mean, ((squares - count * mean * mean) / (count - 1 if unbiased else count)) ** 0.5
+
+
 def torch_worker(net_name, threads, data, limit):
     import numpy as np
     import torch
@@ -71,7 +85,7 @@ def torch_worker(net_name, threads, data, limit):
     images, labels = load_idx_split(data, "train")
     if limit:
         images, labels = images[:limit], labels[:limit]
-    mean, std = images.float().div(255).mean().item(), images.float().div(255).std().item()
+    mean, std = pixel_statistics(images, unbiased=True)
 
     net = make_torch_net(net_name)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -158,8 +172,7 @@ def torch_recipe_worker(threads, data, epochs):
     start_torch(threads)
     images, labels = load_idx_split(data, "train")
     test_images, test_labels = load_idx_split(data, "t10k")
-    pixels = images.double().div(255)
-    mean, std = pixels.mean().item(), pixels.std(unbiased=False).item()
+    mean, std = pixel_statistics(images, unbiased=False)
     net = make_torch_net("resnet")
     decayed = [p for name, p in net.named_parameters() if not name.endswith("bias")]
     undecayed = [p for name, p in net.named_parameters() if name.endswith("bias")]
