@@ -436,6 +436,12 @@ TEST_CASE("A chain's steps share two gradient buffers and run ReLU in place, wit
     const auto x = cnn::test::random_tensor<T>(input, rng);
     const auto dy = cnn::test::random_tensor<T>(chain.output_shape(input), rng);
 
+    const auto all_gradients = [&chain] {
+        std::vector<T> values;
+        for (const auto& group : chain.parameter_groups()) values.insert(values.end(), group.gradients.begin(), group.gradients.end());
+        return values;
+    };
+
     // The chain, twice (the second pass reads buffers the first left full).
     std::vector<T> chained;
     decltype(chain)::Workspace workspace;
@@ -443,8 +449,7 @@ TEST_CASE("A chain's steps share two gradient buffers and run ReLU in place, wit
         chain.zero_gradients();
         chain.forward(x.view(), workspace, cnn::Mode::training);
         chain.backward(dy.view(), workspace);
-        chained.clear();
-        for (const auto& group : chain.parameter_groups()) chained.insert(chained.end(), group.gradients.begin(), group.gradients.end());
+        chained = all_gradients();
     }
 
     // Layer by layer, each input gradient in a buffer of its own.
@@ -453,11 +458,11 @@ TEST_CASE("A chain's steps share two gradient buffers and run ReLU in place, wit
     std::vector<Tensor<T, 4>> outputs, gradients;
     cnn::Scratch<T> scratch;
     std::vector<std::function<void()>> backward;
+    outputs.reserve(shapes.size());  // the closures below index it; it never moves
     outputs.emplace_back(input);
     std::copy(x.begin(), x.end(), outputs[0].begin());
     for (std::size_t i = 0; i < shapes.size(); ++i) gradients.emplace_back(shapes[i]);
     std::copy(dy.begin(), dy.end(), gradients.back().begin());
-    outputs.reserve(shapes.size());
     chain.for_each_layer([&](std::size_t i, auto& layer) {
         outputs.emplace_back(shapes[i + 1]);
         auto state = std::make_shared<cnn::layer_state_t<std::remove_cvref_t<decltype(layer)>>>();
@@ -470,8 +475,7 @@ TEST_CASE("A chain's steps share two gradient buffers and run ReLU in place, wit
         });
     });
     for (auto step = backward.rbegin(); step != backward.rend(); ++step) (*step)();
-    std::vector<T> separate;
-    for (const auto& group : chain.parameter_groups()) separate.insert(separate.end(), group.gradients.begin(), group.gradients.end());
+    const std::vector<T> separate = all_gradients();
 
     REQUIRE(chained.size() == separate.size());
     for (std::size_t i = 0; i < separate.size(); ++i) {

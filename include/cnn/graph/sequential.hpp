@@ -373,14 +373,14 @@ private:
             return y;
         else if constexpr (is_view<S>())
             return {input_of<S>(x, y, state).data(), state.shapes[S + 1]};
-        else if constexpr (in_place_step<S + 1>())
-            return {output_of<S + 1>(x, y, state).data(), state.shapes[S + 1]};
         else
-            return state.outputs[S].cview();
+            return output_memory<S>(y, state);
     }
-    /// Where step S writes its output (not for views).
-    template <std::size_t S>
-    static TensorView<T, 4> output_memory(TensorView<T, 4> y, State& state) {
+    /// Where step S (not a view) writes its output: the chain's y for the last step, the
+    /// memory of an in-place step after it, else its own buffer. Writable through a writable
+    /// y and State, read-only through const ones.
+    template <std::size_t S, class View, class Chain>
+    static View output_memory(View y, Chain& state) {
         if constexpr (S + 1 == step_count)
             return y;
         else if constexpr (in_place_step<S + 1>())
