@@ -266,6 +266,81 @@ TEST_CASE("Identical seeds give identical weights after training", "[training]")
     CHECK(run(4) != run(5));
 }
 
+TEST_CASE("Evaluating in the training workspace changes neither what fit learns nor what it reports",
+          "[training][memory]") {
+    // fit evaluates the validation split and the monitor data in its training workspace, at
+    // batch 64 between training batches of 24: the buffers change shape both ways, and batch
+    // normalisation, dropout and a residual block keep state in them.
+    const cnn::Dataset train = make_bars(150, 3, cnn::test::scratch_directory("shared-workspace") / "train");
+    const cnn::Dataset test = make_bars(70, 4, cnn::test::scratch_directory("shared-workspace") / "test");
+    const auto make = [] {
+        return cnn::Sequential{
+            cnn::Conv2D<float>{1, 4, 3, {.padding = 1}}, cnn::BatchNorm2D<float>{4}, cnn::ReLU<float>{},
+            cnn::Residual{cnn::Sequential{cnn::Conv2D<float>{4, 4, 3, {.padding = 1, .bias = false}},
+                                          cnn::BatchNorm2D<float>{4}, cnn::ReLU<float>{},
+                                          cnn::Conv2D<float>{4, 4, 3, {.padding = 1, .bias = false}},
+                                          cnn::BatchNorm2D<float>{4}}},
+            cnn::ReLU<float>{}, cnn::MaxPool<float>{2}, cnn::Flatten<float>{}, cnn::Dropout<float>{0.2},
+            cnn::Dense<float>{64, 4}};
+    };
+    const auto run = [&](bool monitor) {
+        auto net = make();
+        cnn::Random rng{8};
+        net.initialize(rng);
+        cnn::SGD<float> sgd{{.learning_rate = 0.05, .momentum = 0.9}};
+        cnn::FitOptions options;
+        options.epochs = 3;
+        options.batch_size = 24;
+        options.validation_fraction = 0.2;
+        options.normalization = train.pixel_statistics();
+        if (monitor) options.monitor_data = &test;
+        const auto history = cnn::fit(net, sgd, train, rng, options);
+        return std::tuple{cnn::serialize_model(net), history, cnn::evaluate(net, test, options.normalization)};
+    };
+    const auto [plain, plain_history, plain_test] = run(false);
+    const auto [monitored, history, final_test] = run(true);
+    CHECK(monitored == plain);  // the same bits, so the evaluations disturbed no training state
+    REQUIRE(history.epochs.size() == 3);
+    for (std::size_t e = 0; e < 3; ++e) {
+        CHECK(history.epochs[e].train_loss == plain_history.epochs[e].train_loss);
+        CHECK(history.epochs[e].validation->loss == plain_history.epochs[e].validation->loss);
+        CHECK(history.epochs[e].validation->confusion == plain_history.epochs[e].validation->confusion);
+    }
+    // The last epoch's monitor evaluation, run in the training workspace, is the one a fresh
+    // workspace gives.
+    CHECK(history.epochs[2].monitor->loss == final_test.loss);
+    CHECK(history.epochs[2].monitor->confusion == final_test.confusion);
+    CHECK(final_test.loss == plain_test.loss);
+}
+
+TEST_CASE("evaluate in a caller's workspace matches a fresh one, and the workspace trains on",
+          "[training][memory]") {
+    Bars bars("evaluate-workspace", 1);
+    (void)bars.fit();
+    decltype(bars.net)::Workspace workspace;
+    Tensor<float, 4> x({5, 1, 8, 8});
+    cnn::Random fill{3};
+    for (auto& v : x.span()) v = static_cast<float>(fill.uniform(-1.0, 1.0));
+    const auto gradients = [&] {
+        bars.net.zero_gradients();
+        cnn::Random noise{9};
+        const auto y = bars.net.forward(x.view(), workspace, cnn::Mode::training, &noise);
+        Tensor<float, 4> dy(y.shape(), 0.5F);
+        bars.net.backward(dy.view(), workspace);
+        std::vector<float> all;
+        for (const auto& group : bars.net.parameter_groups()) all.insert(all.end(), group.gradients.begin(), group.gradients.end());
+        return all;
+    };
+    const auto before = gradients();
+    for (const std::size_t batch : {7, 64, 200}) {
+        const cnn::Evaluation shared = cnn::evaluate(bars.net, bars.test, workspace, bars.options.normalization, batch);
+        const cnn::Evaluation fresh = cnn::evaluate(bars.net, bars.test, bars.options.normalization, batch);
+        CHECK(shared.loss == fresh.loss);
+        CHECK(shared.confusion == fresh.confusion);
+    }
+    CHECK(gradients() == before);
+}
+
 TEST_CASE("A diverging loss stops training with the epoch and step", "[training][errors]") {
     const cnn::Dataset train = make_bars(64, 4, cnn::test::scratch_directory("diverge"));
     auto net = make_net();

@@ -146,10 +146,14 @@ void check_network_and_data(const Net& net, const Source& data, const char* who)
 /// to the bit as one process's. Throws cnn::parameter_error for a batch size of 0,
 /// cnn::data_error for an inconsistent data set and cnn::shape_error when the network's
 /// outputs are not the data set's classes.
+///
+/// The overload with a `workspace` runs the batches in it (one whose buffers are already
+/// grown, such as a training loop's, costs no new memory); the other makes its own.
 template <class Net, class Source>
     requires BatchSource<Source, typename Net::value_type>
-Evaluation evaluate(const Net& net, const Source& data, Normalization normalization = {},
-                    std::size_t batch_size = 64, Communicator* communicator = nullptr) {
+Evaluation evaluate(const Net& net, const Source& data, typename Net::Workspace& workspace,
+                    Normalization normalization = {}, std::size_t batch_size = 64,
+                    Communicator* communicator = nullptr) {
     using T = typename Net::value_type;
     if (batch_size == 0) throw parameter_error("evaluate: batch_size must be at least 1");
     detail::check_network_and_data(net, data, "evaluate");
@@ -158,7 +162,6 @@ Evaluation evaluate(const Net& net, const Source& data, Normalization normalizat
     result.classes = classes;
     result.confusion.assign(classes * classes, 0);
     if (data.size() == 0) return result;
-    typename Net::Workspace workspace;
     batch_size = std::min(batch_size, data.size());
     const std::size_t batches = (data.size() + batch_size - 1) / batch_size;
     const std::size_t ranks = communicator != nullptr ? communicator->size() : 1;
@@ -192,6 +195,13 @@ Evaluation evaluate(const Net& net, const Source& data, Normalization normalizat
     result.loss = total_loss / static_cast<double>(data.size());
     result.accuracy = static_cast<double>(correct) / static_cast<double>(data.size());
     return result;
+}
+template <class Net, class Source>
+    requires BatchSource<Source, typename Net::value_type>
+Evaluation evaluate(const Net& net, const Source& data, Normalization normalization = {},
+                    std::size_t batch_size = 64, Communicator* communicator = nullptr) {
+    typename Net::Workspace workspace;
+    return evaluate(net, data, workspace, normalization, batch_size, communicator);
 }
 
 struct BatchReport {
@@ -752,9 +762,12 @@ History<typename Net::value_type> fit(Net& net, Optimizer& optimizer, const Sour
             report.communication_seconds = sharded->communication_seconds;
             sharded->communication_seconds = 0;
         }
-        if (validation) report.validation = evaluate(net, *validation, options.normalization, 64, communicator);
+        // In the training workspace: its buffers, grown by the training batches, take the
+        // evaluation's (a second workspace would hold a second copy of the activations).
+        if (validation)
+            report.validation = evaluate(net, *validation, workspace, options.normalization, 64, communicator);
         if (options.monitor_data)
-            report.monitor = evaluate(net, options.monitor_data, options.normalization, 64, communicator);
+            report.monitor = evaluate(net, options.monitor_data, workspace, options.normalization, 64, communicator);
         report.seconds = std::chrono::duration<double>(Clock::now() - started).count();
         history.epochs.push_back(report);
         if (options.on_epoch) options.on_epoch(report);
