@@ -93,8 +93,7 @@ Pass<typename Net::value_type> unfused(Net& net, const Tensor<typename Net::valu
     Pass<T> pass;
     pass.output.assign(outputs.back().begin(), outputs.back().end());
     pass.input_gradient.assign(gradients[0].begin(), gradients[0].end());
-    for (const auto& group : net.parameter_groups())
-        pass.parameter_gradients.insert(pass.parameter_gradients.end(), group.gradients.begin(), group.gradients.end());
+    pass.parameter_gradients = cnn::test::parameter_gradients(net);
     return pass;
 }
 
@@ -112,8 +111,7 @@ Pass<typename Net::value_type> fused(Net& net, const Tensor<typename Net::value_
     Pass<T> pass;
     pass.output.assign(y.begin(), y.end());
     pass.input_gradient.assign(dx.begin(), dx.end());
-    for (const auto& group : net.parameter_groups())
-        pass.parameter_gradients.insert(pass.parameter_gradients.end(), group.gradients.begin(), group.gradients.end());
+    pass.parameter_gradients = cnn::test::parameter_gradients(net);
     return pass;
 }
 

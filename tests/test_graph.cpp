@@ -436,12 +436,6 @@ TEST_CASE("A chain's steps share two gradient buffers and run ReLU in place, wit
     const auto x = cnn::test::random_tensor<T>(input, rng);
     const auto dy = cnn::test::random_tensor<T>(chain.output_shape(input), rng);
 
-    const auto all_gradients = [&chain] {
-        std::vector<T> values;
-        for (const auto& group : chain.parameter_groups()) values.insert(values.end(), group.gradients.begin(), group.gradients.end());
-        return values;
-    };
-
     // The chain, twice (the second pass reads buffers the first left full).
     std::vector<T> chained;
     decltype(chain)::Workspace workspace;
@@ -449,7 +443,7 @@ TEST_CASE("A chain's steps share two gradient buffers and run ReLU in place, wit
         chain.zero_gradients();
         chain.forward(x.view(), workspace, cnn::Mode::training);
         chain.backward(dy.view(), workspace);
-        chained = all_gradients();
+        chained = cnn::test::parameter_gradients(chain);
     }
 
     // Layer by layer, each input gradient in a buffer of its own.
@@ -475,7 +469,7 @@ TEST_CASE("A chain's steps share two gradient buffers and run ReLU in place, wit
         });
     });
     for (auto step = backward.rbegin(); step != backward.rend(); ++step) (*step)();
-    const std::vector<T> separate = all_gradients();
+    const std::vector<T> separate = cnn::test::parameter_gradients(chain);
 
     REQUIRE(chained.size() == separate.size());
     for (std::size_t i = 0; i < separate.size(); ++i) {

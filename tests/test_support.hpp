@@ -30,6 +30,14 @@ void fill_uniform(TensorView<T, Rank> tensor, std::mt19937_64& rng, double low =
     for (T& value : tensor) value = static_cast<T>(dist(rng));
 }
 
+/// Every parameter gradient of a network, in data order, as one vector.
+template <class Net>
+std::vector<typename Net::value_type> parameter_gradients(Net& net) {
+    std::vector<typename Net::value_type> values;
+    for (const auto& group : net.parameter_groups()) values.insert(values.end(), group.gradients.begin(), group.gradients.end());
+    return values;
+}
+
 template <Scalar T, std::size_t Rank>
 Tensor<T, Rank> random_tensor(const Shape<Rank>& shape, std::mt19937_64& rng) {
     Tensor<T, Rank> tensor(shape);

@@ -318,18 +318,15 @@ TEST_CASE("evaluate in a caller's workspace matches a fresh one, and the workspa
     Bars bars("evaluate-workspace", 1);
     (void)bars.fit();
     decltype(bars.net)::Workspace workspace;
-    Tensor<float, 4> x({5, 1, 8, 8});
-    cnn::Random fill{3};
-    for (auto& v : x.span()) v = static_cast<float>(fill.uniform(-1.0, 1.0));
+    std::mt19937_64 fill{3};
+    const auto x = cnn::test::random_tensor<float>(Shape<4>{5, 1, 8, 8}, fill);
     const auto gradients = [&] {
         bars.net.zero_gradients();
         cnn::Random noise{9};
         const auto y = bars.net.forward(x.view(), workspace, cnn::Mode::training, &noise);
         Tensor<float, 4> dy(y.shape(), 0.5F);
         bars.net.backward(dy.view(), workspace);
-        std::vector<float> all;
-        for (const auto& group : bars.net.parameter_groups()) all.insert(all.end(), group.gradients.begin(), group.gradients.end());
-        return all;
+        return cnn::test::parameter_gradients(bars.net);
     };
     const auto before = gradients();
     for (const std::size_t batch : {7, 64, 200}) {
