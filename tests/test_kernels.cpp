@@ -43,8 +43,11 @@ TEMPLATE_TEST_CASE("GEMM matches a plain triple loop for any shape, layout and a
     const auto pick = [&](std::size_t low, std::size_t high) {
         return std::uniform_int_distribution<std::size_t>(low, high)(rng);
     };
-    std::vector<std::array<std::size_t, 3>> shapes{{1, 1, 1}, {12, 32, 256}, {13, 33, 257}, {64, 196, 288},
-                                                   {300, 70, 600}, {5, 2100, 3}};
+    // {100, 40, 256} and {102, 70, 512} fill the whole block of packed A with panels 4 and 6
+    // rows high, whose last transposed columns once ran past it into packed B.
+    std::vector<std::array<std::size_t, 3>> shapes{{1, 1, 1},       {12, 32, 256},   {13, 33, 257},
+                                                   {64, 196, 288},  {300, 70, 600},  {5, 2100, 3},
+                                                   {100, 40, 256},  {102, 70, 512}};
     for (int i = 0; i < 20; ++i) shapes.push_back({pick(1, 40), pick(1, 90), pick(1, 300)});
     for (const auto& [m, n, k] : shapes) {
         for (int layout = 0; layout < 4; ++layout) {

@@ -195,9 +195,15 @@ inline void transpose_into_panel(const float* in, std::size_t ldi, std::size_t r
     for (std::size_t i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_loadu_ps(in + i * ldi) : _mm512_setzero_ps();
     transpose_registers(r);
     // Whole-register stores run over into the next row, which the next store rewrites; the
-    // last one is masked so as not to write past the block.
-    for (std::size_t j = 0; j < 15; ++j) _mm512_storeu_ps(out + j * width, r[j]);
-    _mm512_mask_storeu_ps(out + 15 * width, static_cast<__mmask16>((1u << width) - 1u), r[15]);
+    // stores that would reach past the block's 16 x width values are masked (with a width under
+    // 8, the last few: an unmasked one wrote up to 12 floats past the panel).
+    for (std::size_t j = 0; j < 16; ++j) {
+        const std::size_t room = (16 - j) * width;
+        if (room >= 16)
+            _mm512_storeu_ps(out + j * width, r[j]);
+        else
+            _mm512_mask_storeu_ps(out + j * width, static_cast<__mmask16>((1u << room) - 1u), r[j]);
+    }
 }
 CNN_INTRINSICS_END
 #endif
