@@ -1,4 +1,5 @@
-// Every convolution of LeNet-5 and the wide CNN at batch 64, forward and
+// Every convolution of LeNet-5 and the wide CNN, the 3x3 ones of the ResNet's three stages
+// and a pointwise (1x1) one of the MobileNet, at batch 64, forward and
 // backward (input and weight gradients) separately, in GFLOP/s counting a
 // multiply-add as two operations. Argument 1 is the thread count.
 #include <cnn/cnn.hpp>
@@ -19,6 +20,10 @@ constexpr ConvShape shapes[] = {
     {"lenet conv2", 6, 16, 5, 0, 14},
     {"wide conv1", 1, 32, 3, 1, 28},
     {"wide conv2", 32, 64, 3, 1, 14},
+    {"resnet stage 1", 16, 16, 3, 1, 28},
+    {"resnet stage 2", 32, 32, 3, 1, 14},
+    {"resnet stage 3", 64, 64, 3, 1, 7},
+    {"mobilenet pointwise", 32, 64, 1, 0, 14},
 };
 constexpr std::size_t batch = 64;
 
@@ -69,6 +74,6 @@ void backward(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(forward)->ArgsProduct({{0, 1, 2, 3}, {1, 2}})->Unit(benchmark::kMillisecond);
-BENCHMARK(backward)->ArgsProduct({{0, 1, 2, 3}, {1, 2}})->Unit(benchmark::kMillisecond);
+BENCHMARK(forward)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2}})->Unit(benchmark::kMillisecond);
+BENCHMARK(backward)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2}})->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

@@ -20,6 +20,7 @@
 #include <span>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #if CNN_KERNEL_DISPATCH
 #include <immintrin.h>

@@ -32,12 +32,29 @@ struct Blocking {
     static constexpr std::size_t nc = nr * (2048 / nr);
 };
 
+/// Where a micro-kernel finds row p of its B panel (NR values): `stride` apart from `b`
+/// (a packed panel, stride NR, or B itself when its rows are contiguous) ...
+template <class T>
+struct StridedRows {
+    const T* b;
+    std::size_t stride;
+    const T* operator[](std::size_t p) const noexcept { return b + p * stride; }
+};
+
+/// ... or at b + offsets[p]: the rows of an implicit matrix, such as a convolution's input
+/// planes shifted to each tap of the filter (gemm_rows).
+template <class T>
+struct OffsetRows {
+    const T* b;
+    const std::size_t* offsets;
+    const T* operator[](std::size_t p) const noexcept { return b + offsets[p]; }
+};
+
 /// C (MR x NR, leading dimension ldc) = [C +] the product of one packed A panel (MR rows,
-/// column by column) and one B panel whose k-th row of NR values starts at b + k * b_stride
-/// (a packed panel, b_stride = NR, or B itself when its rows are contiguous).
-template <class T, std::size_t MR>
-void micro_kernel(std::size_t kc, const T* __restrict a, const T* __restrict b, std::size_t b_stride,
-                  T* __restrict c, std::size_t ldc, bool accumulate) {
+/// column by column) and one B panel whose k-th row of NR values starts at rows[k].
+template <class T, std::size_t MR, class Rows>
+void micro_kernel(std::size_t kc, const T* __restrict a, const Rows& rows, T* __restrict c, std::size_t ldc,
+                  bool accumulate) {
     using V = Vector<T>;
     constexpr std::size_t vectors = V::columns / V::lanes;
     typename V::reg acc[MR][vectors];
@@ -46,6 +63,7 @@ void micro_kernel(std::size_t kc, const T* __restrict a, const T* __restrict b, 
 #pragma GCC unroll 4
         for (std::size_t j = 0; j < vectors; ++j) acc[i][j] = V::zero();
     for (std::size_t p = 0; p < kc; ++p) {
+        const T* const b = rows[p];
         typename V::reg bv[vectors];
 #pragma GCC unroll 4
         for (std::size_t j = 0; j < vectors; ++j) bv[j] = V::loadu(b + j * V::lanes);
@@ -56,7 +74,6 @@ void micro_kernel(std::size_t kc, const T* __restrict a, const T* __restrict b, 
             for (std::size_t j = 0; j < vectors; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
         }
         a += MR;
-        b += b_stride;
     }
 #pragma GCC unroll 16
     for (std::size_t i = 0; i < MR; ++i)
@@ -65,6 +82,19 @@ void micro_kernel(std::size_t kc, const T* __restrict a, const T* __restrict b, 
             T* at = c + i * ldc + j * V::lanes;
             V::storeu(at, accumulate ? V::add(V::loadu(at), acc[i][j]) : acc[i][j]);
         }
+}
+
+/// The same product for a tile of C that may be cut short (rows x cols of it are kept):
+/// computed whole aside and the valid part copied.
+template <class T, std::size_t MR, class Rows>
+void edge_kernel(std::size_t kc, const T* a, const Rows& b, T* c, std::size_t ldc, bool accumulate,
+                 std::size_t rows, std::size_t cols) {
+    constexpr std::size_t nr = Vector<T>::columns;
+    if (rows == MR && cols == nr) return micro_kernel<T, MR>(kc, a, b, c, ldc, accumulate);
+    alignas(64) T edge[MR * nr];
+    micro_kernel<T, MR>(kc, a, b, edge, nr, false);
+    for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = 0; j < cols; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : T{0}) + edge[i * nr + j];
 }
 
 /// Packs rows [0, m) x columns [0, k) of A into MR-row panels, column by column, zero-padded.
@@ -146,6 +176,14 @@ constexpr std::size_t gemm_pack_size() noexcept {
 
 namespace detail {
 
+/// The length of the blocks k is summed in: at most KC, equal, whole multiples of 16 where
+/// possible (see gemm_blocked).
+template <Scalar T>
+constexpr std::size_t k_step(std::size_t k) noexcept {
+    const std::size_t kc = Blocking<T>::kc, blocks = (k + kc - 1) / kc;
+    return std::min(kc, ((k + blocks - 1) / blocks + 15) / 16 * 16);
+}
+
 /// The blocked product with MR-row micro-tiles.
 template <Scalar T, std::size_t MR>
 void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a,
@@ -155,7 +193,6 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::
     constexpr std::size_t nr = B::nr, mc_max = MR * (B::mc / MR);
     T* const packed_a = pack;
     T* const packed_b = pack + B::mc * B::kc;
-    alignas(64) T edge[MR * nr];
     // With at most two row panels each B panel is used at most twice, and with a short k
     // (a first convolution's 9 or 25) the copy costs as much as the product: when its rows
     // are contiguous the micro-kernel then reads B in place instead of copying it first.
@@ -163,8 +200,7 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::
     // k in equal blocks of at most KC (288 = 144 + 144, not 256 + 32): a short last block
     // would cost a whole extra pass over C for little work. Blocks are whole multiples of 16
     // where possible, the height of pack_b's block transposes.
-    const std::size_t k_blocks = (k + B::kc - 1) / B::kc;
-    const std::size_t kc_step = std::min(B::kc, ((k + k_blocks - 1) / k_blocks + 15) / 16 * 16);
+    const std::size_t kc_step = k_step<T>(k);
 
     for (std::size_t jc = 0; jc < n; jc += B::nc) {
         const std::size_t nc = std::min(B::nc, n - jc);
@@ -191,20 +227,9 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::
                             pb = packed_b;
                         }
                     }
-                    for (std::size_t ir = 0; ir < mc; ir += MR) {
-                        const std::size_t rows = std::min(MR, mc - ir);
-                        T* target = c + (ic + ir) * ldc + jc + jr;
-                        const T* pa = packed_a + ir * kc;
-                        if (rows == MR && cols == nr) {
-                            micro_kernel<T, MR>(kc, pa, pb, b_stride, target, ldc, add);
-                        } else {
-                            // An edge tile: compute the full tile aside, keep the valid part.
-                            micro_kernel<T, MR>(kc, pa, pb, b_stride, edge, nr, false);
-                            for (std::size_t i = 0; i < rows; ++i)
-                                for (std::size_t j = 0; j < cols; ++j)
-                                    target[i * ldc + j] = (add ? target[i * ldc + j] : T{0}) + edge[i * nr + j];
-                        }
-                    }
+                    for (std::size_t ir = 0; ir < mc; ir += MR)
+                        edge_kernel<T, MR>(kc, packed_a + ir * kc, StridedRows<T>{pb, b_stride},
+                                           c + (ic + ir) * ldc + jc + jr, ldc, add, std::min(MR, mc - ir), cols);
                 }
             }
         }
@@ -227,6 +252,20 @@ std::size_t tile_height(std::size_t m) {
     return best;
 }
 
+/// Calls f(std::integral_constant<std::size_t, MR>) with the tile height of an m-row product.
+template <class T, class F>
+void with_tile_height(std::size_t m, F&& f) {
+    const std::size_t height = tile_height<T>(m);
+    if (height == tile_heights<T>[0])
+        f(std::integral_constant<std::size_t, tile_heights<T>[0]>{});
+    else if (height == tile_heights<T>[1])
+        f(std::integral_constant<std::size_t, tile_heights<T>[1]>{});
+    else if (height == tile_heights<T>[2])
+        f(std::integral_constant<std::size_t, tile_heights<T>[2]>{});
+    else
+        f(std::integral_constant<std::size_t, tile_heights<T>[3]>{});
+}
+
 }  // namespace detail
 
 /// C (m x n, row-major, leading dimension ldc) = [C +] A B, where A(i, p) = a[i rs_a + p cs_a]
@@ -243,16 +282,77 @@ void gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_
         return;
     }
     if (pack == nullptr) pack = detail::thread_pack_memory<T>();
-    using detail::gemm_blocked, detail::tile_heights;
-    const std::size_t height = detail::tile_height<T>(m);
-    if (height == tile_heights<T>[0])
-        gemm_blocked<T, tile_heights<T>[0]>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
-    else if (height == tile_heights<T>[1])
-        gemm_blocked<T, tile_heights<T>[1]>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
-    else if (height == tile_heights<T>[2])
-        gemm_blocked<T, tile_heights<T>[2]>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
-    else
-        gemm_blocked<T, tile_heights<T>[3]>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
+    detail::with_tile_height<T>(m, [&](auto mr) {
+        detail::gemm_blocked<T, decltype(mr)::value>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
+    });
+}
+
+/// Elements of memory pack_whole_a needs for an m x k A: m rounded up to the tile height, times k.
+template <Scalar T>
+std::size_t packed_a_size(std::size_t m, std::size_t k) noexcept {
+    const std::size_t h = detail::tile_height<T>(m);
+    return (m + h - 1) / h * h * k;
+}
+
+/// Packs all of A (m x k, A(i, p) = a[i rs + p cs]) for gemm_rows: block by block of k, each
+/// block's MR-row panels, as gemm packs them one block at a time. Products that share A (a
+/// convolution's filters, sample after sample) pack it once.
+template <Scalar T>
+void pack_whole_a(std::size_t m, std::size_t k, const T* a, std::ptrdiff_t rs, std::ptrdiff_t cs, T* out) {
+    const std::size_t height = detail::tile_height<T>(m), padded = (m + height - 1) / height * height;
+    const std::size_t step = detail::k_step<T>(k);
+    detail::with_tile_height<T>(m, [&](auto mr) {
+        for (std::size_t pc = 0; pc < k; pc += step)
+            detail::pack_a<T, decltype(mr)::value>(m, std::min(step, k - pc), a + static_cast<std::ptrdiff_t>(pc) * cs, rs, cs,
+                                    out + padded * pc);
+    });
+}
+
+/// Elements of memory gemm_rows needs for its last panel of columns.
+template <Scalar T>
+constexpr std::size_t gemm_rows_edge_size() noexcept {
+    return detail::Blocking<T>::kc * detail::Blocking<T>::nr;
+}
+
+/// C (m x n, row-major, leading dimension ldc) = [C +] A B, where A was packed by pack_whole_a
+/// and B(p, j) = b[offsets[p] + j]: rows of B anywhere in one buffer, which the micro-kernel
+/// reads in place (a convolution's input planes shifted to each tap of its filters: an
+/// implicit im2col). Only the last panel of columns, when n is not a whole number of panels,
+/// is copied, into `edge` (gemm_rows_edge_size elements), so nothing past b[offsets[p] + n)
+/// is read. Every element of C is summed in the order gemm sums it.
+template <Scalar T>
+void gemm_rows(std::size_t m, std::size_t n, std::size_t k, const T* packed_a, const T* b, const std::size_t* offsets,
+               T* c, std::size_t ldc, Accumulate accumulate, T* edge) {
+    using detail::Blocking, detail::OffsetRows, detail::StridedRows;
+    constexpr std::size_t nr = Blocking<T>::nr;
+    if (m == 0 || n == 0) return;
+    const std::size_t height = detail::tile_height<T>(m), padded = (m + height - 1) / height * height;
+    const std::size_t step = detail::k_step<T>(k);
+    detail::with_tile_height<T>(m, [&](auto mr) {
+        constexpr std::size_t MR = decltype(mr)::value;
+        for (std::size_t pc = 0; pc < k; pc += step) {
+            const std::size_t kc = std::min(step, k - pc);
+            const bool add = pc > 0 || accumulate == Accumulate::yes;
+            const T* const a_block = packed_a + padded * pc;
+            for (std::size_t jr = 0; jr < n; jr += nr) {
+                const std::size_t cols = std::min(nr, n - jr);
+                const auto tiles = [&](const auto& rows) {
+                    for (std::size_t ir = 0; ir < m; ir += MR)
+                        detail::edge_kernel<T, MR>(kc, a_block + ir * kc, rows, c + ir * ldc + jr, ldc, add,
+                                                   std::min(MR, m - ir), cols);
+                };
+                if (cols == nr) {
+                    tiles(OffsetRows<T>{b + jr, offsets + pc});
+                    continue;
+                }
+                for (std::size_t p = 0; p < kc; ++p) {
+                    detail::copy_run(b + offsets[pc + p] + jr, cols, edge + p * nr);
+                    detail::zero_run(edge + p * nr + cols, nr - cols);
+                }
+                tiles(StridedRows<T>{edge, nr});
+            }
+        }
+    });
 }
 
 /// The fraction of the multiply-adds of an m x n product's register tiles that land in C
