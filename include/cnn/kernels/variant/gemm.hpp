@@ -252,6 +252,13 @@ std::size_t tile_height(std::size_t m) {
     return best;
 }
 
+/// m rounded up to its product's tile height: the rows of A once packed.
+template <class T>
+std::size_t padded_rows(std::size_t m) {
+    const std::size_t height = tile_height<T>(m);
+    return (m + height - 1) / height * height;
+}
+
 /// Calls f(std::integral_constant<std::size_t, MR>) with the tile height of an m-row product.
 template <class T, class F>
 void with_tile_height(std::size_t m, F&& f) {
@@ -290,8 +297,7 @@ void gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_
 /// Elements of memory pack_whole_a needs for an m x k A: m rounded up to the tile height, times k.
 template <Scalar T>
 std::size_t packed_a_size(std::size_t m, std::size_t k) noexcept {
-    const std::size_t h = detail::tile_height<T>(m);
-    return (m + h - 1) / h * h * k;
+    return detail::padded_rows<T>(m) * k;
 }
 
 /// Packs all of A (m x k, A(i, p) = a[i rs + p cs]) for gemm_rows: block by block of k, each
@@ -299,12 +305,11 @@ std::size_t packed_a_size(std::size_t m, std::size_t k) noexcept {
 /// convolution's filters, sample after sample) pack it once.
 template <Scalar T>
 void pack_whole_a(std::size_t m, std::size_t k, const T* a, std::ptrdiff_t rs, std::ptrdiff_t cs, T* out) {
-    const std::size_t height = detail::tile_height<T>(m), padded = (m + height - 1) / height * height;
-    const std::size_t step = detail::k_step<T>(k);
+    const std::size_t padded = detail::padded_rows<T>(m), step = detail::k_step<T>(k);
     detail::with_tile_height<T>(m, [&](auto mr) {
         for (std::size_t pc = 0; pc < k; pc += step)
-            detail::pack_a<T, decltype(mr)::value>(m, std::min(step, k - pc), a + static_cast<std::ptrdiff_t>(pc) * cs, rs, cs,
-                                    out + padded * pc);
+            detail::pack_a<T, decltype(mr)::value>(m, std::min(step, k - pc), a + static_cast<std::ptrdiff_t>(pc) * cs,
+                                                   rs, cs, out + padded * pc);
     });
 }
 
@@ -326,8 +331,7 @@ void gemm_rows(std::size_t m, std::size_t n, std::size_t k, const T* packed_a, c
     using detail::Blocking, detail::OffsetRows, detail::StridedRows;
     constexpr std::size_t nr = Blocking<T>::nr;
     if (m == 0 || n == 0) return;
-    const std::size_t height = detail::tile_height<T>(m), padded = (m + height - 1) / height * height;
-    const std::size_t step = detail::k_step<T>(k);
+    const std::size_t padded = detail::padded_rows<T>(m), step = detail::k_step<T>(k);
     detail::with_tile_height<T>(m, [&](auto mr) {
         constexpr std::size_t MR = decltype(mr)::value;
         for (std::size_t pc = 0; pc < k; pc += step) {
