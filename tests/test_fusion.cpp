@@ -188,6 +188,18 @@ TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "
         conv_act_pool("ConvActMaxPool<Tanh>", cnn::Tanh<T>{});
         conv_act_pool("ConvActMaxPool<LeakyReLU>", cnn::LeakyReLU<T>{0.1});
         conv_act_pool("ConvActMaxPool<ELU>", cnn::ELU<T>{0.5});
+        // A "same" 3x3 convolution on 8 channels or more, whose passes run on the implicit
+        // lowering (the deltas computed into the backward pass's own memory, sample by sample).
+        check_rule(
+            "ConvActMaxPool<ReLU>, implicit lowering",
+            [](std::mt19937_64& rng) {
+                return cnn::Sequential{cnn::Conv2D<T>{pick(rng, 8, 12), pick(rng, 8, 12), 3, {.padding = 1}},
+                                       cnn::ReLU<T>{}, cnn::MaxPool<T>{2}, cnn::Flatten<T>{}};
+            },
+            [](std::mt19937_64& rng, const auto& net) {
+                return Shape<4>{pick(rng, 1, 9), net.template layer<0>().in_channels(), pick(rng, 7, 12),
+                                pick(rng, 7, 12)};
+            });
     }
     SECTION("ReLU, MaxPool -> ActMaxPool (the one-pass kernel)") {
         check_rule(

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -76,6 +77,47 @@ TEMPLATE_TEST_CASE("GEMM matches a plain triple loop for any shape, layout and a
             // The sums have k terms of size ~1: scale the tolerance with k.
             const double tolerance = cnn::test::kernel_tolerance<TestType>() * static_cast<double>(k + 1);
             CHECK(cnn::test::max_abs_difference(c, expected) <= tolerance);
+        }
+    }
+}
+
+TEMPLATE_TEST_CASE("gemm_columns reads B's columns at their offsets and sums as gemm does", "[kernels]", float,
+                   double) {
+    std::mt19937_64 rng(37);
+    const auto pick = [&](std::size_t low, std::size_t high) {
+        return std::uniform_int_distribution<std::size_t>(low, high)(rng);
+    };
+    // The ResNet's first-stage weight gradient (16 x 144, 838 positions), then random shapes,
+    // with columns that overlap as the shifted rows of an implicit im2col do.
+    std::vector<std::array<std::size_t, 3>> shapes{{16, 144, 838}, {64, 576, 61}, {7, 33, 300}};
+    for (int i = 0; i < 12; ++i) shapes.push_back({pick(1, 30), pick(1, 70), pick(1, 400)});
+    for (const auto& [m, n, k] : shapes) {
+        INFO("m " << m << " n " << n << " k " << k);
+        const std::size_t room = k + pick(0, 3 * k);
+        const auto buffer = cnn::test::random_tensor<TestType>(Shape<1>{room}, rng);
+        std::vector<std::size_t> offsets(n);
+        for (auto& o : offsets) o = pick(0, room - k);
+        const auto a = cnn::test::random_tensor<TestType>(Shape<1>{m * k}, rng);
+        Tensor<TestType, 1> b_transposed({n * k});  // column j of B, contiguous
+        for (std::size_t j = 0; j < n; ++j)
+            for (std::size_t p = 0; p < k; ++p) b_transposed(j * k + p) = buffer(offsets[j] + p);
+        for (const auto accumulate : {cnn::kernels::Accumulate::no, cnn::kernels::Accumulate::yes}) {
+            const auto start = cnn::test::random_tensor<TestType>(Shape<1>{m * n}, rng);
+            Tensor<TestType, 1> c = start, expected = start;
+            cnn::kernels::gemm_columns<TestType>(m, n, k, a.data(), static_cast<std::ptrdiff_t>(k), 1, buffer.data(),
+                                                 offsets.data(), c.data(), n, accumulate);
+            cnn::kernels::gemm<TestType>(m, n, k, a.data(), static_cast<std::ptrdiff_t>(k), 1, b_transposed.data(), 1,
+                                         static_cast<std::ptrdiff_t>(k), expected.data(), n, accumulate);
+            CHECK(std::ranges::equal(c, expected));
+            double worst = 0;
+            for (std::size_t i = 0; i < m; ++i)
+                for (std::size_t j = 0; j < n; ++j) {
+                    double sum = accumulate == cnn::kernels::Accumulate::yes ? static_cast<double>(start(i * n + j)) : 0.0;
+                    for (std::size_t p = 0; p < k; ++p)
+                        sum += static_cast<double>(a(i * k + p)) * static_cast<double>(buffer(offsets[j] + p));
+                    worst = std::max(worst, std::abs(sum - static_cast<double>(c(i * n + j))));
+                }
+            CHECK(worst <= cnn::test::kernel_tolerance<TestType>() * static_cast<double>(k + 1));
         }
     }
 }
@@ -154,6 +196,13 @@ TEMPLATE_TEST_CASE("Conv2D's fast kernels match the reference on random shapes",
         s.width = pick(std::max<std::size_t>(1, s.fw), 31);
         check_conv_against_reference<TestType>(s, rng);
     }
+    // "Same" convolutions that run on the implicit lowering in both passes: the ResNet's three
+    // stages, a 1x1 on 64 channels, a 5x5 on a non-square plane; and one just below the
+    // threshold (a 3x3 on 7 channels: 63 terms a sum), on the im2col product.
+    for (const ConvCase& s : {ConvCase{16, 16, 3, 3, 1, 1, 5, 28, 28}, ConvCase{32, 32, 3, 3, 1, 1, 5, 14, 14},
+                              ConvCase{64, 64, 3, 3, 1, 1, 6, 7, 7}, ConvCase{64, 80, 1, 1, 1, 0, 5, 9, 11},
+                              ConvCase{12, 8, 5, 5, 1, 2, 6, 11, 17}, ConvCase{7, 9, 3, 3, 1, 1, 5, 10, 12}})
+        check_conv_against_reference<TestType>(s, rng);
 }
 
 TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups and no bias matches the general reference",
@@ -164,7 +213,7 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
         return std::uniform_int_distribution<std::size_t>(low, high)(rng);
     };
     const std::size_t threads_before = cnn::threads();
-    for (int trial = 0; trial < 70; ++trial) {
+    for (int trial = 0; trial < 74; ++trial) {
         // Half the trials grouped: G groups of up to 3 channels and filters, or depthwise
         // (G = C, one or two filters per channel); the others ordinary.
         std::size_t groups = 1, channels = pick(1, 6), filters = pick(1, 9);
@@ -176,23 +225,38 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
             groups = channels = pick(2, 12);
             filters = channels * pick(1, 2);
         }
-        if (trial >= 60) {  // depthwise on whole and partial blocks of channels (channels last)
+        if (trial >= 60 && trial < 70) {  // depthwise on whole and partial blocks of channels (channels last)
             groups = channels = filters = pick(13, 40);
+        }
+        // The last four: ordinary "same" convolutions with a 3 x 5 filter (padding 1 and 2) on 8
+        // channels or more, whose passes both run on the implicit lowering.
+        const bool implicit = trial >= 70;
+        if (implicit) {
+            groups = 1;
+            channels = pick(8, 11);
+            filters = pick(9, 12);
         }
         // Every tenth trial a large filter (up to 7x7 = 49 taps: more than one pass of the grouped
         // kernel's 32 taps in registers, and more than its 9 taps per weight-gradient pass).
         const std::size_t largest = trial % 10 == 5 ? 7 : 4;
         std::size_t fh = pick(1, largest), fw = pick(largest == 7 ? 5 : 1, largest);
-        if (trial >= 64) fh = fw = 3;  // the depthwise kernels' own loops for 3 x 3 filters
-        const cnn::reference::ConvSpec spec{pick(1, 3), pick(1, 3), pick(0, 4), pick(0, 4), pick(1, 3), pick(1, 3)};
+        if (trial >= 64 && trial < 70) fh = fw = 3;  // the depthwise kernels' own loops for 3 x 3 filters
+        cnn::reference::ConvSpec spec{pick(1, 3), pick(1, 3), pick(0, 4), pick(0, 4), pick(1, 3), pick(1, 3)};
+        if (implicit) {
+            fh = 3;
+            fw = 5;
+            spec = {1, 1, 1, 2, 1, 1};
+        }
         const bool bias = trial % 3 != 0;
         const std::size_t span_h = (fh - 1) * spec.dilation_h + 1, span_w = (fw - 1) * spec.dilation_w + 1;
         const std::size_t lowest_h = span_h > 2 * spec.pad_h ? span_h - 2 * spec.pad_h : 1;
         const std::size_t lowest_w = span_w > 2 * spec.pad_w ? span_w - 2 * spec.pad_w : 1;
-        // The last two: depthwise on planes larger than 32 x 32, which run channels first.
-        const std::size_t largest_plane = trial >= 68 ? 40 : 15;
-        const std::size_t height = trial >= 68 ? 33 : pick(lowest_h, std::max<std::size_t>(lowest_h, largest_plane));
-        const std::size_t width = pick(trial >= 68 ? 32 : lowest_w, std::max<std::size_t>(lowest_w, largest_plane));
+        // Trials 68 and 69: depthwise on planes larger than 32 x 32, which run channels first.
+        const bool large_depthwise = trial >= 68 && trial < 70;
+        const std::size_t largest_plane = large_depthwise ? 40 : 15;
+        const std::size_t height =
+            large_depthwise ? 33 : pick(lowest_h, std::max<std::size_t>(lowest_h, largest_plane));
+        const std::size_t width = pick(large_depthwise ? 32 : lowest_w, std::max<std::size_t>(lowest_w, largest_plane));
         const std::size_t batch = pick(1, 9);
         cnn::Conv2D<T> conv{channels, filters, {fh, fw},
                             {.stride = {spec.stride_h, spec.stride_w},
@@ -234,10 +298,11 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
             all.insert(all.end(), layer.gradients().begin(), layer.gradients().end());
             results.push_back(std::move(all));
             // The error term added to what dx holds (a branch of a graph), and no error term
-            // at all (the first layer): the grouped kernel's parameter gradients are the same
-            // bits either way. (The ordinary convolution's may differ in the last bits: its
-            // weight gradient is summed in another order when there is no error term to compute.)
-            if (groups == 1) continue;
+            // at all (the first layer): the grouped kernel's and the implicit lowering's parameter
+            // gradients are the same bits either way. (The im2col product's may differ in the
+            // last bits: its weight gradient is summed in another order when there is no error
+            // term to compute.)
+            if (groups == 1 && !implicit) continue;
             const std::vector<T> gradients(layer.gradients().begin(), layer.gradients().end());
             std::ranges::fill(dx, T{1});
             std::ranges::fill(layer.gradients(), T{0});

@@ -20,6 +20,16 @@ void gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_
     CNN_KERNEL_CALL(gemm<T>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack));
 }
 
+/// C (m x n, row-major, leading dimension ldc) = [C +] A B as gemm computes it, where
+/// B(p, j) = b[offsets[j] + p]: B's columns anywhere in one buffer (a convolution's input
+/// planes shifted to each filter tap), transposed as they are packed. Same summation order.
+template <Scalar T>
+void gemm_columns(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a,
+                  const T* b, const std::size_t* offsets, T* c, std::size_t ldc, Accumulate accumulate,
+                  T* pack = nullptr) {
+    CNN_KERNEL_CALL(gemm_columns<T>(m, n, k, a, rs_a, cs_a, b, offsets, c, ldc, accumulate, pack));
+}
+
 /// Elements of packing memory one gemm call needs in the active variant.
 template <Scalar T>
 std::size_t gemm_pack_size() {

@@ -22,7 +22,10 @@
 //
 // The forward pass of a convolution with unit strides and no dilation builds no col at all
 // (conv2d_forward_implicit, below): the product reads each row of col where it already is,
-// in the zero-padded input.
+// in the zero-padded input. With "same" padding the backward pass builds neither col nor
+// dcol (conv2d_backward_implicit): the weight gradient's product transposes the rows of col
+// out of the padded input as it packs them, and the input gradient is the full convolution
+// of the padded deltas with the rotated filters, read in place like the forward pass's input.
 // Otherwise, how a row of col is built depends on the geometry (ConvGeometry::lowering):
 //  - shifted planes (stride 1, no dilation, output as wide as the input, i.e.
 //    "same" padding): the row for (c, m, n) is the input plane shifted by
@@ -281,9 +284,10 @@ void pad_planes(const T* __restrict x, const ConvGeometry& g, const ImplicitLowe
     }
 }
 
-/// The offsets of the rows of col in x~ (the calling thread's, kept for the next call).
-inline const std::size_t* implicit_offsets(const ConvGeometry& g, const ImplicitLowering& lay) {
-    thread_local std::vector<std::size_t> offsets;
+/// The offsets of the rows of col in x~, in `offsets` (the caller's, kept for its next call:
+/// it only grows).
+inline const std::size_t* implicit_offsets(const ConvGeometry& g, const ImplicitLowering& lay,
+                                           std::vector<std::size_t>& offsets) {
     offsets.resize(std::max(offsets.size(), g.rows()));
     for (std::size_t r = 0; r < g.rows(); ++r) offsets[r] = lay.offset(g, r);
     return offsets.data();
@@ -304,7 +308,8 @@ void conv2d_forward_implicit(TensorView<const T, 4> x, TensorView<const T, 4> w,
     const std::size_t per_worker = padded + round_up(g.filters * ld) + own_output + gemm_rows_edge_size<T>();
     const WorkerScratch<T> memory = scratch.per_worker(threads(), per_worker, packed_a_size<T>(g.filters, rows));
     pack_whole_a<T>(g.filters, rows, w.data(), static_cast<std::ptrdiff_t>(rows), 1, memory.shared);
-    const std::size_t* const offsets = implicit_offsets(g, lay);
+    thread_local std::vector<std::size_t> offset_memory;
+    const std::size_t* const offsets = implicit_offsets(g, lay, offset_memory);
     thread_pool().parallel_for(samples, [&](std::size_t n, std::size_t worker) {
         T* const input = memory.worker(worker);
         T* const net = input + padded;
@@ -366,6 +371,147 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
     });
 }
 
+/// dW and db (+)= the chunks' partial gradients (chunk after chunk, each K x R values, or R x K
+/// with `transposed`, then K), added in chunk order; the gradients are spread over the
+/// threads (each one's sum is the same whoever computes it).
+template <Scalar T>
+void add_chunk_gradients(const T* partials, std::size_t chunks, std::size_t kernels, std::size_t rows,
+                         bool transposed, TensorView<T, 4> dw, std::span<T> db) {
+    const std::size_t weight_size = kernels * rows, per_chunk = weight_size + kernels;
+    T* const weights = dw.data();
+    parallel_blocks(per_chunk, 4096, [&](std::size_t begin, std::size_t end) {
+        const std::size_t split = std::clamp(weight_size, begin, end);  // weights [begin, split), biases after
+        for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
+            const T* dw_part = partials + chunk * per_chunk;
+            if (transposed) {  // partial r K + k holds dW[k][r]
+                for (std::size_t e = begin, r = begin / kernels, k = begin % kernels; e < split; ++e) {
+                    weights[k * rows + r] += dw_part[e];
+                    if (++k == kernels) {
+                        k = 0;
+                        ++r;
+                    }
+                }
+            } else if (begin < split) {
+                add_run(dw_part + begin, split - begin, weights + begin);
+            }
+            if (split < end) add_run(dw_part + split, end - split, db.data() + (split - weight_size));
+        }
+    });
+}
+
+/// Where the backward pass runs on the implicit lowering too: where the forward pass does,
+/// with "same" padding (Fh = 2 Ph + 1 and Fw = 2 Pw + 1: the output as large as the input) and
+/// input-gradient sums of at least 64 terms. The deltas padded for the input gradient's full
+/// convolution (by Fh - 1 - Ph = Ph rows and Pw columns) then lie exactly as x~ does, and one
+/// padded copy of them serves both gradients.
+inline bool implicit_backward_applies(const ConvGeometry& g) noexcept {
+    return implicit_lowering_applies(g) && g.kernel_h == 2 * g.pad_h + 1 && g.kernel_w == 2 * g.pad_w + 1 &&
+           g.filters * g.kernel_h * g.kernel_w >= 64;
+}
+
+// Backward with the implicit lowering, per chunk of up to 4 samples, sample by sample, with
+// x~ as in the forward pass and d~ the deltas padded in the same layout (K planes, zeros
+// around each, and so also in the Fw - 1 positions past each output row's end, which the
+// forward product computed and dropped):
+//   weight grad:  dW (K x R) += d~' (K x columns) col^T (columns x R) (FORMULAS.md 8.5),
+//                 where row k of d~' starts at output position (0, 0) of d~'s plane k, and
+//                 column r of col^T is row r of col, read from x~ at offsets[r] and transposed
+//                 as the product packs it (gemm_columns);
+//   input grad:   the full convolution of the deltas with the filters rotated by 180
+//                 degrees, channels and filters swapped (FORMULAS.md 8.3 and 8.4),
+//                   dx[c][u][v] = sum over k, m, n of W[k][c][Fh-1-m][Fw-1-n] d~[k][u+m][v+n],
+//                 the forward pass's product with d~ for x~ (gemm_rows);
+//   bias grad:    db[k] += the sum of filter k's deltas.
+// No col, no dcol and no col2im: the input and the deltas are each copied once, padded.
+template <Scalar T, class Before>
+void conv2d_backward_implicit(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
+                              const ConvGeometry& g, TensorView<T, 4> dx, TensorView<T, 4> dw, std::span<T> db,
+                              Scratch<T>& scratch, const Before& before, Accumulate accumulate_dx) {
+    const ImplicitLowering lay = implicit_lowering(g);
+    const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
+    const std::size_t kernels = g.filters, rows = g.rows(), taps = g.kernel_h * g.kernel_w;
+    const std::size_t out_plane = g.out_h * g.out_w, sample_size = kernels * out_plane;
+    const std::size_t per_chunk = kernels * rows + kernels, ld = round_up(lay.columns);
+    const std::size_t lead = g.pad_h * lay.pitch + g.pad_w;  // output position (0, 0) in a plane of d~
+    // The input gradient's full convolution: the deltas for input, C filters of K Fh Fw taps,
+    // padding Fh - 1 - Ph = Ph and Fw - 1 - Pw = Pw.
+    const ConvGeometry full{kernels, g.out_h, g.out_w, g.channels, g.kernel_h, g.kernel_w, 1,                 1,
+                            g.pad_h, g.pad_w, 1,       1,          g.height,   g.width,    Lowering::by_rows, g.width};
+    const bool stored = dy.data() != nullptr, want_dx = dx.data() != nullptr;
+    const std::size_t padded_x = lay.padded ? round_up(g.channels * lay.plane) : 0;
+    const std::size_t padded_d = lay.padded ? round_up(kernels * lay.plane) : 0;
+    const std::size_t own_deltas = stored ? 0 : round_up(sample_size);
+    const std::size_t net_size = want_dx ? round_up(g.channels * ld) : 0;
+    const std::size_t edge_size = round_up(gemm_rows_edge_size<T>());
+    const std::size_t per_worker = padded_x + padded_d + own_deltas + net_size + edge_size + gemm_pack_size<T>();
+    const std::size_t partials_size = round_up(chunks * per_chunk);
+    const std::size_t packed_size = want_dx ? round_up(packed_a_size<T>(g.channels, full.rows())) : 0;
+    const std::size_t staging_size = want_dx ? g.channels * full.rows() : 0;
+    const WorkerScratch<T> memory = scratch.per_worker(threads(), per_worker, partials_size + packed_size + staging_size);
+    T* const partials = memory.shared;
+    T* const rotated = partials + partials_size;
+    if (want_dx) {
+        // W' (C x K Fh Fw): W'[c][k][m][n] = W[k][c][Fh-1-m][Fw-1-n], packed once for the batch.
+        T* const staging = rotated + packed_size;
+        const T* const weights = w.data();
+        for (std::size_t c = 0; c < g.channels; ++c)
+            for (std::size_t k = 0; k < kernels; ++k) {
+                const T* filter = weights + (k * g.channels + c) * taps;
+                T* flipped = staging + (c * kernels + k) * taps;
+                for (std::size_t t = 0; t < taps; ++t) flipped[t] = filter[taps - 1 - t];
+            }
+        pack_whole_a<T>(g.channels, full.rows(), staging, static_cast<std::ptrdiff_t>(full.rows()), 1, rotated);
+    }
+    thread_local std::vector<std::size_t> input_offsets, delta_offsets;
+    const std::size_t* const at_x = implicit_offsets(g, lay, input_offsets);
+    const std::size_t* const at_d = want_dx ? implicit_offsets(full, lay, delta_offsets) : nullptr;
+
+    thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
+        T* const input = memory.worker(worker);
+        T* const deltas_padded = input + padded_x;
+        T* const own = deltas_padded + padded_d;
+        T* const net = own + own_deltas;
+        T* const edge = net + net_size;
+        T* const pack = edge + edge_size;
+        T* const dw_part = partials + chunk * per_chunk;
+        T* const db_part = dw_part + kernels * rows;
+        const auto [first, last] = chunk_samples(chunk, samples);
+        for (std::size_t n = first; n < last; ++n) {
+            const T* xs = x[n].data();
+            const T* deltas = own;
+            if (stored)
+                deltas = dy.data() + n * sample_size;
+            else
+                before(n, n + 1, TensorView<T, 4>{own, {1, kernels, g.out_h, g.out_w}});
+            const T* ds = deltas;
+            if (lay.padded) {
+                pad_planes(xs, g, lay, input);
+                pad_planes(deltas, full, lay, deltas_padded);
+                xs = input;
+                ds = deltas_padded;
+            }
+            const Accumulate add = n > first ? Accumulate::yes : Accumulate::no;
+            gemm_columns<T>(kernels, rows, lay.columns, ds + lead, static_cast<std::ptrdiff_t>(lay.plane), 1, xs, at_x,
+                            dw_part, rows, add, pack);
+            for (std::size_t k = 0; k < kernels; ++k)
+                db_part[k] = (add == Accumulate::yes ? db_part[k] : T{0}) + sum_run(deltas + k * out_plane, out_plane);
+            if (!want_dx) continue;
+            gemm_rows<T>(g.channels, lay.columns, full.rows(), rotated, ds, at_d, net, ld, Accumulate::no, edge);
+            T* const sample = dx[n].data();
+            for (std::size_t c = 0; c < g.channels; ++c)
+                for (std::size_t u = 0; u < g.height; ++u) {
+                    const T* source = net + c * ld + u * lay.pitch;
+                    T* target = sample + (c * g.height + u) * g.width;
+                    if (accumulate_dx == Accumulate::yes)
+                        add_run(source, g.width, target);
+                    else
+                        copy_run(source, g.width, target);
+                }
+        }
+    });
+    add_chunk_gradients<T>(partials, chunks, kernels, rows, false, dw, db);
+}
+
 // Backward, per chunk: the chunk's deltas side by side, d (K x 4Q), and its columns, col (R x 4Q);
 //   dW_chunk = d col^T (or its transpose),   db_chunk = row sums of d,
 //   dcol = W^T d, folded back by col2im.
@@ -380,6 +526,8 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
                      const ConvSpec& spec, TensorView<T, 4> dx, TensorView<T, 4> dw, std::span<T> db,
                      Scratch<T>& scratch, const Before& before = {}, Accumulate accumulate_dx = Accumulate::no) {
     const ConvGeometry g = conv_geometry(x.shape(), w.shape(), spec, dy.shape());
+    if (implicit_backward_applies(g))
+        return conv2d_backward_implicit(x, dy, w, g, dx, dw, db, scratch, before, accumulate_dx);
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
     const std::size_t q = g.positions(), ld = conv_chunk * q, out_plane = g.out_h * g.out_w;
     const std::size_t kernels = g.filters, rows = g.rows(), weight_size = kernels * rows;
@@ -456,27 +604,7 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
             for (std::size_t n = first; n < last; ++n) col2im(dcol, ld, (n - first) * q, g, dx[n].data(), accumulate_dx);
         }
     });
-    // Each gradient adds its chunks' partial sums in chunk order; the gradients are spread
-    // over the threads (each one's sum is the same whoever computes it).
-    T* const weights = dw.data();
-    parallel_blocks(per_chunk, 4096, [&](std::size_t begin, std::size_t end) {
-        const std::size_t split = std::clamp(weight_size, begin, end);  // weights [begin, split), biases after
-        for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
-            const T* dw_part = partials + chunk * per_chunk;
-            if (transposed) {  // partial r K + k holds dW[k][r]
-                for (std::size_t e = begin, r = begin / kernels, k = begin % kernels; e < split; ++e) {
-                    weights[k * rows + r] += dw_part[e];
-                    if (++k == kernels) {
-                        k = 0;
-                        ++r;
-                    }
-                }
-            } else if (begin < split) {
-                add_run(dw_part + begin, split - begin, weights + begin);
-            }
-            if (split < end) add_run(dw_part + split, end - split, db.data() + (split - weight_size));
-        }
-    });
+    add_chunk_gradients<T>(partials, chunks, kernels, rows, transposed, dw, db);
 }
 
 }  // namespace CNN_KERNEL_VARIANT

@@ -158,6 +158,19 @@ void pack_b(std::size_t k, std::size_t n, const T* b, std::ptrdiff_t rs, std::pt
     }
 }
 
+/// Packs rows [0, k) x columns [0, n) of a B whose columns lie anywhere in one buffer,
+/// B(p, j) = b[offsets[j] + p], into NR-column panels, zero-padded (gemm_columns).
+template <class T>
+void pack_b_at(std::size_t k, std::size_t n, const T* b, const std::size_t* offsets, T* __restrict out) {
+    constexpr std::size_t nr = Blocking<T>::nr;
+    for (std::size_t j0 = 0; j0 < n; j0 += nr, out += k * nr) {
+        const std::size_t cols = std::min(nr, n - j0);
+        transpose_at(b, offsets + j0, cols, k, out, nr);
+        if (cols < nr)
+            for (std::size_t p = 0; p < k; ++p) zero_run(out + p * nr + cols, nr - cols);
+    }
+}
+
 /// Per-thread packing memory for callers that bring none, allocated once per thread.
 template <class T>
 T* thread_pack_memory() {
@@ -188,7 +201,7 @@ constexpr std::size_t k_step(std::size_t k) noexcept {
 template <Scalar T, std::size_t MR>
 void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a,
                   const T* b, std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate,
-                  T* pack) {
+                  T* pack, const std::size_t* b_columns = nullptr) {
     using B = Blocking<T>;
     constexpr std::size_t nr = B::nr, mc_max = MR * (B::mc / MR);
     T* const packed_a = pack;
@@ -196,7 +209,8 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::
     // With at most two row panels each B panel is used at most twice, and with a short k
     // (a first convolution's 9 or 25) the copy costs as much as the product: when its rows
     // are contiguous the micro-kernel then reads B in place instead of copying it first.
-    const bool read_b_in_place = cs_b == 1 && (m <= 2 * MR || k <= 32);
+    // (With b_columns, B(p, j) is b[b_columns[j] + p]: always packed.)
+    const bool read_b_in_place = b_columns == nullptr && cs_b == 1 && (m <= 2 * MR || k <= 32);
     // k in equal blocks of at most KC (288 = 144 + 144, not 256 + 32): a short last block
     // would cost a whole extra pass over C for little work. Blocks are whole multiples of 16
     // where possible, the height of pack_b's block transposes.
@@ -208,7 +222,10 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::
             const std::size_t kc = std::min(kc_step, k - pc);
             const bool add = pc > 0 || accumulate == Accumulate::yes;
             const T* b_block = b + static_cast<std::ptrdiff_t>(pc) * rs_b + static_cast<std::ptrdiff_t>(jc) * cs_b;
-            if (!read_b_in_place) pack_b(kc, nc, b_block, rs_b, cs_b, packed_b);
+            if (b_columns != nullptr)
+                pack_b_at(kc, nc, b + pc, b_columns + jc, packed_b);
+            else if (!read_b_in_place)
+                pack_b(kc, nc, b_block, rs_b, cs_b, packed_b);
             for (std::size_t ic = 0; ic < m; ic += mc_max) {
                 const std::size_t mc = std::min(mc_max, m - ic);
                 pack_a<T, MR>(mc, kc, a + static_cast<std::ptrdiff_t>(ic) * rs_a + static_cast<std::ptrdiff_t>(pc) * cs_a,
@@ -275,6 +292,28 @@ void with_tile_height(std::size_t m, F&& f) {
 
 }  // namespace detail
 
+namespace detail {
+
+/// gemm and gemm_columns: B(p, j) = b[p rs_b + j cs_b], or with b_columns b[b_columns[j] + p].
+template <Scalar T>
+void gemm_any(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a,
+              const T* b, std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, const std::size_t* b_columns, T* c,
+              std::size_t ldc, Accumulate accumulate, T* pack) {
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+        if (accumulate == Accumulate::no)
+            for (std::size_t i = 0; i < m; ++i) std::fill_n(c + i * ldc, n, T{0});
+        return;
+    }
+    if (pack == nullptr) pack = thread_pack_memory<T>();
+    with_tile_height<T>(m, [&](auto mr) {
+        gemm_blocked<T, decltype(mr)::value>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack,
+                                             b_columns);
+    });
+}
+
+}  // namespace detail
+
 /// C (m x n, row-major, leading dimension ldc) = [C +] A B, where A(i, p) = a[i rs_a + p cs_a]
 /// and B(p, j) = b[p rs_b + j cs_b]. `pack` is gemm_pack_size<T>() elements of memory for the
 /// packed panels, 64-byte aligned (when null, a buffer of the calling thread's, allocated on
@@ -282,16 +321,19 @@ void with_tile_height(std::size_t m, F&& f) {
 template <Scalar T>
 void gemm(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a, const T* b,
           std::ptrdiff_t rs_b, std::ptrdiff_t cs_b, T* c, std::size_t ldc, Accumulate accumulate, T* pack = nullptr) {
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-        if (accumulate == Accumulate::no)
-            for (std::size_t i = 0; i < m; ++i) std::fill_n(c + i * ldc, n, T{0});
-        return;
-    }
-    if (pack == nullptr) pack = detail::thread_pack_memory<T>();
-    detail::with_tile_height<T>(m, [&](auto mr) {
-        detail::gemm_blocked<T, decltype(mr)::value>(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, ldc, accumulate, pack);
-    });
+    detail::gemm_any(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, nullptr, c, ldc, accumulate, pack);
+}
+
+/// C (m x n, row-major, leading dimension ldc) = [C +] A B, where A(i, p) = a[i rs_a + p cs_a]
+/// and B(p, j) = b[offsets[j] + p]: columns of B anywhere in one buffer, such as the rows of a
+/// convolution's implicit im2col (its input planes shifted to each tap of the filters), which
+/// are transposed into B's panels as they are packed. `pack` as for gemm; every element of C
+/// is summed in the order gemm sums it.
+template <Scalar T>
+void gemm_columns(std::size_t m, std::size_t n, std::size_t k, const T* a, std::ptrdiff_t rs_a, std::ptrdiff_t cs_a,
+                  const T* b, const std::size_t* offsets, T* c, std::size_t ldc, Accumulate accumulate,
+                  T* pack = nullptr) {
+    detail::gemm_any(m, n, k, a, rs_a, cs_a, b, 1, 0, offsets, c, ldc, accumulate, pack);
 }
 
 /// Elements of memory pack_whole_a needs for an m x k A: m rounded up to the tile height, times k.

@@ -205,8 +205,34 @@ inline void transpose_into_panel(const float* in, std::size_t ldi, std::size_t r
             _mm512_mask_storeu_ps(out + j * width, static_cast<__mmask16>((1u << room) - 1u), r[j]);
     }
 }
+/// out[j * ldo + i] = base[offsets[i] + j] for a 16 x 16 block whose rows lie anywhere in one
+/// buffer.
+inline void transpose_16x16_at(const float* base, const std::size_t* offsets, float* out, std::size_t ldo) {
+    __m512 r[16];
+    for (std::size_t i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(base + offsets[i]);
+    transpose_registers(r);
+    for (std::size_t j = 0; j < 16; ++j) _mm512_storeu_ps(out + j * ldo, r[j]);
+}
 CNN_INTRINSICS_END
 #endif
+
+/// out[j * ldo + i] = base[offsets[i] + j] for i < rows, j < columns: the transpose of a
+/// matrix whose rows lie anywhere in one buffer (a convolution's input planes shifted to
+/// each tap of its filters), 16 x 16 blocks in registers where the vector unit has them.
+template <class T>
+void transpose_at(const T* base, const std::size_t* offsets, std::size_t rows, std::size_t columns, T* out,
+                  std::size_t ldo) {
+    std::size_t i0 = 0;
+    if constexpr (fast_transpose<T>)
+        for (; i0 + 16 <= rows; i0 += 16) {
+            std::size_t j0 = 0;
+            for (; j0 + 16 <= columns; j0 += 16) transpose_16x16_at(base + j0, offsets + i0, out + j0 * ldo + i0, ldo);
+            for (std::size_t i = i0; i < i0 + 16; ++i)
+                for (std::size_t j = j0; j < columns; ++j) out[j * ldo + i] = base[offsets[i] + j];
+        }
+    for (std::size_t i = i0; i < rows; ++i)
+        for (std::size_t j = 0; j < columns; ++j) out[j * ldo + i] = base[offsets[i] + j];
+}
 
 /// out[j * ldo + i] = in[i * ldi + j] for i < rows, j < columns: 16 x 16 blocks in registers
 /// where the vector unit has them, value by value at the edges.
