@@ -233,9 +233,9 @@ void store_output(const T* net, std::size_t ld, std::size_t pitch, const ConvGeo
 
 // The implicit lowering, for unit strides and no dilation (where implicit_lowering_applies:
 // 3x3 convolutions on 8 channels or more, 1x1 ones on 64 or more). Output position (i, j) of
-// filter tap r = (c, m, n) reads x~[c][i + m][j + n]. With the padded input x~ laid out in planes of Hp = H + 2Ph rows of
-// `pitch` = W + 2Pw values, and the output positions laid out `pitch` apart too
-// (q = i pitch + j), row r of col is the run of x~ that starts at
+// filter tap r = (c, m, n) reads x~[c][i + m][j + n]. With the padded input x~ laid out in
+// planes of Hp = H + 2Ph rows of `pitch` = W + 2Pw values, and the output positions laid out
+// `pitch` apart too (q = i pitch + j), row r of col is the run of x~ that starts at
 //   offsets[r] = c Hp pitch + m pitch + n,
 // so the product reads the rows of col where they already are (gemm_rows) and col is never
 // built. The last Fw - 1 positions of each output row (j >= W2) are computed and dropped:

@@ -223,7 +223,7 @@ void gemm_blocked(std::size_t m, std::size_t n, std::size_t k, const T* a, std::
             const bool add = pc > 0 || accumulate == Accumulate::yes;
             const T* b_block = b + static_cast<std::ptrdiff_t>(pc) * rs_b + static_cast<std::ptrdiff_t>(jc) * cs_b;
             if (b_columns != nullptr)
-                pack_b_at(kc, nc, b + pc, b_columns + jc, packed_b);
+                pack_b_at(kc, nc, b_block, b_columns + jc, packed_b);  // b_block = b + pc
             else if (!read_b_in_place)
                 pack_b(kc, nc, b_block, rs_b, cs_b, packed_b);
             for (std::size_t ic = 0; ic < m; ic += mc_max) {

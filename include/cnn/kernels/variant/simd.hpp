@@ -154,9 +154,10 @@ inline constexpr bool fast_transpose =
     false;
 #endif
 
-/// out[j * ldo + i] = in[i * ldi + j] for a 16 x 16 block of floats (transpose_16x16), and
-/// the same for the first `rows` rows of it into a GEMM panel of `width` <= 16 columns
-/// (transpose_into_panel: rows past `rows` are zero, and out's rows hold `width` values).
+/// out[j * ldo + i] = row(i)[j] for a 16 x 16 block of floats whose row i starts at row(i)
+/// (transpose_16x16), and out[j * width + i] = in[i * ldi + j] for the first `rows` rows of one
+/// into a GEMM panel of `width` <= 16 columns (transpose_into_panel: rows past `rows` are zero,
+/// and out's rows hold `width` values).
 #if CNN_KERNEL_LEVEL == 2
 CNN_INTRINSICS_BEGIN
 inline void transpose_registers(__m512 (&r)[16]) {
@@ -183,9 +184,10 @@ inline void transpose_registers(__m512 (&r)[16]) {
     }
 }
 
-inline void transpose_16x16(const float* in, std::size_t ldi, float* out, std::size_t ldo) {
+template <class Row>
+inline void transpose_16x16(const Row& row, float* out, std::size_t ldo) {
     __m512 r[16];
-    for (std::size_t i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(in + i * ldi);
+    for (std::size_t i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(row(i));
     transpose_registers(r);
     for (std::size_t j = 0; j < 16; ++j) _mm512_storeu_ps(out + j * ldo, r[j]);
 }
@@ -205,49 +207,40 @@ inline void transpose_into_panel(const float* in, std::size_t ldi, std::size_t r
             _mm512_mask_storeu_ps(out + j * width, static_cast<__mmask16>((1u << room) - 1u), r[j]);
     }
 }
-/// out[j * ldo + i] = base[offsets[i] + j] for a 16 x 16 block whose rows lie anywhere in one
-/// buffer.
-inline void transpose_16x16_at(const float* base, const std::size_t* offsets, float* out, std::size_t ldo) {
-    __m512 r[16];
-    for (std::size_t i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(base + offsets[i]);
-    transpose_registers(r);
-    for (std::size_t j = 0; j < 16; ++j) _mm512_storeu_ps(out + j * ldo, r[j]);
-}
 CNN_INTRINSICS_END
 #endif
 
+/// out[j * ldo + i] = row(i)[j] for i < rows, j < columns, where row(i) points at row i of
+/// the matrix: 16 x 16 blocks in registers where the vector unit has them, value by value at
+/// the edges.
+template <class T, class Row>
+void transpose_rows(const Row& row, std::size_t rows, std::size_t columns, T* out, std::size_t ldo) {
+    std::size_t i0 = 0;
+    if constexpr (fast_transpose<T>)
+        for (; i0 + 16 <= rows; i0 += 16) {
+            std::size_t j0 = 0;
+            for (; j0 + 16 <= columns; j0 += 16)
+                transpose_16x16([&](std::size_t i) { return row(i0 + i) + j0; }, out + j0 * ldo + i0, ldo);
+            for (std::size_t i = i0; i < i0 + 16; ++i)
+                for (std::size_t j = j0; j < columns; ++j) out[j * ldo + i] = row(i)[j];
+        }
+    for (std::size_t i = i0; i < rows; ++i)
+        for (std::size_t j = 0; j < columns; ++j) out[j * ldo + i] = row(i)[j];
+}
+
+/// out[j * ldo + i] = in[i * ldi + j] for i < rows, j < columns.
+template <class T>
+void transpose(const T* in, std::size_t ldi, std::size_t rows, std::size_t columns, T* out, std::size_t ldo) {
+    transpose_rows([&](std::size_t i) { return in + i * ldi; }, rows, columns, out, ldo);
+}
+
 /// out[j * ldo + i] = base[offsets[i] + j] for i < rows, j < columns: the transpose of a
 /// matrix whose rows lie anywhere in one buffer (a convolution's input planes shifted to
-/// each tap of its filters), 16 x 16 blocks in registers where the vector unit has them.
+/// each tap of its filters).
 template <class T>
 void transpose_at(const T* base, const std::size_t* offsets, std::size_t rows, std::size_t columns, T* out,
                   std::size_t ldo) {
-    std::size_t i0 = 0;
-    if constexpr (fast_transpose<T>)
-        for (; i0 + 16 <= rows; i0 += 16) {
-            std::size_t j0 = 0;
-            for (; j0 + 16 <= columns; j0 += 16) transpose_16x16_at(base + j0, offsets + i0, out + j0 * ldo + i0, ldo);
-            for (std::size_t i = i0; i < i0 + 16; ++i)
-                for (std::size_t j = j0; j < columns; ++j) out[j * ldo + i] = base[offsets[i] + j];
-        }
-    for (std::size_t i = i0; i < rows; ++i)
-        for (std::size_t j = 0; j < columns; ++j) out[j * ldo + i] = base[offsets[i] + j];
-}
-
-/// out[j * ldo + i] = in[i * ldi + j] for i < rows, j < columns: 16 x 16 blocks in registers
-/// where the vector unit has them, value by value at the edges.
-template <class T>
-void transpose(const T* in, std::size_t ldi, std::size_t rows, std::size_t columns, T* out, std::size_t ldo) {
-    std::size_t i0 = 0;
-    if constexpr (fast_transpose<T>)
-        for (; i0 + 16 <= rows; i0 += 16) {
-            std::size_t j0 = 0;
-            for (; j0 + 16 <= columns; j0 += 16) transpose_16x16(in + i0 * ldi + j0, ldi, out + j0 * ldo + i0, ldo);
-            for (std::size_t j = j0; j < columns; ++j)
-                for (std::size_t i = i0; i < i0 + 16; ++i) out[j * ldo + i] = in[i * ldi + j];
-        }
-    for (std::size_t j = 0; j < columns; ++j)
-        for (std::size_t i = i0; i < rows; ++i) out[j * ldo + i] = in[i * ldi + j];
+    transpose_rows([&](std::size_t i) { return base + offsets[i]; }, rows, columns, out, ldo);
 }
 
 #if CNN_KERNEL_LEVEL == 2
