@@ -203,6 +203,16 @@ TEMPLATE_TEST_CASE("Conv2D's fast kernels match the reference on random shapes",
                               ConvCase{64, 64, 3, 3, 1, 1, 6, 7, 7}, ConvCase{64, 80, 1, 1, 1, 0, 5, 9, 11},
                               ConvCase{12, 8, 5, 5, 1, 2, 6, 11, 17}, ConvCase{7, 9, 3, 3, 1, 1, 5, 10, 12}})
         check_conv_against_reference<TestType>(s, rng);
+    // Winograd's F(4, 3) and F(2, 3) down the rows (FORMULAS.md section 22), in the forward pass
+    // and (with 48 terms or more a sum over filters) the input gradient: chunks of several samples
+    // (7x7 planes) that end part-full; output heights of every remainder by 4 (7, 8, 15, 5, 14);
+    // no padding, padding 2 (past the filter's half); 3x1, 3x3 and 3x5 filters; and output
+    // heights of 5, 1 and 2, which take F(2, 3) (a 1x1 plane: all rows of its tile but one padding).
+    for (const ConvCase& s : {ConvCase{16, 16, 3, 3, 1, 1, 19, 7, 7}, ConvCase{16, 20, 3, 3, 1, 0, 11, 9, 12},
+                              ConvCase{48, 12, 3, 1, 1, 2, 3, 6, 5}, ConvCase{10, 24, 3, 5, 1, 2, 4, 13, 9},
+                              ConvCase{16, 16, 3, 3, 1, 1, 3, 5, 6}, ConvCase{24, 48, 3, 3, 1, 1, 3, 14, 10},
+                              ConvCase{16, 16, 3, 3, 1, 1, 3, 1, 1}, ConvCase{16, 16, 3, 3, 1, 0, 4, 4, 6}})
+        check_conv_against_reference<TestType>(s, rng);
 }
 
 TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups and no bias matches the general reference",
@@ -213,7 +223,7 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
         return std::uniform_int_distribution<std::size_t>(low, high)(rng);
     };
     const std::size_t threads_before = cnn::threads();
-    for (int trial = 0; trial < 74; ++trial) {
+    for (int trial = 0; trial < 78; ++trial) {
         // Half the trials grouped: G groups of up to 3 channels and filters, or depthwise
         // (G = C, one or two filters per channel); the others ordinary.
         std::size_t groups = 1, channels = pick(1, 6), filters = pick(1, 9);
@@ -246,6 +256,17 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
             fh = 3;
             fw = 5;
             spec = {1, 1, 1, 2, 1, 1};
+        }
+        // The last four: 3-row filters with unit strides on C Fw >= 48, whose forward pass runs
+        // Winograd's F(2, 3) down the rows (FORMULAS.md section 22), with per-axis padding up to
+        // 3 (wider than the filter's half) and odd and even output heights.
+        if (trial >= 74) {
+            groups = 1;
+            fh = 3;
+            fw = pick(1, 5);
+            channels = std::max<std::size_t>(pick(8, 20), (48 + fw - 1) / fw);
+            filters = pick(9, 20);
+            spec = {1, 1, pick(0, 3), pick(0, 3), 1, 1};
         }
         const bool bias = trial % 3 != 0;
         const std::size_t span_h = (fh - 1) * spec.dilation_h + 1, span_w = (fw - 1) * spec.dilation_w + 1;

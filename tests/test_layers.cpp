@@ -195,6 +195,27 @@ TEST_CASE("Worked example EX21: dilation, and stride and padding per axis", "[la
     CHECK(std::vector<double>(z.begin(), z.end()) == std::vector<double>{1, 3, 5, 3, 7, 15, 17, 9});
 }
 
+TEST_CASE("Worked examples EX25 and EX26: Winograd's F(2, 3) and F(4, 3) down a column", "[layers][conv][worked]") {
+    // Two channels of 3x1 filters take the Winograd kernels (C Fw >= 6); only channel 0 of
+    // filter 0 is non-zero, so y is one column of g = (1, 2, 3) on d = (1, 2, ...): two output
+    // rows take F(2, 3), whose transforms are exact here, and four take F(4, 3), whose U holds
+    // thirds and 24ths.
+    cnn::Conv2D<double> conv{2, 1, {3, 1}, {.bias = false}};
+    std::ranges::fill(conv.parameters(), 0.0);
+    std::ranges::copy(std::vector<double>{1, 2, 3}, conv.parameters().begin());
+    cnn::Scratch<double> scratch;
+    for (const std::size_t rows : {4, 6}) {
+        Tensor<double, 4> x({1, 2, rows, 1}, 0.0);
+        for (std::size_t u = 0; u < rows; ++u) x(0, 0, u, 0) = static_cast<double>(u + 1);
+        Tensor<double, 4> y(conv.output_shape(x.shape()));
+        REQUIRE(y.shape() == Shape<4>{1, 1, rows - 2, 1});
+        conv.forward(x, y, scratch);
+        const std::vector<double> direct{14, 20, 26, 32};
+        for (std::size_t t = 0; t + 2 < rows; ++t) CHECK(y(0, 0, t, 0) == Approx(direct[t]).epsilon(1e-14));
+        if (rows == 4) CHECK(std::vector<double>(y.begin(), y.end()) == std::vector<double>{14, 20});
+    }
+}
+
 TEST_CASE("Worked example EX22: pooling with padding", "[layers][pool][worked]") {
     cnn::Scratch<double> scratch;
     const Tensor<double, 4> ones({1, 1, 3, 3}, 1.0);

@@ -7,6 +7,7 @@
 #include "cnn/kernels/variant/gemm.hpp"
 #include "cnn/kernels/variant/dense.hpp"
 #include "cnn/kernels/variant/conv2d.hpp"
+#include "cnn/kernels/variant/winograd.hpp"
 #include "cnn/kernels/variant/grouped.hpp"
 #include "cnn/kernels/variant/pooling.hpp"
 #include "cnn/kernels/variant/normalization.hpp"

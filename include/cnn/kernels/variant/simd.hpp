@@ -30,6 +30,7 @@ struct Vector<float> {
     static reg broadcast(const float* p) { return _mm512_set1_ps(*p); }
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
     static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+    static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
     static void storeu(float* p, reg r) { _mm512_storeu_ps(p, r); }
     static __mmask16 mask(std::size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
     static reg loadu(const float* p, std::size_t n) { return _mm512_maskz_loadu_ps(mask(n), p); }
@@ -44,6 +45,7 @@ struct Vector<double> {
     static reg broadcast(const double* p) { return _mm512_set1_pd(*p); }
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
     static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+    static reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
     static void storeu(double* p, reg r) { _mm512_storeu_pd(p, r); }
     static __mmask8 mask(std::size_t n) { return static_cast<__mmask8>((1u << n) - 1u); }
     static reg loadu(const double* p, std::size_t n) { return _mm512_maskz_loadu_pd(mask(n), p); }
@@ -59,6 +61,7 @@ struct Vector<float> {
     static reg broadcast(const float* p) { return _mm256_broadcast_ss(p); }
     static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
     static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+    static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
     static void storeu(float* p, reg r) { _mm256_storeu_ps(p, r); }
     static __m256i mask(std::size_t n) {
         return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -75,6 +78,7 @@ struct Vector<double> {
     static reg broadcast(const double* p) { return _mm256_broadcast_sd(p); }
     static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
     static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+    static reg sub(reg a, reg b) { return _mm256_sub_pd(a, b); }
     static void storeu(double* p, reg r) { _mm256_storeu_pd(p, r); }
     static __m256i mask(std::size_t n) {
         return _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<long long>(n)), _mm256_setr_epi64x(0, 1, 2, 3));
@@ -92,6 +96,7 @@ struct Vector {
     static reg broadcast(const T* p) { return *p; }
     static reg fma(reg a, reg b, reg c) { return a * b + c; }
     static reg add(reg a, reg b) { return a + b; }
+    static reg sub(reg a, reg b) { return a - b; }
     static void storeu(T* p, reg r) { *p = r; }
     // A run shorter than one lane is empty.
     static reg loadu(const T*, std::size_t) { return T{0}; }

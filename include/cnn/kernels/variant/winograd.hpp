@@ -1,0 +1,283 @@
+// Convolutions with 3-row filters and unit strides by Winograd's minimal filtering down the
+// rows (FORMULAS.md section 22): F(4, 3) computes 4 output rows of a filter from 6 input rows
+// with 6 products per tap of a filter row where the direct sum takes 12, F(2, 3) (for outputs
+// of 1 or 2 rows) 2 rows with 4 where it takes 6. Down column n of filter (k, c), g = (g_0,
+// g_1, g_2), and down column j + n of the padded input's rows d_m = x~[c][tile i + m], the
+// planes' products M_a = U_a V_a are summed over (c, n), and the tile's output rows are sums
+// of them (the transforms are listed at winograd_filters, winograd_inputs and
+// winograd_outputs). Each of those sums over (c, n) is a matrix product,
+//   M_a (K x Q) = U_a (K x C Fw) V_a (C Fw x Q),
+// whose B is implicit as in conv2d_forward_implicit: row (c, n) of it is the plane V_a[c], its
+// rows of tiles laid out `pitch` = W + 2Pw apart, read from column n on. So the products run
+// through gemm_rows in place, and every transform is additions of whole rows, in vector
+// registers, with no shuffles. That is why only the height is transformed: F(4x4, 3x3) would
+// take 36 products per 16 outputs where this takes 72, but along a row its tiles overlap by
+// two columns, and gathering them costs shuffles and a copy of every value per tile.
+//
+// The output positions are q = t pitch + j for tile row t of the chunk (t = s tiles_h + i for
+// its sample s): like the implicit lowering, each row of tiles computes Fw - 1 positions past
+// W2 and drops them; they read the next row's first values (or, for the chunk's last row,
+// values inside its plane) but land in no output.
+//
+// The same kernel computes a "same"-shaped input gradient: the full convolution of the deltas
+// with the rotated filters (FORMULAS.md 8.4) is such a convolution too (conv2d_backward).
+
+namespace cnn::kernels {
+namespace CNN_KERNEL_VARIANT {
+
+/// n <= lanes values from p: a whole vector, or the first n of one (the rest zero).
+template <class T>
+typename detail::Vector<T>::reg load_n(const T* p, std::size_t n) {
+    using V = detail::Vector<T>;
+    return n == V::lanes ? V::loadu(p) : V::loadu(p, n);
+}
+
+/// The first n <= lanes values of r, to p.
+template <class T>
+void store_n(T* p, typename detail::Vector<T>::reg r, std::size_t n) {
+    using V = detail::Vector<T>;
+    if (n == V::lanes)
+        V::storeu(p, r);
+    else
+        V::storeu(p, r, n);
+}
+
+/// Where a convolution runs on Winograd's F(4, 3) or F(2, 3) down the rows: 3-row filters, unit
+/// strides, no dilation, and products of at least 6 terms (two channels of 3x3 filters). On one
+/// channel (3 terms) the transforms cost more than they save (bench_conv, the wide CNN's first
+/// layer, 1 -> 32 on 28x28: 0.37 ms against the im2col product's 0.30); from two channels on
+/// they pay (2 -> 16: 0.25 against 0.27 ms; 4 -> 8: 0.22 against 0.30; 8 -> 8: 0.37 against
+/// 0.44 on the implicit lowering).
+inline bool winograd_applies(const ConvGeometry& g) noexcept {
+    return g.kernel_h == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1 &&
+           g.out_h > 0 && g.out_w > 0 && g.channels * g.kernel_w >= 6;
+}
+
+struct WinogradLayout {
+    std::size_t tile;     // output rows per tile: 2 (F(2, 3)) or 4 (F(4, 3))
+    std::size_t planes;   // products per tile: tile + 2
+    std::size_t tiles_h;  // tiles per sample: ceil(H2 / tile)
+    std::size_t pitch;    // W + 2Pw: the padded input's rows, and V's and M's rows of tiles
+    std::size_t chunk;    // samples per chunk
+    std::size_t plane;    // values of one channel's V_a (one filter's M_a) per chunk, rounded up
+
+    /// Output positions of a chunk of `samples` samples: its last one, plus one.
+    [[nodiscard]] std::size_t columns(const ConvGeometry& g, std::size_t samples) const noexcept {
+        return (samples * tiles_h - 1) * pitch + g.out_w;
+    }
+};
+
+inline WinogradLayout winograd_layout(const ConvGeometry& g) noexcept {
+    WinogradLayout lay{};
+    // The tile with fewer products for H2 rows: F(4, 3), 6 per 4 rows, or F(2, 3), 4 per 2 rows,
+    // which rounds less, on a tie: F(2, 3) for 1, 2, 5 and 6 rows.
+    const std::size_t two = 4 * ((g.out_h + 1) / 2), four = 6 * ((g.out_h + 3) / 4);
+    lay.tile = four < two ? 4 : 2;
+    lay.planes = lay.tile + 2;
+    lay.tiles_h = (g.out_h + lay.tile - 1) / lay.tile;
+    lay.pitch = g.width + 2 * g.pad_w;
+    // At least 256 positions per product: a 7x7 plane has 18 to 36, too few for the GEMM's
+    // tiles of 32 columns to be mostly full.
+    const std::size_t per_sample = lay.tiles_h * lay.pitch;
+    lay.chunk = std::max<std::size_t>(1, (256 + per_sample - 1) / per_sample);
+    lay.plane = round_up(lay.chunk * per_sample);
+    return lay;
+}
+
+/// U_a (K x C Fw, row-major, a = 0 .. planes - 1, one after the other) from the filters w
+/// (K x C x 3 x Fw), or with `rotated` from the filters of the convolution this one is the input
+/// gradient of: filter k of channel c is then w's filter c of channel k turned by 180 degrees
+/// (FORMULAS.md 8.4). Computed in double and rounded once:
+///   F(2, 3): U = (g_0, (g_0 + g_1 + g_2) / 2, (g_0 - g_1 + g_2) / 2, g_2)
+///   F(4, 3): U = (g_0 / 4, -(g_0 + g_1 + g_2) / 6, -(g_0 - g_1 + g_2) / 6,
+///                 (g_0 + 2 g_1 + 4 g_2) / 24, (g_0 - 2 g_1 + 4 g_2) / 24, g_2)
+template <Scalar T>
+void winograd_filters(const T* __restrict w, const ConvGeometry& g, const WinogradLayout& lay, bool rotated,
+                      T* __restrict u) {
+    const std::size_t fw = g.kernel_w, size = 3 * fw, columns = g.filters * g.channels * fw;
+    for (std::size_t k = 0; k < g.filters; ++k)
+        for (std::size_t c = 0; c < g.channels; ++c) {
+            const T* const f = w + (rotated ? c * g.filters + k : k * g.channels + c) * size;
+            const auto tap = [&](std::size_t m, std::size_t n) {
+                return static_cast<double>(rotated ? f[size - 1 - m * fw - n] : f[m * fw + n]);
+            };
+            for (std::size_t n = 0; n < fw; ++n) {
+                const double g0 = tap(0, n), g1 = tap(1, n), g2 = tap(2, n);
+                T* const at = u + (k * g.channels + c) * fw + n;
+                const auto put = [&](std::size_t a, double value) { at[a * columns] = static_cast<T>(value); };
+                if (lay.tile == 2) {
+                    put(0, g0);
+                    put(1, (g0 + g1 + g2) / 2);
+                    put(2, (g0 - g1 + g2) / 2);
+                    put(3, g2);
+                } else {
+                    put(0, g0 / 4);
+                    put(1, -(g0 + g1 + g2) / 6);
+                    put(2, -(g0 - g1 + g2) / 6);
+                    put(3, (g0 + 2 * g1 + 4 * g2) / 24);
+                    put(4, (g0 - 2 * g1 + 4 * g2) / 24);
+                    put(5, g2);
+                }
+            }
+        }
+}
+
+/// V_a[c][t pitch + v] for one sample's rows of tiles t = t0 .. t0 + tiles_h - 1: the padded
+/// input's rows tile i .. tile i + planes - 1 combined, each zero where it lies in the padding
+/// (from `zeros`, W zeros):
+///   F(2, 3): V = (d_0 - d_2, d_1 + d_2, d_2 - d_1, d_1 - d_3)
+///   F(4, 3): V = (4 d_0 - 5 d_2 + d_4, -4 (d_1 + d_2) + d_3 + d_4, 4 (d_1 - d_2) - d_3 + d_4,
+///                 2 (d_3 - d_1) + d_4 - d_2, 2 (d_1 - d_3) + d_4 - d_2, 4 d_1 - 5 d_3 + d_5)
+template <Scalar T>
+void winograd_inputs(const T* __restrict x, const ConvGeometry& g, const WinogradLayout& lay, std::size_t t0,
+                     T* __restrict v, const T* __restrict zeros) {
+    using V = detail::Vector<T>;
+    const std::size_t width = g.width, left = g.pad_w, right = lay.pitch - g.pad_w - width;
+    const std::size_t channel_plane = g.height * width, a_plane = g.channels * lay.plane;
+    const T two_ = 2, four_ = 4, minus_four_ = -4, minus_five_ = -5;
+    const auto two = V::broadcast(&two_), four = V::broadcast(&four_), minus_four = V::broadcast(&minus_four_),
+               minus_five = V::broadcast(&minus_five_);
+    for (std::size_t c = 0; c < g.channels; ++c) {
+        const T* const in = x + c * channel_plane;
+        const auto input_row = [&](std::size_t u) {
+            return u < g.pad_h || u - g.pad_h >= g.height ? zeros : in + (u - g.pad_h) * width;
+        };
+        for (std::size_t i = 0; i < lay.tiles_h; ++i) {
+            const T* d[6];
+            T* out[6];
+            for (std::size_t a = 0; a < lay.planes; ++a) {
+                d[a] = input_row(lay.tile * i + a);
+                out[a] = v + a * a_plane + c * lay.plane + (t0 + i) * lay.pitch;
+                zero_run(out[a], left);
+                zero_run(out[a] + left + width, right);
+                out[a] += left;
+            }
+            for (std::size_t j = 0; j < width; j += V::lanes) {
+                const std::size_t n = std::min(V::lanes, width - j);
+                const auto d0 = load_n(d[0] + j, n), d1 = load_n(d[1] + j, n), d2 = load_n(d[2] + j, n);
+                const auto d3 = load_n(d[3] + j, n);
+                if (lay.tile == 2) {
+                    store_n(out[0] + j, V::sub(d0, d2), n);
+                    store_n(out[1] + j, V::add(d1, d2), n);
+                    store_n(out[2] + j, V::sub(d2, d1), n);
+                    store_n(out[3] + j, V::sub(d1, d3), n);
+                    continue;
+                }
+                const auto d4 = load_n(d[4] + j, n), d5 = load_n(d[5] + j, n);
+                const auto d42 = V::sub(d4, d2);
+                store_n(out[0] + j, V::fma(four, d0, V::fma(minus_five, d2, d4)), n);
+                store_n(out[1] + j, V::fma(minus_four, V::add(d1, d2), V::add(d3, d4)), n);
+                store_n(out[2] + j, V::fma(four, V::sub(d1, d2), V::sub(d4, d3)), n);
+                store_n(out[3] + j, V::fma(two, V::sub(d3, d1), d42), n);
+                store_n(out[4] + j, V::fma(two, V::sub(d1, d3), d42), n);
+                store_n(out[5] + j, V::fma(four, d1, V::fma(minus_five, d3, d5)), n);
+            }
+        }
+    }
+}
+
+/// One sample's output from M (its rows of tiles from t0), plus b[k] (none when b is empty),
+/// stored or, with Accumulate::yes, added to y; rows past H2 of the last tile are dropped.
+///   F(2, 3): rows M_0 + M_1 + M_2 and M_1 - M_2 - M_3;
+///   F(4, 3): with s = M_1 + M_2, d = M_1 - M_2, S = M_3 + M_4, D = M_3 - M_4:
+///            rows M_0 + s + S, d + 2D, s + 4S and d + 8D + M_5.
+template <Scalar T>
+void winograd_outputs(const T* __restrict m, const ConvGeometry& g, const WinogradLayout& lay, std::size_t t0,
+                      std::span<const T> bias, T* __restrict y, Accumulate accumulate) {
+    using V = detail::Vector<T>;
+    const std::size_t a_plane = g.filters * lay.plane, width = g.out_w;
+    const bool add = accumulate == Accumulate::yes;
+    const T zero{0}, two_ = 2, four_ = 4, eight_ = 8;
+    const auto two = V::broadcast(&two_), four = V::broadcast(&four_), eight = V::broadcast(&eight_);
+    for (std::size_t k = 0; k < g.filters; ++k) {
+        T* const out = y + k * g.out_h * width;
+        const typename V::reg bk = V::broadcast(bias.empty() ? &zero : &bias[k]);
+        for (std::size_t i = 0; i < lay.tiles_h; ++i) {
+            const T* r[6];
+            for (std::size_t a = 0; a < lay.planes; ++a) r[a] = m + a * a_plane + k * lay.plane + (t0 + i) * lay.pitch;
+            const std::size_t rows = std::min(lay.tile, g.out_h - lay.tile * i);
+            T* const top = out + lay.tile * i * width;
+            for (std::size_t j = 0; j < width; j += V::lanes) {
+                const std::size_t n = std::min(V::lanes, width - j);
+                const auto put = [&](std::size_t row, typename V::reg value) {
+                    T* const at = top + row * width + j;
+                    store_n(at, V::add(value, add ? load_n(at, n) : bk), n);
+                };
+                const auto m0 = load_n(r[0] + j, n), m1 = load_n(r[1] + j, n), m2 = load_n(r[2] + j, n);
+                const auto m3 = load_n(r[3] + j, n);
+                if (lay.tile == 2) {
+                    put(0, V::add(V::add(m0, m1), m2));
+                    if (rows > 1) put(1, V::sub(V::sub(m1, m2), m3));
+                    continue;
+                }
+                const auto m4 = load_n(r[4] + j, n);
+                const auto s = V::add(m1, m2), d = V::sub(m1, m2), s2 = V::add(m3, m4), d2 = V::sub(m3, m4);
+                put(0, V::add(V::add(m0, s), s2));
+                if (rows > 1) put(1, V::fma(two, d2, d));
+                if (rows > 2) put(2, V::fma(four, s2, s));
+                if (rows > 3) put(3, V::add(V::fma(eight, d2, d), load_n(r[5] + j, n)));
+            }
+        }
+    }
+}
+
+// Winograd down the rows, chunk by chunk of samples: the filters transformed and packed once
+// for the batch; per chunk V for its samples, the products M_a = U_a V_a, then each sample's
+// output from M, and after(n, n + 1, part) as conv2d_forward calls it. The forward pass (y =
+// the convolution of x with w, plus b), and the input gradient of a convolution with unit
+// strides (x the deltas, w rotated, no bias, y = dx, accumulated or not: conv2d_backward).
+// When x has a shape but no data, before(n, n + 1, part) writes sample n's input into `part`,
+// one sample's worth of the worker's scratch memory (the deltas of a convolution fused with
+// the layer after it, as conv2d_backward's `before`).
+template <Scalar T, class After, class Before>
+void winograd_convolution(TensorView<const T, 4> x, const T* w, bool rotated, std::span<const T> b,
+                          const ConvGeometry& g, TensorView<T, 4> y, Accumulate accumulate, Scratch<T>& scratch,
+                          const After& after, const Before& before) {
+    const WinogradLayout lay = winograd_layout(g);
+    const std::size_t samples = x.extent(0), chunks = (samples + lay.chunk - 1) / lay.chunk;
+    const std::size_t depth = g.channels * g.kernel_w, sample_size = g.filters * g.out_h * g.out_w;
+    const bool stored = y.data() != nullptr, given = x.data() != nullptr;
+    const std::size_t v_size = lay.planes * g.channels * lay.plane, m_size = lay.planes * g.filters * lay.plane;
+    const std::size_t own_output = stored ? 0 : round_up(sample_size);
+    const std::size_t own_input = given ? 0 : round_up(g.channels * g.height * g.width);
+    const std::size_t zeros_size = round_up(g.width);
+    const std::size_t per_worker =
+        v_size + m_size + zeros_size + own_output + own_input + gemm_rows_edge_size<T>();
+    const std::size_t packed = round_up(packed_a_size<T>(g.filters, depth)), u_size = lay.planes * g.filters * depth;
+    const WorkerScratch<T> memory = scratch.per_worker(threads(), per_worker, lay.planes * packed + u_size);
+    T* const u = memory.shared + lay.planes * packed;
+    winograd_filters(w, g, lay, rotated, u);
+    for (std::size_t a = 0; a < lay.planes; ++a)
+        pack_whole_a<T>(g.filters, depth, u + a * g.filters * depth, static_cast<std::ptrdiff_t>(depth), 1,
+                        memory.shared + a * packed);
+    thread_local std::vector<std::size_t> offset_memory;
+    offset_memory.resize(std::max(offset_memory.size(), depth));
+    for (std::size_t r = 0; r < depth; ++r) offset_memory[r] = r / g.kernel_w * lay.plane + r % g.kernel_w;
+    const std::size_t* const offsets = offset_memory.data();
+    thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
+        T* const v = memory.worker(worker);
+        T* const m = v + v_size;
+        T* const zeros = m + m_size;
+        T* const own = zeros + zeros_size;
+        T* const input = own + own_output;
+        T* const edge = input + own_input;
+        zero_run(zeros, g.width);
+        const std::size_t first = chunk * lay.chunk, last = std::min(samples, first + lay.chunk);
+        for (std::size_t n = first; n < last; ++n) {
+            if (!given) before(n, n + 1, TensorView<T, 4>{input, {1, g.channels, g.height, g.width}});
+            winograd_inputs(given ? x[n].data() : input, g, lay, (n - first) * lay.tiles_h, v, zeros);
+        }
+        const std::size_t columns = lay.columns(g, last - first);
+        for (std::size_t a = 0; a < lay.planes; ++a)
+            gemm_rows<T>(g.filters, columns, depth, memory.shared + a * packed, v + a * g.channels * lay.plane,
+                         offsets, m + a * g.filters * lay.plane, lay.plane, Accumulate::no, edge);
+        for (std::size_t n = first; n < last; ++n) {
+            T* const part = stored ? y.data() + n * sample_size : own;
+            winograd_outputs(m, g, lay, (n - first) * lay.tiles_h, b, part, stored ? accumulate : Accumulate::no);
+            after(n, n + 1, TensorView<const T, 4>{part, {1, g.filters, g.out_h, g.out_w}});
+        }
+    });
+}
+
+}  // namespace CNN_KERNEL_VARIANT
+}  // namespace cnn::kernels
