@@ -204,7 +204,7 @@ TEMPLATE_TEST_CASE("Conv2D's fast kernels match the reference on random shapes",
                               ConvCase{12, 8, 5, 5, 1, 2, 6, 11, 17}, ConvCase{7, 9, 3, 3, 1, 1, 5, 10, 12}})
         check_conv_against_reference<TestType>(s, rng);
     // Winograd's F(4, 3) and F(2, 3) down the rows (FORMULAS.md section 22), in the forward pass
-    // and (with 48 terms or more a sum over filters) the input gradient: chunks of several samples
+    // and (onto 8 channels or more) the input gradient: chunks of several samples
     // (7x7 planes) that end part-full; output heights of every remainder by 4 (7, 8, 15, 5, 14);
     // no padding, padding 2 (past the filter's half); 3x1, 3x3 and 3x5 filters; and output
     // heights of 5, 1 and 2, which take F(2, 3) (a 1x1 plane: all rows of its tile but one padding).
@@ -257,9 +257,11 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
             fw = 5;
             spec = {1, 1, 1, 2, 1, 1};
         }
-        // The last four: 3-row filters with unit strides on C Fw >= 48, whose forward pass runs
-        // Winograd's F(2, 3) down the rows (FORMULAS.md section 22), with per-axis padding up to
-        // 3 (wider than the filter's half) and odd and even output heights.
+        // The last four: 3-row filters with unit strides on 8 channels or more, whose forward pass
+        // and input gradient run Winograd's F(4, 3) or F(2, 3) down the rows (FORMULAS.md section
+        // 22; the input gradient only where the padding is under the filter's size), with per-axis
+        // padding up to 3 (wider than the filter's half) and odd and even output heights. (Earlier
+        // trials with 3-row filters and unit strides on two channels or more take it too.)
         if (trial >= 74) {
             groups = 1;
             fh = 3;
