@@ -203,6 +203,13 @@ TEMPLATE_TEST_CASE("Conv2D's fast kernels match the reference on random shapes",
                               ConvCase{64, 64, 3, 3, 1, 1, 6, 7, 7}, ConvCase{64, 80, 1, 1, 1, 0, 5, 9, 11},
                               ConvCase{12, 8, 5, 5, 1, 2, 6, 11, 17}, ConvCase{7, 9, 3, 3, 1, 1, 5, 10, 12}})
         check_conv_against_reference<TestType>(s, rng);
+    // The weight gradient by broadcasts from x~ (weight_gradient_by_taps: "same" filters three
+    // columns wide, filters in whole vectors): blocks of filters of every width (80 filters: one
+    // block of 4 vectors and one of 1 with AVX-512; 48: one of 3), and tiles of row groups cut
+    // short (21 and 9 row groups).
+    for (const ConvCase& s : {ConvCase{5, 80, 3, 3, 1, 1, 5, 9, 13}, ConvCase{7, 48, 3, 3, 1, 1, 3, 6, 11},
+                              ConvCase{3, 16, 3, 3, 1, 1, 4, 15, 4}, ConvCase{2, 32, 3, 3, 1, 1, 2, 1, 1}})
+        check_conv_against_reference<TestType>(s, rng);
     // Winograd's F(4, 3) and F(2, 3) down the rows (FORMULAS.md section 22), in the forward pass
     // and (onto 8 channels or more) the input gradient: chunks of several samples
     // (7x7 planes) that end part-full; output heights of every remainder by 4 (7, 8, 15, 5, 14);
@@ -238,8 +245,9 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
         if (trial >= 60 && trial < 70) {  // depthwise on whole and partial blocks of channels (channels last)
             groups = channels = filters = pick(13, 40);
         }
-        // The last four: ordinary "same" convolutions with a 3 x 5 filter (padding 1 and 2) on 8
-        // channels or more, whose passes both run on the implicit lowering.
+        // Trials 70 to 73: ordinary "same" convolutions with a 3 x 5 filter (padding 1 and 2), or
+        // 5 x 3 (padding 2 and 1), on 8 channels or more, whose passes both run on the implicit
+        // lowering.
         const bool implicit = trial >= 70;
         if (implicit) {
             groups = 1;
@@ -256,6 +264,12 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
             fh = 3;
             fw = 5;
             spec = {1, 1, 1, 2, 1, 1};
+            if (trial >= 72) {  // 5 x 3 and 16 filters: the weight gradient by broadcasts from x~
+                fh = 5;
+                fw = 3;
+                spec = {1, 1, 2, 1, 1, 1};
+                filters = 16;
+            }
         }
         // The last four: 3-row filters with unit strides on 8 channels or more, whose forward pass
         // and input gradient run Winograd's F(4, 3) or F(2, 3) down the rows (FORMULAS.md section

@@ -24,7 +24,8 @@
 // (conv2d_forward_implicit, below): the product reads each row of col where it already is,
 // in the zero-padded input. With "same" padding the backward pass builds neither col nor
 // dcol (conv2d_backward_implicit): the weight gradient's product transposes the rows of col
-// out of the padded input as it packs them, and the input gradient is the full convolution
+// out of the padded input as it packs them (or, for filters three columns wide, broadcasts
+// them from it, weight_gradient_by_taps), and the input gradient is the full convolution
 // of the padded deltas with the rotated filters, read in place like the forward pass's input.
 // Before either, a convolution with 3-row filters and unit strides takes Winograd's minimal
 // filtering down the rows (winograd.hpp), in the forward pass and for the input gradient; its
@@ -47,6 +48,8 @@ namespace CNN_KERNEL_VARIANT {
 
 using detail::add_run;
 using detail::copy_run;
+using detail::load_n;
+using detail::store_n;
 using detail::sum_run;
 using detail::transpose;
 using detail::zero_run;
@@ -423,6 +426,151 @@ inline bool implicit_backward_applies(const ConvGeometry& g) noexcept {
            g.filters * g.kernel_h * g.kernel_w >= 64;
 }
 
+/// Where the implicit backward pass computes the weight gradient by broadcasts from x~
+/// (weight_gradient_by_taps) instead of the product with col^T, whose packing transposes every
+/// row of col (R values per position, where the deltas have K): filters three columns wide, and
+/// filters that fill whole vectors. bench_conv, backward, 1 thread, batch 64, against the
+/// product: the ResNet's stages (16, 32 and 64 filters) 2.52 against 3.31 ms, 2.63 against
+/// 2.93 and 3.10 against 3.25; 96 filters on 48 channels of 7x7 3.60 against 3.71; but 8 filters
+/// (half of a vector) on 64 channels of 14x14 2.34 against 2.17, and 24 (one and a half) 2.37
+/// against 2.33.
+template <Scalar T>
+bool weight_gradient_by_taps_applies(const ConvGeometry& g) noexcept {
+    return g.kernel_w == 3 && g.filters % detail::Vector<T>::lanes == 0;
+}
+
+/// Filters per block of weight_gradient_by_taps, in vectors (4 with AVX-512, 2 with AVX2), and
+/// row groups (3 rows of dW^T each) per weight_gradient_tile with KV vectors of filters. With
+/// one vector, 3 Groups accumulators, the 3 vectors of deltas they multiply and a broadcast
+/// fill the registers (32 with AVX-512, 16 with AVX2: V::rows x V::columns of the GEMM's
+/// register tile is three quarters of them); with more, 3 Groups KV accumulators fill the
+/// GEMM's tile.
+template <Scalar T>
+constexpr std::size_t weight_gradient_registers() {
+    using V = detail::Vector<T>;
+    return V::rows * V::columns / V::lanes * 4 / 3;
+}
+template <Scalar T>
+constexpr std::size_t weight_gradient_vectors() {
+    return weight_gradient_registers<T>() / 8;
+}
+template <Scalar T, std::size_t KV>
+constexpr std::size_t weight_gradient_groups() {
+    constexpr std::size_t registers = weight_gradient_registers<T>();
+    if constexpr (KV == 1) return (registers - 4) / 3 - 1;
+    return std::max<std::size_t>(1, registers * 3 / 4 / (3 * KV));
+}
+
+/// One tile of dW^T (rows (c, m, n) of `used` <= Groups row groups, by KV vectors of filters)
+/// for one sample: for row group gi = c Fh + m at taps[gi] = x~ + c plane + m pitch,
+///   out[3 gi + n][k] (+)= sum over positions p of x~[taps[gi] + p + n] dT[p][k]
+///                       = sum over q of x~[taps[gi] + q] dT[q - n][k]
+/// (FORMULAS.md 8.5 on the implicit lowering's positions; dT is zero at the positions past an
+/// output row's end, and at the two before its first and after its last). Each value of x~ is
+/// broadcast from where it lies and each vector of dT serves 3 Groups products, so neither
+/// operand is packed. With one vector of filters, the second form: it broadcasts each x~ once
+/// for 3 products (the first, three times for one each, and the broadcasts are its bound); with
+/// more, the first, whose accumulators leave no registers for dT's three rows. The row groups
+/// past `used` repeat group 0 and are dropped.
+template <Scalar T, std::size_t KV>
+void weight_gradient_tile(const T* const* taps, std::size_t used, const T* __restrict dt, std::size_t ldt,
+                          std::size_t positions, T* __restrict out, std::size_t ldo, bool add) {
+    using V = detail::Vector<T>;
+    constexpr std::size_t groups = weight_gradient_groups<T, KV>();
+    const T* row[groups];
+    for (std::size_t gi = 0; gi < groups; ++gi) row[gi] = taps[gi < used ? gi : 0];
+    // Every loop over acc is unrolled, with constant indices, so that acc stays in registers;
+    // the loops over positions are not (unrolled, they spilled).
+    typename V::reg acc[groups * 3][KV];
+#pragma GCC unroll 24
+    for (std::size_t i = 0; i < groups * 3; ++i)
+#pragma GCC unroll 4
+        for (std::size_t v = 0; v < KV; ++v) acc[i][v] = V::zero();
+    if constexpr (KV == 1) {
+#pragma GCC unroll 1
+        for (std::size_t q = 0; q < positions + 2; ++q) {
+            const auto d0 = V::loadu(dt + q * ldt), d1 = V::loadu(dt + q * ldt - ldt),
+                       d2 = V::loadu(dt + q * ldt - 2 * ldt);
+#pragma GCC unroll 16
+            for (std::size_t gi = 0; gi < groups; ++gi) {
+                const auto x = V::broadcast(row[gi] + q);
+                acc[3 * gi][0] = V::fma(x, d0, acc[3 * gi][0]);
+                acc[3 * gi + 1][0] = V::fma(x, d1, acc[3 * gi + 1][0]);
+                acc[3 * gi + 2][0] = V::fma(x, d2, acc[3 * gi + 2][0]);
+            }
+        }
+    } else {
+#pragma GCC unroll 1
+        for (std::size_t p = 0; p < positions; ++p) {
+            typename V::reg d[KV];
+#pragma GCC unroll 4
+            for (std::size_t v = 0; v < KV; ++v) d[v] = V::loadu(dt + p * ldt + v * V::lanes);
+#pragma GCC unroll 24
+            for (std::size_t i = 0; i < groups * 3; ++i) {
+                const auto x = V::broadcast(row[i / 3] + p + i % 3);
+#pragma GCC unroll 4
+                for (std::size_t v = 0; v < KV; ++v) acc[i][v] = V::fma(x, d[v], acc[i][v]);
+            }
+        }
+    }
+#pragma GCC unroll 24
+    for (std::size_t i = 0; i < groups * 3; ++i)
+#pragma GCC unroll 4
+        for (std::size_t v = 0; v < KV; ++v) {
+            if (i >= used * 3) continue;
+            T* const at = out + i * ldo + v * V::lanes;
+            V::storeu(at, add ? V::add(acc[i][v], V::loadu(at)) : acc[i][v]);
+        }
+}
+
+/// dW^T (R x K, ld K) (+)= one sample's weight gradient, where weight_gradient_by_taps_applies:
+/// x~ its padded input (the implicit lowering's layout), dt its deltas transposed
+/// (transpose_deltas). By blocks of vectors of filters (4 with AVX-512, 2 with AVX2, and one
+/// shorter block last), each by tiles of row groups (weight_gradient_tile).
+template <Scalar T>
+void weight_gradient_by_taps(const T* x, const ConvGeometry& g, const ImplicitLowering& lay, const T* dt, T* out,
+                             bool add) {
+    constexpr std::size_t lanes = detail::Vector<T>::lanes;
+    const std::size_t kernels = g.filters, row_groups = g.channels * g.kernel_h;
+    const auto block = [&]<std::size_t KV>(std::size_t k0) {
+        constexpr std::size_t groups = weight_gradient_groups<T, KV>();
+        const T* taps[groups];
+        for (std::size_t g0 = 0; g0 < row_groups; g0 += groups) {
+            const std::size_t used = std::min(groups, row_groups - g0);
+            for (std::size_t gi = 0; gi < used; ++gi) {
+                const std::size_t c = (g0 + gi) / g.kernel_h, m = (g0 + gi) % g.kernel_h;
+                taps[gi] = x + c * lay.plane + m * lay.pitch;
+            }
+            weight_gradient_tile<T, KV>(taps, used, dt + k0, kernels, lay.columns, out + 3 * g0 * kernels + k0,
+                                        kernels, add);
+        }
+    };
+    constexpr std::size_t most = weight_gradient_vectors<T>();
+    std::size_t k0 = 0;
+    for (; k0 + most * lanes <= kernels; k0 += most * lanes) block.template operator()<most>(k0);
+    switch ((kernels - k0) / lanes) {
+        case 1: block.template operator()<1>(k0); break;
+        case 2: if constexpr (most > 2) block.template operator()<2>(k0); break;
+        case 3: if constexpr (most > 3) block.template operator()<3>(k0); break;
+        default: break;
+    }
+}
+
+/// dT (lay.columns x K, from dt): one sample's deltas (K x H2 x W2) transposed, position by
+/// position, zero at the pitch - W2 positions past each output row's end and at the two
+/// positions before dt and after its last (2 K values each side, which dt has room for).
+template <Scalar T>
+void transpose_deltas(const T* deltas, const ConvGeometry& g, const ImplicitLowering& lay, T* dt) {
+    const std::size_t kernels = g.filters, out_plane = g.out_h * g.out_w;
+    zero_run(dt - 2 * kernels, 2 * kernels);
+    for (std::size_t i = 0; i < g.out_h; ++i) {
+        T* const row = dt + i * lay.pitch * kernels;
+        transpose(deltas + i * g.out_w, out_plane, kernels, g.out_w, row, kernels);
+        if (i + 1 < g.out_h) zero_run(row + g.out_w * kernels, (lay.pitch - g.out_w) * kernels);
+    }
+    zero_run(dt + lay.columns * kernels, 2 * kernels);
+}
+
 // Backward with the implicit lowering, per chunk of up to 4 samples, sample by sample, with
 // x~ as in the forward pass and d~ the deltas padded in the same layout (K planes, zeros
 // around each, and so also in the Fw - 1 positions past each output row's end, which the
@@ -430,13 +578,17 @@ inline bool implicit_backward_applies(const ConvGeometry& g) noexcept {
 //   weight grad:  dW (K x R) += d~' (K x columns) col^T (columns x R) (FORMULAS.md 8.5),
 //                 where row k of d~' starts at output position (0, 0) of d~'s plane k, and
 //                 column r of col^T is row r of col, read from x~ at offsets[r] and transposed
-//                 as the product packs it (gemm_columns);
+//                 as the product packs it (gemm_columns); or, for filters three columns
+//                 wide and filters in whole vectors, dW^T (R x K) += col dT (columns x K) by
+//                 broadcasts from x~ with the deltas transposed (weight_gradient_by_taps),
+//                 which needs no d~ when the input gradient is not computed here;
 //   input grad:   the full convolution of the deltas with the filters rotated by 180
 //                 degrees, channels and filters swapped (FORMULAS.md 8.3 and 8.4),
 //                   dx[c][u][v] = sum over k, m, n of W[k][c][Fh-1-m][Fw-1-n] d~[k][u+m][v+n],
 //                 the forward pass's product with d~ for x~ (gemm_rows);
 //   bias grad:    db[k] += the sum of filter k's deltas.
-// No col, no dcol and no col2im: the input and the deltas are each copied once, padded.
+// No col, no dcol and no col2im: the input and the deltas are each copied once, padded (and
+// the deltas once transposed, for the weight gradient by broadcasts).
 template <Scalar T, class Before>
 void conv2d_backward_implicit(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
                               const ConvGeometry& g, TensorView<T, 4> dx, TensorView<T, 4> dw, std::span<T> db,
@@ -452,12 +604,15 @@ void conv2d_backward_implicit(TensorView<const T, 4> x, TensorView<const T, 4> d
     const ConvGeometry full{kernels, g.out_h, g.out_w, g.channels, g.kernel_h, g.kernel_w, 1,                 1,
                             g.pad_h, g.pad_w, 1,       1,          g.height,   g.width,    Lowering::by_rows, g.width};
     const bool stored = dy.data() != nullptr, want_dx = dx.data() != nullptr;
+    const bool by_taps = weight_gradient_by_taps_applies<T>(g);  // else by the product with col^T
     const std::size_t padded_x = lay.padded ? round_up(g.channels * lay.plane) : 0;
-    const std::size_t padded_d = lay.padded ? round_up(kernels * lay.plane) : 0;
+    const std::size_t padded_d = lay.padded && (want_dx || !by_taps) ? round_up(kernels * lay.plane) : 0;
+    const std::size_t transposed_d = by_taps ? round_up((lay.columns + 4) * kernels) : 0;
     const std::size_t own_deltas = stored ? 0 : round_up(sample_size);
     const std::size_t net_size = want_dx ? round_up(g.channels * ld) : 0;
     const std::size_t edge_size = round_up(gemm_rows_edge_size<T>());
-    const std::size_t per_worker = padded_x + padded_d + own_deltas + net_size + edge_size + gemm_pack_size<T>();
+    const std::size_t per_worker =
+        padded_x + padded_d + transposed_d + own_deltas + net_size + edge_size + gemm_pack_size<T>();
     const std::size_t partials_size = round_up(chunks * per_chunk);
     const std::size_t packed_size = want_dx ? round_up(packed_a_size<T>(g.channels, full.rows())) : 0;
     const std::size_t staging_size = want_dx ? g.channels * full.rows() : 0;
@@ -483,7 +638,8 @@ void conv2d_backward_implicit(TensorView<const T, 4> x, TensorView<const T, 4> d
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
         T* const input = memory.worker(worker);
         T* const deltas_padded = input + padded_x;
-        T* const own = deltas_padded + padded_d;
+        T* const dt = deltas_padded + padded_d;
+        T* const own = dt + transposed_d;
         T* const net = own + own_deltas;
         T* const edge = net + net_size;
         T* const pack = edge + edge_size;
@@ -500,13 +656,20 @@ void conv2d_backward_implicit(TensorView<const T, 4> x, TensorView<const T, 4> d
             const T* ds = deltas;
             if (lay.padded) {
                 pad_planes(xs, g, lay, input);
-                pad_planes(deltas, full, lay, deltas_padded);
                 xs = input;
-                ds = deltas_padded;
+                if (padded_d != 0) {
+                    pad_planes(deltas, full, lay, deltas_padded);
+                    ds = deltas_padded;
+                }
             }
             const Accumulate add = n > first ? Accumulate::yes : Accumulate::no;
-            gemm_columns<T>(kernels, rows, lay.columns, ds + lead, static_cast<std::ptrdiff_t>(lay.plane), 1, xs, at_x,
-                            dw_part, rows, add, pack);
+            if (by_taps) {
+                transpose_deltas(deltas, g, lay, dt + 2 * kernels);
+                weight_gradient_by_taps(xs, g, lay, dt + 2 * kernels, dw_part, add == Accumulate::yes);
+            } else {
+                gemm_columns<T>(kernels, rows, lay.columns, ds + lead, static_cast<std::ptrdiff_t>(lay.plane), 1, xs,
+                                at_x, dw_part, rows, add, pack);
+            }
             for (std::size_t k = 0; k < kernels; ++k)
                 db_part[k] = (add == Accumulate::yes ? db_part[k] : T{0}) + sum_run(deltas + k * out_plane, out_plane);
             if (!want_dx) continue;
@@ -523,7 +686,7 @@ void conv2d_backward_implicit(TensorView<const T, 4> x, TensorView<const T, 4> d
                 }
         }
     });
-    add_chunk_gradients<T>(partials, chunks, kernels, rows, false, dw, db);
+    add_chunk_gradients<T>(partials, chunks, kernels, rows, by_taps, dw, db);
 }
 
 // Backward, per chunk: the chunk's deltas side by side, d (K x 4Q), and its columns, col (R x 4Q);

@@ -131,6 +131,23 @@ inline void zero_run(T* dst, std::size_t n) {
     if (i < n) V::storeu(dst + i, V::zero(), n - i);
 }
 
+/// n <= lanes values from p: a whole vector, or the first n of one (the rest zero).
+template <class T>
+typename Vector<T>::reg load_n(const T* p, std::size_t n) {
+    using V = Vector<T>;
+    return n == V::lanes ? V::loadu(p) : V::loadu(p, n);
+}
+
+/// The first n <= lanes values of r, to p.
+template <class T>
+void store_n(T* p, typename Vector<T>::reg r, std::size_t n) {
+    using V = Vector<T>;
+    if (n == V::lanes)
+        V::storeu(p, r);
+    else
+        V::storeu(p, r, n);
+}
+
 /// src[0] + ... + src[n - 1], in vector-wide partial sums (a sum of independent
 /// additions instead of one chain of n dependent ones).
 template <class T>

@@ -25,23 +25,6 @@
 namespace cnn::kernels {
 namespace CNN_KERNEL_VARIANT {
 
-/// n <= lanes values from p: a whole vector, or the first n of one (the rest zero).
-template <class T>
-typename detail::Vector<T>::reg load_n(const T* p, std::size_t n) {
-    using V = detail::Vector<T>;
-    return n == V::lanes ? V::loadu(p) : V::loadu(p, n);
-}
-
-/// The first n <= lanes values of r, to p.
-template <class T>
-void store_n(T* p, typename detail::Vector<T>::reg r, std::size_t n) {
-    using V = detail::Vector<T>;
-    if (n == V::lanes)
-        V::storeu(p, r);
-    else
-        V::storeu(p, r, n);
-}
-
 /// Where a convolution runs on Winograd's F(4, 3) or F(2, 3) down the rows: 3-row filters, unit
 /// strides, no dilation, and products of at least 6 terms (two channels of 3x3 filters). On one
 /// channel (3 terms) the transforms cost more than they save (bench_conv, the wide CNN's first
@@ -59,7 +42,7 @@ struct WinogradLayout {
     std::size_t tiles_h;  // tiles per sample: ceil(H2 / tile)
     std::size_t pitch;    // W + 2Pw: the padded input's rows, and V's and M's rows of tiles
     std::size_t chunk;    // samples per chunk
-    std::size_t plane;    // values of one channel's V_a (one filter's M_a) per chunk, rounded up
+    std::size_t plane;    // values of one channel's V_a (one filter's M_a) per chunk, with slack, rounded up
 
     /// Output positions of a chunk of `samples` samples: its last one, plus one.
     [[nodiscard]] std::size_t columns(const ConvGeometry& g, std::size_t samples) const noexcept {
@@ -80,7 +63,9 @@ inline WinogradLayout winograd_layout(const ConvGeometry& g) noexcept {
     // tiles of 32 columns to be mostly full.
     const std::size_t per_sample = lay.tiles_h * lay.pitch;
     lay.chunk = std::max<std::size_t>(1, (256 + per_sample - 1) / per_sample);
-    lay.plane = round_up(lay.chunk * per_sample);
+    // Slack past the chunk's last row for its stores' overrun (winograd_inputs): its next
+    // row's left padding and the rest of a vector (of floats, as many lanes as doubles or more).
+    lay.plane = round_up(lay.chunk * per_sample + g.pad_w + detail::Vector<float>::lanes);
     return lay;
 }
 
@@ -137,6 +122,12 @@ void winograd_inputs(const T* __restrict x, const ConvGeometry& g, const Winogra
     const T two_ = 2, four_ = 4, minus_four_ = -4, minus_five_ = -5;
     const auto two = V::broadcast(&two_), four = V::broadcast(&four_), minus_four = V::broadcast(&minus_four_),
                minus_five = V::broadcast(&minus_five_);
+    // Every store is a whole vector from the row's first data column on: lanes past the row's
+    // end load as zeros, so its last vector writes the zeros of its right padding and on into
+    // the next row's left padding, and whole zero vectors follow until both are covered. The
+    // next row's data is stored after, and the plane's slack (WinogradLayout::plane) takes the
+    // last row's. Only a chunk's first row has its left padding stored on its own.
+    const std::size_t covered = (width + V::lanes - 1) / V::lanes * V::lanes;
     for (std::size_t c = 0; c < g.channels; ++c) {
         const T* const in = x + c * channel_plane;
         const auto input_row = [&](std::size_t u) {
@@ -148,8 +139,7 @@ void winograd_inputs(const T* __restrict x, const ConvGeometry& g, const Winogra
             for (std::size_t a = 0; a < lay.planes; ++a) {
                 d[a] = input_row(lay.tile * i + a);
                 out[a] = v + a * a_plane + c * lay.plane + (t0 + i) * lay.pitch;
-                zero_run(out[a], left);
-                zero_run(out[a] + left + width, right);
+                if (t0 + i == 0) zero_run(out[a], left);
                 out[a] += left;
             }
             for (std::size_t j = 0; j < width; j += V::lanes) {
@@ -157,21 +147,23 @@ void winograd_inputs(const T* __restrict x, const ConvGeometry& g, const Winogra
                 const auto d0 = load_n(d[0] + j, n), d1 = load_n(d[1] + j, n), d2 = load_n(d[2] + j, n);
                 const auto d3 = load_n(d[3] + j, n);
                 if (lay.tile == 2) {
-                    store_n(out[0] + j, V::sub(d0, d2), n);
-                    store_n(out[1] + j, V::add(d1, d2), n);
-                    store_n(out[2] + j, V::sub(d2, d1), n);
-                    store_n(out[3] + j, V::sub(d1, d3), n);
+                    V::storeu(out[0] + j, V::sub(d0, d2));
+                    V::storeu(out[1] + j, V::add(d1, d2));
+                    V::storeu(out[2] + j, V::sub(d2, d1));
+                    V::storeu(out[3] + j, V::sub(d1, d3));
                     continue;
                 }
                 const auto d4 = load_n(d[4] + j, n), d5 = load_n(d[5] + j, n);
                 const auto d42 = V::sub(d4, d2);
-                store_n(out[0] + j, V::fma(four, d0, V::fma(minus_five, d2, d4)), n);
-                store_n(out[1] + j, V::fma(minus_four, V::add(d1, d2), V::add(d3, d4)), n);
-                store_n(out[2] + j, V::fma(four, V::sub(d1, d2), V::sub(d4, d3)), n);
-                store_n(out[3] + j, V::fma(two, V::sub(d3, d1), d42), n);
-                store_n(out[4] + j, V::fma(two, V::sub(d1, d3), d42), n);
-                store_n(out[5] + j, V::fma(four, d1, V::fma(minus_five, d3, d5)), n);
+                V::storeu(out[0] + j, V::fma(four, d0, V::fma(minus_five, d2, d4)));
+                V::storeu(out[1] + j, V::fma(minus_four, V::add(d1, d2), V::add(d3, d4)));
+                V::storeu(out[2] + j, V::fma(four, V::sub(d1, d2), V::sub(d4, d3)));
+                V::storeu(out[3] + j, V::fma(two, V::sub(d3, d1), d42));
+                V::storeu(out[4] + j, V::fma(two, V::sub(d1, d3), d42));
+                V::storeu(out[5] + j, V::fma(four, d1, V::fma(minus_five, d3, d5)));
             }
+            for (std::size_t j = covered; j < width + right + left; j += V::lanes)
+                for (std::size_t a = 0; a < lay.planes; ++a) V::storeu(out[a] + j, V::zero());
         }
     }
 }
