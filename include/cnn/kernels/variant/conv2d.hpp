@@ -430,10 +430,10 @@ inline bool implicit_backward_applies(const ConvGeometry& g) noexcept {
 /// (weight_gradient_by_taps) instead of the product with col^T, whose packing transposes every
 /// row of col (R values per position, where the deltas have K): filters three columns wide, and
 /// filters that fill whole vectors. bench_conv, backward, 1 thread, batch 64, against the
-/// product: the ResNet's stages (16, 32 and 64 filters) 2.52 against 3.31 ms, 2.63 against
-/// 2.93 and 3.10 against 3.25; 96 filters on 48 channels of 7x7 3.60 against 3.71; but 8 filters
-/// (half of a vector) on 64 channels of 14x14 2.34 against 2.17, and 24 (one and a half) 2.37
-/// against 2.33.
+/// product (docs/PERFORMANCE.md): the ResNet's stages (16, 32 and 64 filters) 2.48-2.59 against
+/// 3.22-3.91 ms, 2.70-3.24 against 2.91-3.10 and 3.15-3.23 against 3.20-3.37; but with a first
+/// version, which also took filters in part vectors, 8 filters (half a vector) on 64 channels
+/// of 14x14 took 2.34 ms against 2.17, and 24 (one and a half) 2.37 against 2.33.
 template <Scalar T>
 bool weight_gradient_by_taps_applies(const ConvGeometry& g) noexcept {
     return g.kernel_w == 3 && g.filters % detail::Vector<T>::lanes == 0;
