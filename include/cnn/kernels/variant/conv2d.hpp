@@ -48,8 +48,6 @@ namespace CNN_KERNEL_VARIANT {
 
 using detail::add_run;
 using detail::copy_run;
-using detail::load_n;
-using detail::store_n;
 using detail::sum_run;
 using detail::transpose;
 using detail::zero_run;
@@ -442,7 +440,7 @@ bool weight_gradient_by_taps_applies(const ConvGeometry& g) noexcept {
 /// Filters per block of weight_gradient_by_taps, in vectors (4 with AVX-512, 2 with AVX2), and
 /// row groups (3 rows of dW^T each) per weight_gradient_tile with KV vectors of filters. With
 /// one vector, 3 Groups accumulators, the 3 vectors of deltas they multiply and a broadcast
-/// fill the registers (32 with AVX-512, 16 with AVX2: V::rows x V::columns of the GEMM's
+/// take 28 of AVX-512's 32 registers (13 of AVX2's 16; V::rows x V::columns of the GEMM's
 /// register tile is three quarters of them); with more, 3 Groups KV accumulators fill the
 /// GEMM's tile.
 template <Scalar T>
@@ -611,8 +609,9 @@ void conv2d_backward_implicit(TensorView<const T, 4> x, TensorView<const T, 4> d
     const std::size_t own_deltas = stored ? 0 : round_up(sample_size);
     const std::size_t net_size = want_dx ? round_up(g.channels * ld) : 0;
     const std::size_t edge_size = round_up(gemm_rows_edge_size<T>());
+    const std::size_t pack_size = by_taps ? 0 : gemm_pack_size<T>();  // gemm_columns' panels
     const std::size_t per_worker =
-        padded_x + padded_d + transposed_d + own_deltas + net_size + edge_size + gemm_pack_size<T>();
+        padded_x + padded_d + transposed_d + own_deltas + net_size + edge_size + pack_size;
     const std::size_t partials_size = round_up(chunks * per_chunk);
     const std::size_t packed_size = want_dx ? round_up(packed_a_size<T>(g.channels, full.rows())) : 0;
     const std::size_t staging_size = want_dx ? g.channels * full.rows() : 0;
@@ -632,7 +631,7 @@ void conv2d_backward_implicit(TensorView<const T, 4> x, TensorView<const T, 4> d
         pack_whole_a<T>(g.channels, full.rows(), staging, static_cast<std::ptrdiff_t>(full.rows()), 1, rotated);
     }
     thread_local std::vector<std::size_t> input_offsets, delta_offsets;
-    const std::size_t* const at_x = implicit_offsets(g, lay, input_offsets);
+    const std::size_t* const at_x = by_taps ? nullptr : implicit_offsets(g, lay, input_offsets);
     const std::size_t* const at_d = want_dx ? implicit_offsets(full, lay, delta_offsets) : nullptr;
 
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {

@@ -25,6 +25,9 @@
 namespace cnn::kernels {
 namespace CNN_KERNEL_VARIANT {
 
+using detail::load_n;
+using detail::store_n;
+
 /// Where a convolution runs on Winograd's F(4, 3) or F(2, 3) down the rows: 3-row filters, unit
 /// strides, no dilation, and products of at least 6 terms (two channels of 3x3 filters). On one
 /// channel (3 terms) the transforms cost more than they save (bench_conv, the wide CNN's first
