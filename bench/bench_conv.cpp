@@ -12,7 +12,7 @@ namespace {
 
 struct ConvShape {
     const char* name;
-    std::size_t channels, filters, kernel, padding, size;
+    std::size_t channels, filters, kernel, padding, size, stride = 1;
 };
 
 constexpr ConvShape shapes[] = {
@@ -24,6 +24,8 @@ constexpr ConvShape shapes[] = {
     {"resnet stage 2", 32, 32, 3, 1, 14},
     {"resnet stage 3", 64, 64, 3, 1, 7},
     {"mobilenet pointwise", 32, 64, 1, 0, 14},
+    {"resnet downsample", 16, 32, 3, 1, 28, 2},  // stride 2: im2col's and col2im's every-second rows
+    {"resnet shortcut", 16, 32, 1, 0, 28, 2},
 };
 constexpr std::size_t batch = 64;
 
@@ -34,7 +36,8 @@ struct Setup {
     double gigaflops;  // of one product (forward); each gradient costs the same
 
     explicit Setup(const ConvShape& s)
-        : conv{s.channels, s.filters, s.kernel, {.padding = static_cast<std::ptrdiff_t>(s.padding)}},
+        : conv{s.channels, s.filters, s.kernel,
+               {.stride = static_cast<std::ptrdiff_t>(s.stride), .padding = static_cast<std::ptrdiff_t>(s.padding)}},
           x({batch, s.channels, s.size, s.size}) {
         std::mt19937 rng(1);
         std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
@@ -74,6 +77,6 @@ void backward(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(forward)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2}})->Unit(benchmark::kMillisecond);
-BENCHMARK(backward)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 2}})->Unit(benchmark::kMillisecond);
+BENCHMARK(forward)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2}})->Unit(benchmark::kMillisecond);
+BENCHMARK(backward)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2}})->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

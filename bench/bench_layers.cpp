@@ -1,5 +1,6 @@
 // The layers bound by memory traffic, beside a copy of the same bytes in the same process:
-// BatchNorm2D (training and inference, forward and backward), Dropout (training),
+// BatchNorm2D (training and inference, forward and backward; and with a ReLU after it, as two
+// layers and fused), Dropout (training),
 // GlobalAvgPool and the depthwise 3x3 convolution (stride 1, padding 1: MobileNet's step; forward
 // reads x and writes y, backward reads x and dy and writes dx), on the activations of the small
 // ResNet's three stages at batch 64.
@@ -74,6 +75,54 @@ void batchnorm_backward_training(benchmark::State& state) {
         [&](Setup& s) { bn.forward(s.x, s.y, cnn::Context<float>(s.scratch, cnn::Mode::training), bn_state); });
 }
 
+// BatchNorm2D then ReLU, as two layers (the ReLU in place, as a chain runs it) and fused
+// (BatchNormReLU, what a chain runs): forward reads x and writes y; backward reads x, y (the
+// ReLU's gate) and dy and writes dx.
+void batchnorm_relu_forward_training(benchmark::State& state) {
+    cnn::BatchNorm2D<float> bn{stages[state.range(0)].channels};
+    cnn::BatchNorm2D<float>::State bn_state;
+    const cnn::ReLU<float> relu;
+    measure(state, "BatchNorm2D, ReLU forward, training", 2, [&](Setup& s) {
+        bn.forward(s.x, s.y, cnn::Context<float>(s.scratch, cnn::Mode::training), bn_state);
+        relu.forward(s.y, s.y, s.scratch);
+    });
+}
+
+void batchnorm_relu_backward_training(benchmark::State& state) {
+    cnn::BatchNorm2D<float> bn{stages[state.range(0)].channels};
+    cnn::BatchNorm2D<float>::State bn_state;
+    cnn::ReLU<float> relu;
+    cnn::Tensor<float, 4> gated;
+    measure(
+        state, "BatchNorm2D, ReLU backward, training", 4,
+        [&](Setup& s) {
+            relu.backward(s.y, s.y, s.dy, gated, s.scratch);
+            bn.backward(s.x, s.y, gated, s.dx, s.scratch, bn_state);
+        },
+        [&](Setup& s) {
+            gated.resize(s.x.shape());
+            bn.forward(s.x, s.y, cnn::Context<float>(s.scratch, cnn::Mode::training), bn_state);
+            relu.forward(s.y, s.y, s.scratch);
+        });
+}
+
+void fused_batchnorm_relu_forward_training(benchmark::State& state) {
+    cnn::BatchNormReLU<float> fused{cnn::BatchNorm2D<float>{stages[state.range(0)].channels}, cnn::ReLU<float>{}};
+    cnn::BatchNormReLU<float>::State fused_state;
+    measure(state, "BatchNormReLU forward, training", 2, [&](Setup& s) {
+        fused.forward(s.x, s.y, cnn::Context<float>(s.scratch, cnn::Mode::training), fused_state);
+    });
+}
+
+void fused_batchnorm_relu_backward_training(benchmark::State& state) {
+    cnn::BatchNormReLU<float> fused{cnn::BatchNorm2D<float>{stages[state.range(0)].channels}, cnn::ReLU<float>{}};
+    cnn::BatchNormReLU<float>::State fused_state;
+    measure(
+        state, "BatchNormReLU backward, training", 4,
+        [&](Setup& s) { fused.backward(s.x, s.y, s.dy, s.dx, s.scratch, fused_state, cnn::Accumulate::no); },
+        [&](Setup& s) { fused.forward(s.x, s.y, cnn::Context<float>(s.scratch, cnn::Mode::training), fused_state); });
+}
+
 void batchnorm_forward_inference(benchmark::State& state) {
     cnn::BatchNorm2D<float> bn{stages[state.range(0)].channels};
     cnn::BatchNorm2D<float>::State bn_state;
@@ -116,6 +165,10 @@ void depthwise_backward(benchmark::State& state) {
 BENCHMARK(copy)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
 BENCHMARK(batchnorm_forward_training)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
 BENCHMARK(batchnorm_backward_training)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
+BENCHMARK(batchnorm_relu_forward_training)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
+BENCHMARK(fused_batchnorm_relu_forward_training)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
+BENCHMARK(batchnorm_relu_backward_training)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
+BENCHMARK(fused_batchnorm_relu_backward_training)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
 BENCHMARK(batchnorm_forward_inference)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
 BENCHMARK(dropout_forward_training)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();
 BENCHMARK(global_avg_pool_forward)->ArgsProduct({{0, 1, 2}, {1, 2}})->UseRealTime();

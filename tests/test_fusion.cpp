@@ -1,7 +1,7 @@
 // One property for every fusion rule of cnn/graph/fuse.hpp: a Sequential, which runs the
 // fused steps, gives the same bits as its layers run one by one (forward output, input
-// gradient, every parameter gradient), on random shapes, at 1 and 3 threads; and a fusion
-// never changes the parameters or the model file.
+// gradient, every parameter gradient, the buffers a training step moves), on random shapes,
+// at 1 and 3 threads; and a fusion never changes the parameters or the model file.
 #include <cnn/cnn.hpp>
 
 #include <catch2/catch.hpp>
@@ -62,31 +62,34 @@ struct Pass {
     std::vector<T> output, input_gradient, parameter_gradients;
 };
 
-/// The layers of `net` one at a time, each with its own buffers (no fusion anywhere).
+/// The layers of `net` one at a time, each with its own buffers and state (no fusion anywhere).
 template <class Net>
 Pass<typename Net::value_type> unfused(Net& net, const Tensor<typename Net::value_type, 4>& x,
-                                       const Tensor<typename Net::value_type, 4>& dy) {
+                                       const Tensor<typename Net::value_type, 4>& dy, cnn::Mode mode) {
     using T = typename Net::value_type;
     cnn::Scratch<T> scratch;
+    const cnn::Context<T> context{scratch, mode};
     const auto shapes = net.shapes(x.shape());
-    std::vector<Tensor<T, 4>> outputs;
-    net.for_each_layer([&](std::size_t i, const auto& layer) {
+    std::vector<Tensor<T, 4>> outputs, gradients;
+    for (std::size_t i = 0; i < Net::layer_count; ++i) {
         outputs.emplace_back(shapes[i + 1]);
-        layer.forward(i == 0 ? x.view() : outputs[i - 1].cview(), outputs[i].view(), scratch);
-    });
+        gradients.emplace_back(shapes[i]);
+    }
     net.zero_gradients();
-    std::vector<Tensor<T, 4>> gradients(Net::layer_count);
-    for (std::size_t i = 0; i < Net::layer_count; ++i) gradients[i] = Tensor<T, 4>(shapes[i]);
-    // Backward in reverse: layer i writes dE/d(its input) into gradients[i].
     [&]<std::size_t... I>(std::index_sequence<I...>) {
+        std::tuple<cnn::layer_state_t<std::remove_cvref_t<decltype(net.template layer<I>())>>...> states;
+        ((cnn::detail::forward(net.template layer<I>(), I == 0 ? x.view() : outputs[I == 0 ? 0 : I - 1].cview(),
+                               outputs[I].view(), context, std::get<I>(states))),
+         ...);
+        // Backward in reverse: layer i writes dE/d(its input) into gradients[i].
         constexpr std::size_t last = Net::layer_count - 1;
         (
             [&] {
                 constexpr std::size_t i = last - I;
-                auto& layer = net.template layer<i>();
-                const auto in = i == 0 ? x.view() : outputs[i - 1].cview();
-                const auto d_out = i == last ? dy.view() : gradients[i + 1].cview();
-                layer.backward(in, outputs[i].cview(), d_out, gradients[i].view(), scratch, cnn::Accumulate::no);
+                const auto in = i == 0 ? x.view() : outputs[i == 0 ? 0 : i - 1].cview();
+                const auto d_out = i == last ? dy.view() : gradients[i == last ? 0 : i + 1].cview();
+                cnn::detail::backward(net.template layer<i>(), in, outputs[i].cview(), d_out, gradients[i].view(),
+                                      context, std::get<i>(states), cnn::Accumulate::no);
             }(),
             ...);
     }(std::make_index_sequence<Net::layer_count>{});
@@ -100,14 +103,14 @@ Pass<typename Net::value_type> unfused(Net& net, const Tensor<typename Net::valu
 /// The network as a whole, through its layer interface (fused steps, views).
 template <class Net>
 Pass<typename Net::value_type> fused(Net& net, const Tensor<typename Net::value_type, 4>& x,
-                                     const Tensor<typename Net::value_type, 4>& dy) {
+                                     const Tensor<typename Net::value_type, 4>& dy, cnn::Mode mode) {
     using T = typename Net::value_type;
     cnn::Scratch<T> scratch;
     typename Net::State state;
     Tensor<T, 4> y(net.output_shape(x.shape())), dx(x.shape());
-    net.forward(x.view(), y.view(), scratch, state);
     net.zero_gradients();
-    net.backward(x.view(), y.cview(), dy.view(), dx.view(), scratch, state, cnn::Accumulate::no);
+    net.forward(x.view(), y.view(), {scratch, mode}, state);
+    net.backward(x.view(), y.cview(), dy.view(), dx.view(), {scratch, mode}, state, cnn::Accumulate::no);
     Pass<T> pass;
     pass.output.assign(y.begin(), y.end());
     pass.input_gradient.assign(dx.begin(), dx.end());
@@ -118,7 +121,7 @@ Pass<typename Net::value_type> fused(Net& net, const Tensor<typename Net::value_
 /// The property, for networks made by make(rng) (random hyper-parameters) on inputs of
 /// shape input(rng).
 template <class Make, class Input>
-void check_rule(const char* rule, Make make, Input input) {
+void check_rule(const char* rule, Make make, Input input, cnn::Mode mode = cnn::Mode::inference) {
     std::mt19937_64 rng(31);
     const std::size_t threads_before = cnn::threads();
     for (int round = 0; round < 6; ++round) {
@@ -128,15 +131,29 @@ void check_rule(const char* rule, Make make, Input input) {
             auto net = make(case_rng);
             using T = typename decltype(net)::value_type;
             const Shape<4> shape = input(case_rng, net);
-            INFO(rule << ", round " << round << ", " << threads << " threads, input " << cnn::to_string(shape));
-            for (const auto& group : net.parameter_groups())
-                cnn::test::fill_uniform<T, 1>({group.values.data(), {group.values.size()}}, rng, -0.5, 0.5);
+            INFO(rule << ", round " << round << ", " << threads << " threads, input " << cnn::to_string(shape)
+                      << (mode == cnn::Mode::training ? ", training" : ", inference"));
+            // Weights and biases in [-0.5, 0.5); buffers (BatchNorm2D's running mean and
+            // variance) in [0.5, 1.5), a variance having to be positive.
+            for (const auto& group : net.parameter_groups()) {
+                const std::size_t learned = group.layout.learned();
+                cnn::test::fill_uniform<T, 1>({group.values.data(), {learned}}, rng, -0.5, 0.5);
+                cnn::test::fill_uniform<T, 1>({group.values.data() + learned, {group.values.size() - learned}}, rng,
+                                              0.5, 1.5);
+            }
             const auto x = cnn::test::random_tensor<T>(shape, rng);
             const auto dy = cnn::test::random_tensor<T>(net.output_shape(shape), rng);
-            const Pass<T> one_by_one = unfused(net, x, dy), as_one = fused(net, x, dy);
+            // Training moves BatchNorm2D's running statistics (buffers): both passes start from
+            // the same values and must leave the same values.
+            const std::vector<T> start = cnn::test::parameter_values(net);
+            const Pass<T> one_by_one = unfused(net, x, dy, mode);
+            const std::vector<T> after_one_by_one = cnn::test::parameter_values(net);
+            cnn::test::set_parameter_values(net, start);
+            const Pass<T> as_one = fused(net, x, dy, mode);
             CHECK(as_one.output == one_by_one.output);
             CHECK(as_one.input_gradient == one_by_one.input_gradient);
             CHECK(as_one.parameter_gradients == one_by_one.parameter_gradients);
+            CHECK(cnn::test::parameter_values(net) == after_one_by_one);
         }
     }
     cnn::set_threads(threads_before);
@@ -158,6 +175,14 @@ static_assert(std::is_same_v<ConvActPoolPlan<cnn::ELU<float>>::step_type<0>, cnn
 static_assert(ConvActPoolPlan<cnn::GELU<float>>::step_count == 3);  // GELU dips: no fusion at all
 static_assert(std::is_same_v<ConvActPoolPlan<GentleSlope<float>>::step_type<1>,
                              cnn::ActMaxPool<float, GentleSlope<float>>>);
+// A batch normalisation and a ReLU become one step, unless a MaxPool follows the ReLU (which
+// then joins it); another activation stays on its own.
+using NormPlan = cnn::detail::ChainPlan<float, cnn::Conv2D<float>, cnn::BatchNorm2D<float>, cnn::ReLU<float>>;
+static_assert(NormPlan::step_count == 2 && std::is_same_v<NormPlan::step_type<1>, cnn::BatchNormReLU<float>>);
+using NormPoolPlan =
+    cnn::detail::ChainPlan<float, cnn::BatchNorm2D<float>, cnn::ReLU<float>, cnn::MaxPool<float>>;
+static_assert(std::is_same_v<NormPoolPlan::step_type<1>, cnn::ActMaxPool<float, cnn::ReLU<float>>>);
+static_assert(cnn::detail::ChainPlan<float, cnn::BatchNorm2D<float>, cnn::Tanh<float>>::step_count == 2);
 
 TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "[fusion]", float, double) {
     using T = TestType;
@@ -237,6 +262,36 @@ TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "
         check_rule("ActMaxPool<LeakyReLU>",
                    [&](std::mt19937_64& rng) { return cnn::Sequential{cnn::LeakyReLU<T>{0.1}, pool(rng)}; }, input);
         check_rule("ActMaxPool<ELU>", [&](std::mt19937_64& rng) { return cnn::Sequential{cnn::ELU<T>{}, pool(rng)}; }, input);
+    }
+    SECTION("BatchNorm2D, ReLU -> BatchNormReLU, in training and in inference") {
+        // After a convolution (its outputs straddle 0), on planes and on dense features
+        // (N x C x 1 x 1); the chain's input gradient goes through the fused step.
+        for (const cnn::Mode mode : {cnn::Mode::training, cnn::Mode::inference}) {
+            check_rule(
+                "BatchNormReLU",
+                [](std::mt19937_64& rng) {
+                    const std::size_t c = pick(rng, 1, 3), k = pick(rng, 1, 6);
+                    return cnn::Sequential{cnn::Conv2D<T>{c, k, pick(rng, 1, 3), {.padding = 1}},
+                                           cnn::BatchNorm2D<T>{k, {.momentum = 0.3}}, cnn::ReLU<T>{},
+                                           cnn::Flatten<T>{}};
+                },
+                [](std::mt19937_64& rng, const auto& net) {
+                    return Shape<4>{pick(rng, 2, 6), net.template layer<0>().in_channels(), pick(rng, 1, 9),
+                                    pick(rng, 1, 9)};
+                },
+                mode);
+            check_rule(
+                "BatchNormReLU, dense features",
+                [](std::mt19937_64& rng) {
+                    const std::size_t features = pick(rng, 1, 9);
+                    return cnn::Sequential{cnn::BatchNorm2D<T>{features}, cnn::ReLU<T>{},
+                                           cnn::Dense<T>{features, pick(rng, 1, 4)}};
+                },
+                [](std::mt19937_64& rng, const auto& net) {
+                    return Shape<4>{pick(rng, 2, 9), net.template layer<0>().channels(), 1, 1};
+                },
+                mode);
+        }
     }
     SECTION("Flatten -> a view, in the middle and at the end of a chain") {
         check_rule(

@@ -196,6 +196,13 @@ TEMPLATE_TEST_CASE("Conv2D's fast kernels match the reference on random shapes",
         s.width = pick(std::max<std::size_t>(1, s.fw), 31);
         check_conv_against_reference<TestType>(s, rng);
     }
+    // Stride 2, whose rows im2col gathers and col2im adds back every second value (by
+    // permutations with AVX-512): the ResNet's downsampling 3x3 and its 1x1 shortcut (28x28 to
+    // 14x14, rows reading 27 values: two vectors of floats), rows of 20 outputs (a whole vector
+    // of floats and part of one) and 2x2 filters on an odd width (the last value of a row read).
+    for (const ConvCase& s : {ConvCase{16, 32, 3, 3, 2, 1, 3, 28, 28}, ConvCase{16, 32, 1, 1, 2, 0, 3, 28, 28},
+                              ConvCase{3, 5, 3, 3, 2, 1, 3, 9, 40}, ConvCase{2, 4, 2, 2, 2, 0, 2, 5, 37}})
+        check_conv_against_reference<TestType>(s, rng);
     // "Same" convolutions that run on the implicit lowering in both passes: the ResNet's three
     // stages, a 1x1 on 64 channels, a 5x5 on a non-square plane; and one just below the
     // threshold (a 3x3 on 7 channels: 63 terms a sum), on the im2col product.

@@ -38,6 +38,21 @@ std::vector<typename Net::value_type> parameter_gradients(Net& net) {
     return values;
 }
 
+/// Every value of a network (parameters and buffers), in data order, as one vector; and
+/// back from one.
+template <class Net>
+std::vector<typename Net::value_type> parameter_values(Net& net) {
+    std::vector<typename Net::value_type> values;
+    for (const auto& group : net.parameter_groups()) values.insert(values.end(), group.values.begin(), group.values.end());
+    return values;
+}
+template <class Net>
+void set_parameter_values(Net& net, const std::vector<typename Net::value_type>& values) {
+    auto from = values.begin();
+    for (const auto& group : net.parameter_groups())
+        for (auto& value : group.values) value = *from++;
+}
+
 template <Scalar T, std::size_t Rank>
 Tensor<T, Rank> random_tensor(const Shape<Rank>& shape, std::mt19937_64& rng) {
     Tensor<T, Rank> tensor(shape);

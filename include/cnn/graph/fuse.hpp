@@ -4,6 +4,8 @@
 //   Conv2D<T>, A, MaxPool<T>  ->  ConvActMaxPool<T, A>   when A is monotone non-decreasing and
 //                                                       ReLU or gives its scalar function
 //   A, MaxPool<T>             ->  ActMaxPool<T, A>       when A is monotone non-decreasing
+//   BatchNorm2D<T>, ReLU<T>   ->  BatchNormReLU<T>       when no MaxPool follows (the rule
+//                                                       above then takes the ReLU)
 //   L                         ->  L
 //
 // and runs a layer that only reshapes (Flatten) as a view of its input. The rules are keyed
@@ -47,6 +49,15 @@ struct ChainPlan {
         else
             return false;
     }
+    /// Whether layers I, I + 1 are a BatchNorm2D and a ReLU that no MaxPool follows.
+    template <std::size_t I>
+    static constexpr bool norm_relu() {
+        if constexpr (I + 1 < layer_count)
+            return std::is_same_v<layer_type<I>, BatchNorm2D<T>> && std::is_same_v<layer_type<I + 1>, ReLU<T>> &&
+                   !is_max_pool<I + 2>();
+        else
+            return false;
+    }
     /// Whether layers I, I + 1, I + 2 are a Conv2D, an activation ConvActMaxPool takes, a MaxPool.
     template <std::size_t I>
     static constexpr bool conv_act_max_pool() {
@@ -63,7 +74,7 @@ struct ChainPlan {
             return std::array<bool, layer_count>{conv_act_max_pool<I>()...};
         }(std::make_index_sequence<layer_count>{});
         constexpr std::array<bool, layer_count> pair = []<std::size_t... I>(std::index_sequence<I...>) {
-            return std::array<bool, layer_count>{act_max_pool<I>()...};
+            return std::array<bool, layer_count>{(act_max_pool<I>() || norm_relu<I>())...};
         }(std::make_index_sequence<layer_count>{});
         std::array<std::size_t, layer_count> result{};
         for (std::size_t i = 0; i < layer_count;) {
@@ -102,6 +113,8 @@ struct ChainPlan {
         constexpr std::size_t at = first[S];
         if constexpr (sizes[at] == 3)
             return std::type_identity<ConvActMaxPool<T, layer_type<at + 1>>>{};
+        else if constexpr (sizes[at] == 2 && norm_relu<at>())
+            return std::type_identity<BatchNormReLU<T>>{};
         else if constexpr (sizes[at] == 2)
             return std::type_identity<ActMaxPool<T, layer_type<at>>>{};
         else

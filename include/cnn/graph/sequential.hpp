@@ -283,6 +283,11 @@ private:
         auto& step = std::get<s>(self.steps_);
         if constexpr (Plan::sizes[Plan::first[s]] == 1) {
             return step;
+        } else if constexpr (requires { step.norm(); }) {  // BatchNormReLU
+            if constexpr (I == Plan::first[s])
+                return step.norm();
+            else
+                return step.relu();
         } else {
             constexpr std::size_t k = I - Plan::first[s], size = Plan::sizes[Plan::first[s]];
             if constexpr (k + 1 == size)

@@ -166,10 +166,14 @@ struct PoolGeometry {
 };
 
 /// Per-channel coefficients of an affine map of a plane (BatchNorm2D's forward and error
-/// term): out = a (x - center) + b dy + offset.
+/// term): out = a (x - center) + b dy + offset. For a ReLU after it (BatchNormReLU): with
+/// `rectify`, out = max(0, that) (forward, which writes out); with a `gate` (the ReLU's output), dy counts only
+/// where gate > 0, as the ReLU's backward would have passed it on (error term and sums).
 template <Scalar T>
 struct ChannelAffine {
     std::span<const T> center, a, b, offset;
+    const T* gate = nullptr;
+    bool rectify = false;
 };
 
 /// A range of channel planes [begin, end): one kernel call's share of the batch.

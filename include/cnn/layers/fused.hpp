@@ -23,6 +23,12 @@
 //                         ELU do), which runs on the pooled maxima only: y = f(max x), and
 //                         backward multiplies each winner's summed deltas by f'(x, y) there.
 //
+//   BatchNormReLU<T>      a BatchNorm2D, then a ReLU: y = max(0, the normalised x) as one
+//                         pass, and backward passes dE/dy where y > 0 straight into the
+//                         normalisation's sums and error term, without storing the ReLU's
+//                         input gradient (a chain fuses it when no MaxPool follows the ReLU,
+//                         which keeps ActMaxPool's one pass there).
+//
 // Ties: a window whose maximum is shared goes to its first maximum in row-major order either
 // way. Where f is flat (ReLU below 0, a saturated sigmoid) the pooled max of f(x) may come
 // from another input than the max of x, but f' is 0 on both, so the input gradient is the
@@ -40,6 +46,7 @@
 
 #include "cnn/layer.hpp"
 #include "cnn/layers/conv2d.hpp"
+#include "cnn/layers/normalization.hpp"
 #include "cnn/layers/pooling.hpp"
 #include "cnn/layers/relu.hpp"
 
@@ -242,6 +249,46 @@ private:
     Conv2D<T> conv_;
     Act activation_;
     MaxPool<T> pool_;
+};
+
+template <Scalar T>
+class BatchNormReLU {
+public:
+    using value_type = T;
+    static constexpr bool fusion = true;
+    using State = typename BatchNorm2D<T>::State;
+
+    BatchNormReLU(BatchNorm2D<T> norm, ReLU<T> relu) : norm_(std::move(norm)), relu_(relu) {}
+
+    template <class F>
+    void for_each_layer(F&& f) {
+        f(std::size_t{0}, norm_);
+        f(std::size_t{1}, relu_);
+    }
+    template <class F>
+    void for_each_layer(F&& f) const {
+        f(std::size_t{0}, norm_);
+        f(std::size_t{1}, relu_);
+    }
+    [[nodiscard]] BatchNorm2D<T>& norm() noexcept { return norm_; }
+    [[nodiscard]] const BatchNorm2D<T>& norm() const noexcept { return norm_; }
+    [[nodiscard]] ReLU<T>& relu() noexcept { return relu_; }
+    [[nodiscard]] const ReLU<T>& relu() const noexcept { return relu_; }
+
+    [[nodiscard]] std::string describe() const { return norm_.describe() + " + " + relu_.describe(); }
+    [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return norm_.output_shape(in); }
+
+    void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, State& state) const {
+        norm_.forward_with_relu(x, y, context, state);
+    }
+    void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
+                  TensorView<T, 4> dx, Context<T> /*context*/, State& state, Accumulate accumulate) {
+        norm_.backward_with_relu(x, y, dy, dx, state, accumulate);
+    }
+
+private:
+    BatchNorm2D<T> norm_;
+    ReLU<T> relu_;
 };
 
 }  // namespace cnn

@@ -137,6 +137,34 @@ public:
     }
 
     void forward(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, State& state) const {
+        normalize(x, y, context, state, false);
+    }
+
+    /// This layer and a ReLU after it as one pass (BatchNormReLU): y = max(0, the
+    /// normalised x), the bits the two layers give one after the other.
+    void forward_with_relu(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, State& state) const {
+        normalize(x, y, context, state, true);
+    }
+
+    /// Adds dE/dgamma and dE/dbeta, writes (or adds) dE/dx, and after a training forward moves
+    /// the running statistics towards the batch's.
+    void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy, TensorView<T, 4> dx,
+                  Context<T> /*context*/, State& state, Accumulate accumulate = Accumulate::no) {
+        detail::expect_shape(dy, y.shape(), *this, "output gradient");
+        backpropagate(x, nullptr, dy, dx, state, accumulate);
+    }
+
+    /// backward for forward_with_relu: y is the ReLU's output and dy = dE/dy; the deltas pass
+    /// where y > 0 only, as the ReLU's backward would have passed them on.
+    void backward_with_relu(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
+                            TensorView<T, 4> dx, State& state, Accumulate accumulate = Accumulate::no) {
+        detail::expect_shape(dy, y.shape(), *this, "output gradient");
+        detail::expect_shape(y, x.shape(), *this, "forward output");
+        backpropagate(x, y.data(), dy, dx, state, accumulate);
+    }
+
+private:
+    void normalize(TensorView<const T, 4> x, TensorView<T, 4> y, Context<T> context, State& state, bool relu) const {
         detail::expect_shape(y, output_shape(x.shape()), *this, "forward output");
         const Shape<4>& s = x.shape();
         size(state, s);
@@ -161,14 +189,14 @@ public:
             state.offset[c] = beta()[c];
         }
         std::ranges::fill(state.b, T{0});
-        kernels::channel_affine<T>(x.data(), nullptr, s, coefficients(state), y.data());
+        kernels::ChannelAffine<T> affine = coefficients(state);
+        affine.rectify = relu;
+        kernels::channel_affine<T>(x.data(), nullptr, s, affine, y.data());
     }
 
-    /// Adds dE/dgamma and dE/dbeta, writes (or adds) dE/dx, and after a training forward moves
-    /// the running statistics towards the batch's.
-    void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy, TensorView<T, 4> dx,
-                  Context<T> /*context*/, State& state, Accumulate accumulate = Accumulate::no) {
-        detail::expect_shape(dy, y.shape(), *this, "output gradient");
+    /// backward, with dy passed where gate > 0 only when there is a gate (a ReLU's output).
+    void backpropagate(TensorView<const T, 4> x, const T* gate, TensorView<const T, 4> dy, TensorView<T, 4> dx,
+                       State& state, Accumulate accumulate) {
         if (state.shape != x.shape() || state.mean.size() != channels_)
             throw shape_error(describe() + ": backward for input " + to_string(x.shape()) +
                               " without the forward pass of that input");
@@ -176,7 +204,7 @@ public:
         const double m = static_cast<double>(s[0] * s[2] * s[3]);
         kernels::channel_gradient_sums(x.data(), dy.data(), s, std::span<const double>(state.mean),
                                        std::span<const double>(state.inv_std), std::span(state.sum_dy),
-                                       std::span(state.sum_dy_x_hat));
+                                       std::span(state.sum_dy_x_hat), gate);
         for (std::size_t c = 0; c < channels_; ++c) {
             gamma_gradients()[c] += static_cast<T>(state.sum_dy_x_hat[c]);
             beta_gradients()[c] += static_cast<T>(state.sum_dy[c]);
@@ -193,7 +221,9 @@ public:
         }
         if (dx.data() != nullptr) {
             detail::expect_shape(dx, x.shape(), *this, "input gradient");
-            kernels::channel_affine<T>(x.data(), dy.data(), s, coefficients(state), dx.data(), accumulate);
+            kernels::ChannelAffine<T> affine = coefficients(state);
+            affine.gate = gate;
+            kernels::channel_affine<T>(x.data(), dy.data(), s, affine, dx.data(), accumulate);
         }
         if (state.update_pending) {
             const double unbiased = m / (m - 1);
@@ -207,7 +237,6 @@ public:
         }
     }
 
-private:
     [[nodiscard]] std::span<T> part(std::size_t index) noexcept { return values_.span().subspan(index * channels_, channels_); }
     [[nodiscard]] std::span<const T> part(std::size_t index) const noexcept {
         return values_.span().subspan(index * channels_, channels_);

@@ -46,7 +46,9 @@
 namespace cnn::kernels {
 namespace CNN_KERNEL_VARIANT {
 
+using detail::add_every_second;
 using detail::add_run;
+using detail::copy_every_second;
 using detail::copy_run;
 using detail::sum_run;
 using detail::transpose;
@@ -169,6 +171,8 @@ void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, std
                     zero_run(out, first);
                     if (g.stride_w == 1) {
                         copy_run(source, last - first, out + first);
+                    } else if (g.stride_w == 2) {
+                        copy_every_second(source, last - first, out + first);
                     } else {
                         for (std::size_t j = first; j < last; ++j) out[j] = source[(j - first) * g.stride_w];
                     }
@@ -204,6 +208,8 @@ void col2im(T* __restrict dcol, std::size_t ld, std::size_t offset, const ConvGe
                     const T* in = row + i * g.out_w;
                     if (g.stride_w == 1) {
                         add_run(in + first, last - first, target);
+                    } else if (g.stride_w == 2) {
+                        add_every_second(in + first, last - first, target);
                     } else {
                         for (std::size_t j = first; j < last; ++j) target[(j - first) * g.stride_w] += in[j];
                     }
@@ -388,28 +394,32 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
 
 /// dW and db (+)= the chunks' partial gradients (chunk after chunk, each K x R values, or R x K
 /// with `transposed`, then K), added in chunk order; the gradients are spread over the
-/// threads (each one's sum is the same whoever computes it).
+/// threads (each one's sum is the same whoever computes it). Transposed partials are summed
+/// into the first chunk's, whole vectors at a time, and that sum is added into dW once, value
+/// by value (with dW zero, the same bits as adding each chunk's into dW in turn).
 template <Scalar T>
-void add_chunk_gradients(const T* partials, std::size_t chunks, std::size_t kernels, std::size_t rows,
-                         bool transposed, TensorView<T, 4> dw, std::span<T> db) {
+void add_chunk_gradients(T* partials, std::size_t chunks, std::size_t kernels, std::size_t rows, bool transposed,
+                         TensorView<T, 4> dw, std::span<T> db) {
     const std::size_t weight_size = kernels * rows, per_chunk = weight_size + kernels;
     T* const weights = dw.data();
+    if (transposed) {
+        parallel_blocks(rows, std::max<std::size_t>(1, 4096 / kernels), [&](std::size_t begin, std::size_t end) {
+            T* const sum = partials + begin * kernels;  // partial r K + k holds dW[k][r]
+            for (std::size_t chunk = 1; chunk < chunks; ++chunk)
+                add_run(sum + chunk * per_chunk, (end - begin) * kernels, sum);
+            for (std::size_t r = begin; r < end; ++r)
+                for (std::size_t k = 0; k < kernels; ++k) weights[k * rows + r] += sum[(r - begin) * kernels + k];
+        });
+        for (std::size_t chunk = 0; chunk < chunks; ++chunk)
+            add_run(partials + chunk * per_chunk + weight_size, kernels, db.data());
+        return;
+    }
     parallel_blocks(per_chunk, 4096, [&](std::size_t begin, std::size_t end) {
         const std::size_t split = std::clamp(weight_size, begin, end);  // weights [begin, split), biases after
         for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
-            const T* dw_part = partials + chunk * per_chunk;
-            if (transposed) {  // partial r K + k holds dW[k][r]
-                for (std::size_t e = begin, r = begin / kernels, k = begin % kernels; e < split; ++e) {
-                    weights[k * rows + r] += dw_part[e];
-                    if (++k == kernels) {
-                        k = 0;
-                        ++r;
-                    }
-                }
-            } else if (begin < split) {
-                add_run(dw_part + begin, split - begin, weights + begin);
-            }
-            if (split < end) add_run(dw_part + split, end - split, db.data() + (split - weight_size));
+            const T* part = partials + chunk * per_chunk;
+            if (begin < split) add_run(part + begin, split - begin, weights + begin);
+            if (split < end) add_run(part + split, end - split, db.data() + (split - weight_size));
         }
     });
 }

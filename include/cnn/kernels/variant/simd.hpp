@@ -148,6 +148,77 @@ void store_n(T* p, typename Vector<T>::reg r, std::size_t n) {
         V::storeu(p, r, n);
 }
 
+/// dst[j] = src[2 j] for j < n (copy_every_second), and dst[2 j] += src[j] for j < n
+/// (add_every_second): the rows of a convolution with stride 2 as im2col gathers them and
+/// col2im adds them back. With AVX-512, two vectors of src (of dst) a step, whose even lanes
+/// one permutation picks (fills); neither reads past src[2 n - 2] (dst[2 n - 2]), and the odd
+/// lanes of dst are never written. Elsewhere value by value.
+#if CNN_KERNEL_LEVEL == 2
+CNN_INTRINSICS_BEGIN
+/// The even lanes of lo, then those of hi; and the lower (upper) half of r in the even lanes
+/// of a register, zeros in the odd ones.
+inline __m512 even_lanes(__m512 lo, __m512 hi) {
+    return _mm512_permutex2var_ps(lo, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), hi);
+}
+inline __m512d even_lanes(__m512d lo, __m512d hi) {
+    return _mm512_permutex2var_pd(lo, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), hi);
+}
+inline __m512 spread_half(__m512 r, bool upper) {
+    const __m512i lower = _mm512_setr_epi32(0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0);
+    const __m512i index = upper ? _mm512_add_epi32(lower, _mm512_set1_epi32(8)) : lower;
+    return _mm512_maskz_permutexvar_ps(0x5555, index, r);
+}
+inline __m512d spread_half(__m512d r, bool upper) {
+    const __m512i lower = _mm512_setr_epi64(0, 0, 1, 0, 2, 0, 3, 0);
+    const __m512i index = upper ? _mm512_add_epi64(lower, _mm512_set1_epi64(4)) : lower;
+    return _mm512_maskz_permutexvar_pd(0x55, index, r);
+}
+inline void mask_store_even(float* p, __m512 r, std::size_t n) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>(Vector<float>::mask(n) & 0x5555u), r);
+}
+inline void mask_store_even(double* p, __m512d r, std::size_t n) {
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>(Vector<double>::mask(n) & 0x55u), r);
+}
+CNN_INTRINSICS_END
+#endif
+
+template <class T>
+inline void copy_every_second(const T* __restrict src, std::size_t n, T* __restrict dst) {
+#if CNN_KERNEL_LEVEL == 2
+    using V = Vector<T>;
+    constexpr std::size_t lanes = V::lanes;
+    for (std::size_t j = 0; j < n; j += lanes) {
+        const std::size_t outputs = std::min(lanes, n - j), reads = 2 * outputs - 1;
+        const T* from = src + 2 * j;
+        const auto lo = load_n(from, std::min(lanes, reads));
+        const auto hi = reads > lanes ? V::loadu(from + lanes, reads - lanes) : V::zero();
+        store_n(dst + j, even_lanes(lo, hi), outputs);
+    }
+#else
+    for (std::size_t j = 0; j < n; ++j) dst[j] = src[2 * j];
+#endif
+}
+
+template <class T>
+inline void add_every_second(const T* __restrict src, std::size_t n, T* __restrict dst) {
+#if CNN_KERNEL_LEVEL == 2
+    using V = Vector<T>;
+    constexpr std::size_t lanes = V::lanes;
+    for (std::size_t j = 0; j < n; j += lanes) {
+        const std::size_t inputs = std::min(lanes, n - j), touched = 2 * inputs - 1;
+        const auto values = load_n(src + j, inputs);
+        T* to = dst + 2 * j;
+        const std::size_t low = std::min(lanes, touched);
+        mask_store_even(to, V::add(V::loadu(to, low), spread_half(values, false)), low);
+        if (touched > lanes)
+            mask_store_even(to + lanes, V::add(V::loadu(to + lanes, touched - lanes), spread_half(values, true)),
+                            touched - lanes);
+    }
+#else
+    for (std::size_t j = 0; j < n; ++j) dst[2 * j] += src[j];
+#endif
+}
+
 /// src[0] + ... + src[n - 1], in vector-wide partial sums (a sum of independent
 /// additions instead of one chain of n dependent ones).
 template <class T>
