@@ -26,13 +26,6 @@ auto make_net(std::size_t hidden = 32) {
                            cnn::Dense<float>{hidden, 4}};
 }
 
-template <class Net>
-std::vector<float> parameters_of(Net& net) {
-    std::vector<float> values;
-    for (const auto& group : net.parameter_groups()) values.insert(values.end(), group.values.begin(), group.values.end());
-    return values;
-}
-
 }  // namespace
 
 TEST_CASE("A save whose writes fail part-way leaves the previous model intact", "[faults][io]") {
@@ -69,7 +62,7 @@ TEST_CASE("A save whose writes fail part-way leaves the previous model intact", 
     CHECK(fs::file_size(dir / "model.cnn") == old_size);
     auto reloaded = make_net();
     (void)cnn::load_model(reloaded, dir / "model.cnn");
-    CHECK(parameters_of(reloaded) == parameters_of(old_net));
+    CHECK(cnn::test::parameter_values(reloaded) == cnn::test::parameter_values(old_net));
     for (const auto& entry : fs::directory_iterator(dir)) CHECK(entry.path().filename() == "model.cnn");
 }
 
@@ -80,7 +73,7 @@ TEST_CASE("A process killed while saving leaves a complete model, old or new", "
     first.initialize(rng);
     second.initialize(rng);
     cnn::save_model(first, dir / "model.cnn");
-    const auto a = parameters_of(first), b = parameters_of(second);
+    const auto a = cnn::test::parameter_values(first), b = cnn::test::parameter_values(second);
 
     for (int attempt = 0; attempt < 12; ++attempt) {
         const pid_t child = ::fork();
@@ -94,7 +87,7 @@ TEST_CASE("A process killed while saving leaves a complete model, old or new", "
         REQUIRE(::waitpid(child, &status, 0) == child);
         auto reloaded = make_net(200);
         REQUIRE_NOTHROW(cnn::load_model(reloaded, dir / "model.cnn"));
-        const auto values = parameters_of(reloaded);
+        const auto values = cnn::test::parameter_values(reloaded);
         CHECK((values == a || values == b));
     }
 }
@@ -155,13 +148,13 @@ TEST_CASE("A corrupt checkpoint is refused and leaves the network unchanged", "[
     auto target = make_net();
     cnn::Random other{6};
     target.initialize(other);
-    const auto before = parameters_of(target);
+    const auto before = cnn::test::parameter_values(target);
     for (std::size_t i = 0; i < bytes.size(); i += 7) {
         auto damaged = bytes;
         damaged[i] = static_cast<char>(damaged[i] ^ 0x01);
         std::ofstream(dir / "damaged", std::ios::binary).write(damaged.data(), static_cast<std::streamsize>(damaged.size()));
         CHECK_THROWS_AS(cnn::load_checkpoint(target, dir / "damaged"), cnn::model_error);
     }
-    CHECK(parameters_of(target) == before);
+    CHECK(cnn::test::parameter_values(target) == before);
     CHECK(cnn::load_checkpoint(target, dir / "run.checkpoint").order == state.order);
 }

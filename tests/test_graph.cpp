@@ -630,12 +630,7 @@ TEST_CASE("Nested networks save and load; another nest is refused naming the pat
     cnn::save_model(net, dir / "nested.cnn");
     auto loaded = nested_network<float>();
     cnn::load_model(loaded, dir / "nested.cnn");
-    const auto values = [](auto& n) {
-        std::vector<float> all;
-        for (const auto& group : n.parameter_groups()) all.insert(all.end(), group.values.begin(), group.values.end());
-        return all;
-    };
-    CHECK(values(loaded) == values(net));
+    CHECK(cnn::test::parameter_values(loaded) == cnn::test::parameter_values(net));
 
     SECTION("a different layer deep inside") {
         auto other = cnn::Sequential{Conv<float>{2, 4, 3, {.padding = 1}}, cnn::ReLU<float>{}, identity_block<float>(4),

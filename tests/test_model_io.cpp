@@ -34,13 +34,6 @@ void write_all(const fs::path& path, const std::vector<std::uint8_t>& bytes) {
     out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
-template <class Net>
-std::vector<typename Net::value_type> all_parameters(Net& net) {
-    std::vector<typename Net::value_type> values;
-    for (const auto& group : net.parameter_groups()) values.insert(values.end(), group.values.begin(), group.values.end());
-    return values;
-}
-
 }  // namespace
 
 TEMPLATE_TEST_CASE("save -> load -> predict is bit-identical", "[io]", float, double) {
@@ -52,7 +45,7 @@ TEMPLATE_TEST_CASE("save -> load -> predict is bit-identical", "[io]", float, do
 
     auto loaded = make_small<TestType>();
     CHECK(cnn::load_model(loaded, dir / "model.cnn") == "note=hello\n");
-    CHECK(all_parameters(loaded) == all_parameters(net));
+    CHECK(cnn::test::parameter_values(loaded) == cnn::test::parameter_values(net));
 
     std::mt19937_64 values(1);
     const auto x = cnn::test::random_tensor<TestType>(Shape<4>{5, 1, 8, 8}, values);
@@ -113,7 +106,7 @@ TEST_CASE("Saving replaces the old model whole", "[io]") {
     cnn::save_model(net, dir / "model.cnn");
     auto loaded = make_small<float>();
     (void)cnn::load_model(loaded, dir / "model.cnn");
-    CHECK(all_parameters(loaded) == all_parameters(net));
+    CHECK(cnn::test::parameter_values(loaded) == cnn::test::parameter_values(net));
     CHECK_THROWS_WITH(cnn::save_model(net, dir / "no-such-directory" / "model.cnn"),
                       Catch::Contains("cannot create") && Catch::Contains("No such file or directory"));
 }
@@ -129,11 +122,11 @@ TEST_CASE("Bad model files give clear errors and leave the network unchanged", "
     auto target = make_small<float>();
     cnn::Random other{3};
     target.initialize(other);
-    const auto before = all_parameters(target);
+    const auto before = cnn::test::parameter_values(target);
     const fs::path bad = dir / "bad.cnn";
     const auto expect_error = [&](const std::string& message) {
         CHECK_THROWS_WITH(cnn::load_model(target, bad), Catch::StartsWith(bad.string() + ": ") && Catch::Contains(message));
-        CHECK(all_parameters(target) == before);
+        CHECK(cnn::test::parameter_values(target) == before);
     };
 
     SECTION("another architecture") {
@@ -224,7 +217,7 @@ TEST_CASE("Bad model files give clear errors and leave the network unchanged", "
             write_all(bad, std::vector<std::uint8_t>(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(length)));
             CHECK_THROWS_AS(cnn::load_model(target, bad), cnn::model_error);
         }
-        CHECK(all_parameters(target) == before);
+        CHECK(cnn::test::parameter_values(target) == before);
     }
     SECTION("a flipped bit in every byte") {
         for (std::size_t i = 0; i < good.size(); ++i) {
@@ -234,6 +227,6 @@ TEST_CASE("Bad model files give clear errors and leave the network unchanged", "
             INFO("byte " << i << " of " << good.size());
             CHECK_THROWS_AS(cnn::load_model(target, bad), cnn::model_error);
         }
-        CHECK(all_parameters(target) == before);
+        CHECK(cnn::test::parameter_values(target) == before);
     }
 }

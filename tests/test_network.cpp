@@ -60,13 +60,8 @@ TEST_CASE("Same seed, same weights; another seed, other weights", "[network]") {
     a.initialize(ra);
     b.initialize(rb);
     c.initialize(rc);
-    const auto values = [](auto& net) {
-        std::vector<float> all;
-        for (const auto& group : net.parameter_groups()) all.insert(all.end(), group.values.begin(), group.values.end());
-        return all;
-    };
-    CHECK(values(a) == values(b));
-    CHECK(values(a) != values(c));
+    CHECK(cnn::test::parameter_values(a) == cnn::test::parameter_values(b));
+    CHECK(cnn::test::parameter_values(a) != cnn::test::parameter_values(c));
     // The generator is defined by the library, not the standard library: fixed values.
     cnn::Random r{42};
     const auto first = r();
