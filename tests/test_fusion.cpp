@@ -10,6 +10,8 @@
 #include <iterator>
 #include <random>
 #include <tuple>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "test_support.hpp"
@@ -183,6 +185,67 @@ using NormPoolPlan =
     cnn::detail::ChainPlan<float, cnn::BatchNorm2D<float>, cnn::ReLU<float>, cnn::MaxPool<float>>;
 static_assert(std::is_same_v<NormPoolPlan::step_type<1>, cnn::ActMaxPool<float, cnn::ReLU<float>>>);
 static_assert(cnn::detail::ChainPlan<float, cnn::BatchNorm2D<float>, cnn::Tanh<float>>::step_count == 2);
+// Fused or not, layer<I>() is the I-th layer as written (a fused step's layers() in order).
+using FusedChain = cnn::Sequential<cnn::Conv2D<float>, cnn::ReLU<float>, cnn::MaxPool<float>, cnn::BatchNorm2D<float>,
+                                   cnn::ReLU<float>, cnn::Tanh<float>, cnn::MaxPool<float>>;
+template <std::size_t I>
+using LayerOf = std::remove_cvref_t<decltype(std::declval<FusedChain&>().template layer<I>())>;
+static_assert(std::is_same_v<LayerOf<0>, cnn::Conv2D<float>> && std::is_same_v<LayerOf<1>, cnn::ReLU<float>> &&
+              std::is_same_v<LayerOf<2>, cnn::MaxPool<float>> && std::is_same_v<LayerOf<3>, cnn::BatchNorm2D<float>> &&
+              std::is_same_v<LayerOf<4>, cnn::ReLU<float>> && std::is_same_v<LayerOf<5>, cnn::Tanh<float>> &&
+              std::is_same_v<LayerOf<6>, cnn::MaxPool<float>>);
+
+// A network always hands BatchNormReLU a dx to write, where it keeps the gated deltas between
+// its two passes; called by hand it may be asked to add into dx, or for no dx at all, and then
+// keeps them in the context's scratch memory.
+TEMPLATE_TEST_CASE("BatchNormReLU adds into dx, or gives parameter gradients only, as its two layers do",
+                   "[fusion]", float, double) {
+    using T = TestType;
+    std::mt19937_64 rng(41);
+    const std::size_t threads_before = cnn::threads();
+    for (const std::size_t threads : {std::size_t{1}, std::size_t{3}}) {
+        cnn::set_threads(threads);
+        const Shape<4> shape{pick(rng, 2, 5), pick(rng, 1, 6), pick(rng, 1, 9), pick(rng, 1, 40)};
+        const auto x = cnn::test::random_tensor<T>(shape, rng), dy = cnn::test::random_tensor<T>(shape, rng);
+        const auto dx_before = cnn::test::random_tensor<T>(shape, rng);
+        cnn::BatchNorm2D<T> norm{shape[1]};
+        std::uniform_real_distribution<double> value(-1.0, 1.0);
+        for (std::size_t c = 0; c < shape[1]; ++c) {
+            norm.gamma()[c] = static_cast<T>(1.0 + value(rng) / 2);
+            norm.beta()[c] = static_cast<T>(value(rng));
+        }
+        cnn::BatchNormReLU<T> fused{norm, cnn::ReLU<T>{}};
+        cnn::ReLU<T> relu;
+        for (const bool want_dx : {true, false}) {
+            CAPTURE(threads, shape, want_dx);
+            cnn::Scratch<T> scratch;
+            const cnn::Context<T> context{scratch, cnn::Mode::training};
+            // the two layers: dE/dy through the ReLU into a tensor of its own, then the normalisation
+            typename cnn::BatchNorm2D<T>::State norm_state;
+            Tensor<T, 4> normalised(shape), y(shape), gated(shape), dx = dx_before;
+            std::ranges::fill(norm.gradients(), T{0});
+            norm.forward(x.view(), normalised.view(), context, norm_state);
+            relu.forward(normalised.cview(), y.view(), context);
+            relu.backward(normalised.cview(), y.cview(), dy.view(), gated.view(), context);
+            norm.backward(x.view(), normalised.cview(), gated.cview(), want_dx ? dx.view() : cnn::TensorView<T, 4>{},
+                          context, norm_state, cnn::Accumulate::yes);
+            // fused
+            typename cnn::BatchNormReLU<T>::State fused_state;
+            Tensor<T, 4> fused_y(shape), fused_dx = dx_before;
+            auto& fused_norm = std::get<0>(fused.layers());
+            std::ranges::fill(fused_norm.gradients(), T{0});
+            fused.forward(x.view(), fused_y.view(), context, fused_state);
+            fused.backward(x.view(), fused_y.cview(), dy.view(), want_dx ? fused_dx.view() : cnn::TensorView<T, 4>{},
+                           context, fused_state, cnn::Accumulate::yes);
+            CHECK(std::ranges::equal(fused_y, y));
+            CHECK(std::ranges::equal(fused_dx, dx));  // dx_before + dE/dx, or dx_before untouched
+            CHECK(std::ranges::equal(fused_norm.gradients(), norm.gradients()));
+            CHECK(std::ranges::equal(fused_norm.parameters(), norm.parameters()));  // the running statistics
+            if (want_dx) CHECK_FALSE(std::ranges::equal(dx, dx_before));
+        }
+    }
+    cnn::set_threads(threads_before);
+}
 
 TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "[fusion]", float, double) {
     using T = TestType;

@@ -281,22 +281,10 @@ private:
     static auto& part(Self& self) noexcept {
         constexpr std::size_t s = Plan::step_of[I];
         auto& step = std::get<s>(self.steps_);
-        if constexpr (Plan::sizes[Plan::first[s]] == 1) {
+        if constexpr (Plan::sizes[Plan::first[s]] == 1)
             return step;
-        } else if constexpr (requires { step.norm(); }) {  // BatchNormReLU
-            if constexpr (I == Plan::first[s])
-                return step.norm();
-            else
-                return step.relu();
-        } else {
-            constexpr std::size_t k = I - Plan::first[s], size = Plan::sizes[Plan::first[s]];
-            if constexpr (k + 1 == size)
-                return step.pool();
-            else if constexpr (k + 2 == size)
-                return step.activation();
-            else
-                return step.conv();
-        }
+        else
+            return std::get<I - Plan::first[s]>(step.layers());
     }
 
     template <class Self, class F, std::size_t... S>

@@ -172,7 +172,6 @@ struct PoolGeometry {
 template <Scalar T>
 struct ChannelAffine {
     std::span<const T> center, a, b, offset;
-    const T* gate = nullptr;
     bool rectify = false;
 };
 

@@ -21,17 +21,17 @@ void channel_statistics(const T* x, const Shape<4>& shape, std::span<double> mea
 }
 
 /// Per channel: sum of dy, and sum of dy (x - center) scale; with a gate (the output of a ReLU
-/// after the normalisation), of dy where gate > 0 only.
+/// after the normalisation), of the deltas that ReLU passes back (dy where gate > 0, else 0),
+/// which are written to `gated` (x's shape) on the way.
 template <Scalar T>
 void channel_gradient_sums(const T* x, const T* dy, const Shape<4>& shape, std::span<const double> center,
                            std::span<const double> scale, std::span<double> sum_dy, std::span<double> sum_dy_x_hat,
-                           const T* gate = nullptr) {
-    CNN_KERNEL_CALL(channel_gradient_sums<T>(x, dy, shape, center, scale, sum_dy, sum_dy_x_hat, gate));
+                           const T* gate = nullptr, T* gated = nullptr) {
+    CNN_KERNEL_CALL(channel_gradient_sums<T>(x, dy, shape, center, scale, sum_dy, sum_dy_x_hat, gate, gated));
 }
 
 /// out = a_c (x - center_c) + b_c dy + offset_c element by element (dy may be null when every
-/// b_c is 0), max(0, that) with f.rectify, dy only where f.gate > 0 with a gate; out += that
-/// with Accumulate::yes. Plane by plane over the pool.
+/// b_c is 0), max(0, that) with f.rectify; out += that with Accumulate::yes. Plane by plane over the pool.
 template <Scalar T>
 void channel_affine(const T* x, const T* dy, const Shape<4>& shape, const ChannelAffine<T>& f, T* out,
                     Accumulate accumulate = Accumulate::no) {

@@ -1,8 +1,8 @@
 // Fused layers: two or three layers computed as one, with the same results (bit for bit)
 // and less memory traffic. A Sequential picks them by itself (cnn/graph/fuse.hpp has the
 // rules); a user may also write them by hand. Either way they are the layers they fuse as
-// far as anyone else can tell: for_each_layer shows the original layers, whose parameters,
-// records and descriptions the model file and the optimizers see.
+// far as anyone else can tell: layers() and for_each_layer show the original layers, whose
+// parameters, records and descriptions the model file and the optimizers see.
 //
 //   ActMaxPool<T, A>      an activation A that never decreases, then a MaxPool: the max pool
 //                         runs first, on the raw inputs (max f(x) = f(max x)), and the
@@ -24,9 +24,10 @@
 //                         backward multiplies each winner's summed deltas by f'(x, y) there.
 //
 //   BatchNormReLU<T>      a BatchNorm2D, then a ReLU: y = max(0, the normalised x) as one
-//                         pass, and backward passes dE/dy where y > 0 straight into the
-//                         normalisation's sums and error term, without storing the ReLU's
-//                         input gradient (a chain fuses it when no MaxPool follows the ReLU,
+//                         pass; backward gates dE/dy by y > 0 into dx in the normalisation's
+//                         first pass (its sums), which its second (the error term) then
+//                         overwrites: no pass of the ReLU's own and no tensor for its input
+//                         gradient (a chain fuses the two when no MaxPool follows the ReLU,
 //                         which keeps ActMaxPool's one pass there).
 //
 // Ties: a window whose maximum is shared goes to its first maximum in row-major order either
@@ -41,6 +42,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -71,6 +73,15 @@ concept PointwiseFunction = requires(const A& activation, T value) {
 template <class A, class T>
 inline constexpr bool conv_max_pool_activation =
     monotone_non_decreasing<A> && (max_pool_kernel<A, T> || PointwiseFunction<A, T>);
+
+/// f(k, layer) for the k-th of a fused step's layers (its layers(), a tuple of references).
+template <class Layers, class F>
+void for_each_part(Layers layers, F& f) {
+    std::apply([&f](auto&... layer) {
+        std::size_t k = 0;
+        (f(k++, layer), ...);
+    }, layers);
+}
 }  // namespace detail
 
 template <Scalar T, Layer Act>
@@ -91,20 +102,17 @@ public:
 
     ActMaxPool(Act activation, MaxPool<T> pool) : activation_(std::move(activation)), pool_(std::move(pool)) {}
 
+    /// The layers it fuses, in data order (references; Sequential::layer reads them here).
+    [[nodiscard]] auto layers() noexcept { return std::tie(activation_, pool_); }
+    [[nodiscard]] auto layers() const noexcept { return std::tie(activation_, pool_); }
     template <class F>
     void for_each_layer(F&& f) {
-        f(std::size_t{0}, activation_);
-        f(std::size_t{1}, pool_);
+        detail::for_each_part(layers(), f);
     }
     template <class F>
     void for_each_layer(F&& f) const {
-        f(std::size_t{0}, activation_);
-        f(std::size_t{1}, pool_);
+        detail::for_each_part(layers(), f);
     }
-    [[nodiscard]] Act& activation() noexcept { return activation_; }
-    [[nodiscard]] const Act& activation() const noexcept { return activation_; }
-    [[nodiscard]] MaxPool<T>& pool() noexcept { return pool_; }
-    [[nodiscard]] const MaxPool<T>& pool() const noexcept { return pool_; }
 
     [[nodiscard]] std::string describe() const { return activation_.describe() + " + " + pool_.describe(); }
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const {
@@ -162,24 +170,17 @@ public:
     ConvActMaxPool(Conv2D<T> conv, Act activation, MaxPool<T> pool)
         : conv_(std::move(conv)), activation_(std::move(activation)), pool_(std::move(pool)) {}
 
+    /// The layers it fuses, in data order (references; Sequential::layer reads them here).
+    [[nodiscard]] auto layers() noexcept { return std::tie(conv_, activation_, pool_); }
+    [[nodiscard]] auto layers() const noexcept { return std::tie(conv_, activation_, pool_); }
     template <class F>
     void for_each_layer(F&& f) {
-        f(std::size_t{0}, conv_);
-        f(std::size_t{1}, activation_);
-        f(std::size_t{2}, pool_);
+        detail::for_each_part(layers(), f);
     }
     template <class F>
     void for_each_layer(F&& f) const {
-        f(std::size_t{0}, conv_);
-        f(std::size_t{1}, activation_);
-        f(std::size_t{2}, pool_);
+        detail::for_each_part(layers(), f);
     }
-    [[nodiscard]] Conv2D<T>& conv() noexcept { return conv_; }
-    [[nodiscard]] const Conv2D<T>& conv() const noexcept { return conv_; }
-    [[nodiscard]] Act& activation() noexcept { return activation_; }
-    [[nodiscard]] const Act& activation() const noexcept { return activation_; }
-    [[nodiscard]] MaxPool<T>& pool() noexcept { return pool_; }
-    [[nodiscard]] const MaxPool<T>& pool() const noexcept { return pool_; }
 
     [[nodiscard]] std::string describe() const {
         return conv_.describe() + " + " + activation_.describe() + " + " + pool_.describe();
@@ -260,20 +261,17 @@ public:
 
     BatchNormReLU(BatchNorm2D<T> norm, ReLU<T> relu) : norm_(std::move(norm)), relu_(relu) {}
 
+    /// The layers it fuses, in data order (references; Sequential::layer reads them here).
+    [[nodiscard]] auto layers() noexcept { return std::tie(norm_, relu_); }
+    [[nodiscard]] auto layers() const noexcept { return std::tie(norm_, relu_); }
     template <class F>
     void for_each_layer(F&& f) {
-        f(std::size_t{0}, norm_);
-        f(std::size_t{1}, relu_);
+        detail::for_each_part(layers(), f);
     }
     template <class F>
     void for_each_layer(F&& f) const {
-        f(std::size_t{0}, norm_);
-        f(std::size_t{1}, relu_);
+        detail::for_each_part(layers(), f);
     }
-    [[nodiscard]] BatchNorm2D<T>& norm() noexcept { return norm_; }
-    [[nodiscard]] const BatchNorm2D<T>& norm() const noexcept { return norm_; }
-    [[nodiscard]] ReLU<T>& relu() noexcept { return relu_; }
-    [[nodiscard]] const ReLU<T>& relu() const noexcept { return relu_; }
 
     [[nodiscard]] std::string describe() const { return norm_.describe() + " + " + relu_.describe(); }
     [[nodiscard]] Shape<4> output_shape(const Shape<4>& in) const { return norm_.output_shape(in); }
@@ -282,8 +280,8 @@ public:
         norm_.forward_with_relu(x, y, context, state);
     }
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
-                  TensorView<T, 4> dx, Context<T> /*context*/, State& state, Accumulate accumulate) {
-        norm_.backward_with_relu(x, y, dy, dx, state, accumulate);
+                  TensorView<T, 4> dx, Context<T> context, State& state, Accumulate accumulate) {
+        norm_.backward_with_relu(x, y, dy, dx, context, state, accumulate);
     }
 
 private:

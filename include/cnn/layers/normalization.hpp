@@ -151,16 +151,22 @@ public:
     void backward(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy, TensorView<T, 4> dx,
                   Context<T> /*context*/, State& state, Accumulate accumulate = Accumulate::no) {
         detail::expect_shape(dy, y.shape(), *this, "output gradient");
-        backpropagate(x, nullptr, dy, dx, state, accumulate);
+        backpropagate(x, nullptr, nullptr, dy, dx, state, accumulate);
     }
 
     /// backward for forward_with_relu: y is the ReLU's output and dy = dE/dy; the deltas pass
-    /// where y > 0 only, as the ReLU's backward would have passed them on.
+    /// where y > 0 only, as the ReLU's backward would have passed them on. Those deltas are
+    /// kept between the two passes in dx (or the context's scratch memory when dx is added to
+    /// or not wanted).
     void backward_with_relu(TensorView<const T, 4> x, TensorView<const T, 4> y, TensorView<const T, 4> dy,
-                            TensorView<T, 4> dx, State& state, Accumulate accumulate = Accumulate::no) {
+                            TensorView<T, 4> dx, Context<T> context, State& state, Accumulate accumulate = Accumulate::no) {
         detail::expect_shape(dy, y.shape(), *this, "output gradient");
         detail::expect_shape(y, x.shape(), *this, "forward output");
-        backpropagate(x, y.data(), dy, dx, state, accumulate);
+        if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), *this, "input gradient");
+        T* const gated = dx.data() != nullptr && accumulate == Accumulate::no
+                             ? dx.data()
+                             : context.scratch().per_worker(1, 0, x.size()).shared;
+        backpropagate(x, y.data(), gated, dy, dx, state, accumulate);
     }
 
 private:
@@ -194,9 +200,10 @@ private:
         kernels::channel_affine<T>(x.data(), nullptr, s, affine, y.data());
     }
 
-    /// backward, with dy passed where gate > 0 only when there is a gate (a ReLU's output).
-    void backpropagate(TensorView<const T, 4> x, const T* gate, TensorView<const T, 4> dy, TensorView<T, 4> dx,
-                       State& state, Accumulate accumulate) {
+    /// backward, with dy passed where gate > 0 only when there is a gate (a ReLU's output): those
+    /// deltas are written to `gated` (x's size) and read from there by the error term.
+    void backpropagate(TensorView<const T, 4> x, const T* gate, T* gated, TensorView<const T, 4> dy,
+                       TensorView<T, 4> dx, State& state, Accumulate accumulate) {
         if (state.shape != x.shape() || state.mean.size() != channels_)
             throw shape_error(describe() + ": backward for input " + to_string(x.shape()) +
                               " without the forward pass of that input");
@@ -204,7 +211,7 @@ private:
         const double m = static_cast<double>(s[0] * s[2] * s[3]);
         kernels::channel_gradient_sums(x.data(), dy.data(), s, std::span<const double>(state.mean),
                                        std::span<const double>(state.inv_std), std::span(state.sum_dy),
-                                       std::span(state.sum_dy_x_hat), gate);
+                                       std::span(state.sum_dy_x_hat), gate, gated);
         for (std::size_t c = 0; c < channels_; ++c) {
             gamma_gradients()[c] += static_cast<T>(state.sum_dy_x_hat[c]);
             beta_gradients()[c] += static_cast<T>(state.sum_dy[c]);
@@ -221,9 +228,8 @@ private:
         }
         if (dx.data() != nullptr) {
             detail::expect_shape(dx, x.shape(), *this, "input gradient");
-            kernels::ChannelAffine<T> affine = coefficients(state);
-            affine.gate = gate;
-            kernels::channel_affine<T>(x.data(), dy.data(), s, affine, dx.data(), accumulate);
+            kernels::channel_affine<T>(x.data(), gate == nullptr ? dy.data() : gated, s, coefficients(state), dx.data(),
+                                       accumulate);
         }
         if (state.update_pending) {
             const double unbiased = m / (m - 1);

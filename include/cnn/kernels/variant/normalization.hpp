@@ -98,45 +98,29 @@ void rectified_affine(const T* __restrict x, std::size_t n, T a, T center, T off
     }
 }
 
-/// How many gated deltas a fused pass puts together at a time, in a buffer on the stack: a
-/// multiple of LaneSum's 32 lanes, so that a plane summed in pieces of it sums each value into
-/// the lane the whole plane's run would.
-inline constexpr std::size_t gate_piece = 512;
-static_assert(gate_piece % LaneSum<>::width == 0);
-
-/// f(offset, count, deltas) for the pieces [offset, offset + count) of a plane's deltas: dy's
-/// own values, or with a gate the ReLU's (gated_deltas, gate_piece at a time).
-template <Scalar T, class F>
-void for_each_delta_piece(const T* dy, const T* gate, std::size_t plane, const F& f) {
-    if (gate == nullptr) return f(std::size_t{0}, plane, dy);
-    T gated[gate_piece];
-    for (std::size_t offset = 0; offset < plane; offset += gate_piece) {
-        const std::size_t count = std::min(gate_piece, plane - offset);
-        gated_deltas(dy + offset, gate + offset, count, gated);
-        f(offset, count, static_cast<const T*>(gated));
-    }
-}
-
-/// Per channel: sum of dy, and sum of dy (x - center) scale; with a gate, of the deltas a ReLU
-/// whose output is the gate passes back (dy where gate > 0, else 0), the same bits as summing
-/// those deltas stored.
+/// Per channel: sum of dy, and sum of dy (x - center) scale. With a gate (the output of a ReLU
+/// after the normalisation), the deltas that ReLU passes back (dy where gate > 0, else 0) are
+/// written to `gated` (x's shape) plane by plane and summed from there: the sums the two layers
+/// one after the other give, and `gated` is then the dy of the error term.
 template <Scalar T>
 void channel_gradient_sums(const T* x, const T* dy, const Shape<4>& shape, std::span<const double> center,
                            std::span<const double> scale, std::span<double> sum_dy, std::span<double> sum_dy_x_hat,
-                           const T* gate = nullptr) {
+                           const T* gate = nullptr, T* gated = nullptr) {
     parallel_blocks(shape[1], 1, [&](std::size_t begin, std::size_t end) {
         for (std::size_t c = begin; c < end; ++c) {
             LaneSum<> plain, weighted;
             const double mu = center[c], s = scale[c];
             for_each_plane_of_channel(shape, c, [&](std::size_t first, std::size_t plane) {
-                for_each_delta_piece(dy + first, gate == nullptr ? nullptr : gate + first, plane,
-                                     [&](std::size_t offset, std::size_t count, const T* d) {
-                                         const T* in = x + first + offset;
-                                         plain.add(count, [d](std::size_t k) { return static_cast<double>(d[k]); });
-                                         weighted.add(count, [in, d, mu, s](std::size_t k) {
-                                             return static_cast<double>(d[k]) * ((static_cast<double>(in[k]) - mu) * s);
-                                         });
-                                     });
+                const T* d = dy + first;
+                if (gate != nullptr) {
+                    gated_deltas(d, gate + first, plane, gated + first);
+                    d = gated + first;
+                }
+                const T* in = x + first;
+                plain.add(plane, [d](std::size_t k) { return static_cast<double>(d[k]); });
+                weighted.add(plane, [in, d, mu, s](std::size_t k) {
+                    return static_cast<double>(d[k]) * ((static_cast<double>(in[k]) - mu) * s);
+                });
             });
             sum_dy[c] = plain.total();
             sum_dy_x_hat[c] = weighted.total();
@@ -145,8 +129,8 @@ void channel_gradient_sums(const T* x, const T* dy, const Shape<4>& shape, std::
 }
 
 /// out = a_c (x - center_c) + b_c dy + offset_c element by element (dy may be null when every
-/// b_c is 0), max(0, that) with f.rectify, with a gate dy as the ReLU passes it back
-/// (for_each_delta_piece); out += that with Accumulate::yes. Plane by plane over the pool.
+/// b_c is 0), max(0, that) with f.rectify; out += that with Accumulate::yes. Plane by plane
+/// over the pool.
 template <Scalar T>
 void channel_affine(const T* x, const T* dy, const Shape<4>& shape, const ChannelAffine<T>& f, T* out,
                     Accumulate accumulate = Accumulate::no) {
@@ -165,19 +149,13 @@ void channel_affine(const T* x, const T* dy, const Shape<4>& shape, const Channe
                     for (std::size_t k = 0; k < plane; ++k) o[k] += a * (in[k] - center) + offset;
                 else
                     for (std::size_t k = 0; k < plane; ++k) o[k] = a * (in[k] - center) + offset;
-                continue;
+            } else {
+                const T* d = dy + first;
+                if (accumulate == Accumulate::yes)
+                    for (std::size_t k = 0; k < plane; ++k) o[k] += a * (in[k] - center) + b * d[k] + offset;
+                else
+                    for (std::size_t k = 0; k < plane; ++k) o[k] = a * (in[k] - center) + b * d[k] + offset;
             }
-            for_each_delta_piece(dy + first, f.gate == nullptr ? nullptr : f.gate + first, plane,
-                                 [&](std::size_t start, std::size_t count, const T* d) {
-                                     const T* i = in + start;
-                                     T* to = o + start;
-                                     if (accumulate == Accumulate::yes)
-                                         for (std::size_t k = 0; k < count; ++k)
-                                             to[k] += a * (i[k] - center) + b * d[k] + offset;
-                                     else
-                                         for (std::size_t k = 0; k < count; ++k)
-                                             to[k] = a * (i[k] - center) + b * d[k] + offset;
-                                 });
         }
     });
 }
