@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <random>
@@ -245,6 +246,28 @@ TEMPLATE_TEST_CASE("BatchNormReLU adds into dx, or gives parameter gradients onl
         }
     }
     cnn::set_threads(threads_before);
+}
+
+// The fused backward writes the gated deltas into dx in its first pass, so dx's shape is
+// checked before anything is written or added.
+TEST_CASE("BatchNormReLU refuses an input gradient of the wrong shape before it writes anything", "[fusion]") {
+    std::mt19937_64 rng(43);
+    const Shape<4> shape{3, 2, 4, 5};
+    const auto x = cnn::test::random_tensor<float>(shape, rng), dy = cnn::test::random_tensor<float>(shape, rng);
+    cnn::BatchNormReLU<float> fused{cnn::BatchNorm2D<float>{2}, cnn::ReLU<float>{}};
+    cnn::Scratch<float> scratch;
+    const cnn::Context<float> context{scratch, cnn::Mode::training};
+    typename cnn::BatchNormReLU<float>::State state;
+    Tensor<float, 4> y(shape);
+    fused.forward(x.view(), y.view(), context, state);
+    Tensor<float, 4> small({3, 2, 4, 4}, 0.5f);
+    const auto& norm = std::get<0>(fused.layers());
+    const std::vector<float> parameters(norm.parameters().begin(), norm.parameters().end());
+    CHECK_THROWS_WITH(fused.backward(x.view(), y.cview(), dy.view(), small.view(), context, state, cnn::Accumulate::no),
+                      Catch::Contains("input gradient") && Catch::Contains("[3, 2, 4, 4]"));
+    CHECK(std::ranges::all_of(small, [](float v) { return v == 0.5f; }));
+    CHECK(std::ranges::all_of(std::get<0>(fused.layers()).gradients(), [](float g) { return g == 0.0f; }));
+    CHECK(std::ranges::equal(norm.parameters(), parameters));  // the running statistics did not move
 }
 
 TEMPLATE_TEST_CASE("Every fusion gives the bits of its layers run one by one", "[fusion]", float, double) {

@@ -162,7 +162,6 @@ public:
                             TensorView<T, 4> dx, Context<T> context, State& state, Accumulate accumulate = Accumulate::no) {
         detail::expect_shape(dy, y.shape(), *this, "output gradient");
         detail::expect_shape(y, x.shape(), *this, "forward output");
-        if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), *this, "input gradient");
         T* const gated = dx.data() != nullptr && accumulate == Accumulate::no
                              ? dx.data()
                              : context.scratch().per_worker(1, 0, x.size()).shared;
@@ -207,6 +206,8 @@ private:
         if (state.shape != x.shape() || state.mean.size() != channels_)
             throw shape_error(describe() + ": backward for input " + to_string(x.shape()) +
                               " without the forward pass of that input");
+        // before anything is written: the gated deltas may go to dx
+        if (dx.data() != nullptr) detail::expect_shape(dx, x.shape(), *this, "input gradient");
         const Shape<4>& s = x.shape();
         const double m = static_cast<double>(s[0] * s[2] * s[3]);
         kernels::channel_gradient_sums(x.data(), dy.data(), s, std::span<const double>(state.mean),
@@ -226,11 +227,9 @@ private:
                 state.offset[c] = T{0};
             }
         }
-        if (dx.data() != nullptr) {
-            detail::expect_shape(dx, x.shape(), *this, "input gradient");
+        if (dx.data() != nullptr)
             kernels::channel_affine<T>(x.data(), gate == nullptr ? dy.data() : gated, s, coefficients(state), dx.data(),
                                        accumulate);
-        }
         if (state.update_pending) {
             const double unbiased = m / (m - 1);
             for (std::size_t c = 0; c < channels_; ++c) {
