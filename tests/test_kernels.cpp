@@ -203,6 +203,18 @@ TEMPLATE_TEST_CASE("Conv2D's fast kernels match the reference on random shapes",
     for (const ConvCase& s : {ConvCase{16, 32, 3, 3, 2, 1, 3, 28, 28}, ConvCase{16, 32, 1, 1, 2, 0, 3, 28, 28},
                               ConvCase{3, 5, 3, 3, 2, 1, 3, 9, 40}, ConvCase{2, 4, 2, 2, 2, 0, 2, 5, 37}})
         check_conv_against_reference<TestType>(s, rng);
+    // Strides above 1 on at least 64 terms a sum, lowered on the input's phases in both passes
+    // (FORMULAS.md section 23): the ResNet's second downsampling (7x7 outputs: chunks of four
+    // samples, the last one part-full), no padding on a width whose last column no output reads,
+    // stride 3 with a 4x4 filter (three phases per axis, one tap of four in the second), a 1x1
+    // filter (one phase of four) on 70 channels, a 5x5 filter with padding 3 (past its half), 2x2
+    // filters (a phase per tap) on odd sizes, and a first ResNet layer's shape just below 64
+    // terms (a 3x3 on 7 channels: 63) on the im2col product.
+    for (const ConvCase& s : {ConvCase{32, 64, 3, 3, 2, 1, 5, 14, 14}, ConvCase{8, 12, 3, 3, 2, 0, 4, 13, 12},
+                              ConvCase{10, 7, 4, 4, 3, 2, 3, 17, 10}, ConvCase{70, 5, 1, 1, 2, 0, 3, 9, 9},
+                              ConvCase{7, 9, 5, 5, 2, 3, 2, 9, 16}, ConvCase{16, 16, 2, 2, 2, 0, 3, 9, 7},
+                              ConvCase{7, 8, 3, 3, 2, 1, 3, 10, 11}})
+        check_conv_against_reference<TestType>(s, rng);
     // "Same" convolutions that run on the implicit lowering in both passes: the ResNet's three
     // stages, a 1x1 on 64 channels, a 5x5 on a non-square plane; and one just below the
     // threshold (a 3x3 on 7 channels: 63 terms a sum), on the im2col product.
@@ -237,7 +249,7 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
         return std::uniform_int_distribution<std::size_t>(low, high)(rng);
     };
     const std::size_t threads_before = cnn::threads();
-    for (int trial = 0; trial < 78; ++trial) {
+    for (int trial = 0; trial < 84; ++trial) {
         // Half the trials grouped: G groups of up to 3 channels and filters, or depthwise
         // (G = C, one or two filters per channel); the others ordinary.
         std::size_t groups = 1, channels = pick(1, 6), filters = pick(1, 9);
@@ -283,13 +295,26 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
         // 22; the input gradient only where the padding is under the filter's size), with per-axis
         // padding up to 3 (wider than the filter's half) and odd and even output heights. (Earlier
         // trials with 3-row filters and unit strides on two channels or more take it too.)
-        if (trial >= 74) {
+        if (trial >= 74 && trial < 78) {
             groups = 1;
             fh = 3;
             fw = pick(1, 5);
             channels = std::max<std::size_t>(pick(8, 20), (48 + fw - 1) / fw);
             filters = pick(9, 20);
             spec = {1, 1, pick(0, 3), pick(0, 3), 1, 1};
+        }
+        // The last six: ordinary convolutions with per-axis strides (one of them at least 2) on
+        // 64 terms a sum or more, lowered on the input's phases (FORMULAS.md section 23), with
+        // padding up to 4 (past the filter's half).
+        const bool phases = trial >= 78;
+        if (phases) {
+            groups = 1;
+            spec.dilation_h = spec.dilation_w = 1;
+            fh = pick(1, 5);
+            fw = pick(1, 5);
+            channels = std::max<std::size_t>(pick(3, 12), (64 + fh * fw - 1) / (fh * fw));
+            spec.stride_h = pick(1, 3);
+            spec.stride_w = spec.stride_h == 1 ? pick(2, 3) : pick(1, 3);
         }
         const bool bias = trial % 3 != 0;
         const std::size_t span_h = (fh - 1) * spec.dilation_h + 1, span_w = (fw - 1) * spec.dilation_w + 1;
@@ -342,11 +367,11 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
             all.insert(all.end(), layer.gradients().begin(), layer.gradients().end());
             results.push_back(std::move(all));
             // The error term added to what dx holds (a branch of a graph), and no error term
-            // at all (the first layer): the grouped kernel's and the implicit lowering's parameter
-            // gradients are the same bits either way. (The im2col product's may differ in the
+            // at all (the first layer): the grouped kernel's, the implicit lowering's and the phase
+            // lowering's parameter gradients are the same bits either way. (The im2col product's may differ in the
             // last bits: its weight gradient is summed in another order when there is no error
             // term to compute.)
-            if (groups == 1 && !implicit) continue;
+            if (groups == 1 && !implicit && !phases) continue;
             const std::vector<T> gradients(layer.gradients().begin(), layer.gradients().end());
             std::ranges::fill(dx, T{1});
             std::ranges::fill(layer.gradients(), T{0});

@@ -216,6 +216,33 @@ TEST_CASE("Worked examples EX25 and EX26: Winograd's F(2, 3) and F(4, 3) down a 
     }
 }
 
+TEST_CASE("Worked example EX27: a stride-2 convolution on the input's phases", "[layers][conv][worked]") {
+    // 22 channels of 1x3 filters (66 terms a sum: the phase lowering's, FORMULAS.md section 23),
+    // stride 2 and padding 1 across; only channel 0 of the input and of the filter is non-zero,
+    // so y is one row of g = (1, 2, 3) on x = (1, ..., 5), and the other channels' gradients
+    // are zero. All the values are small integers: exact in double.
+    cnn::Conv2D<double> conv{22, 1, {1, 3}, {.stride = {1, 2}, .padding = {0, 1}, .bias = false}};
+    std::ranges::fill(conv.parameters(), 0.0);
+    std::ranges::copy(std::vector<double>{1, 2, 3}, conv.parameters().begin());
+    Tensor<double, 4> x({1, 22, 1, 5}, 0.0);
+    for (std::size_t v = 0; v < 5; ++v) x(0, 0, 0, v) = static_cast<double>(v + 1);
+    Tensor<double, 4> y(conv.output_shape(x.shape()));
+    REQUIRE(y.shape() == Shape<4>{1, 1, 1, 3});
+    cnn::Scratch<double> scratch;
+    conv.forward(x, y, scratch);
+    CHECK(std::vector<double>(y.begin(), y.end()) == std::vector<double>{8, 20, 14});
+
+    const Tensor<double, 4> delta(y.shape(), 1.0);
+    Tensor<double, 4> dx(x.shape(), 7.0);
+    std::ranges::fill(conv.gradients(), 0.0);
+    conv.backward(x, y, delta, dx, scratch);
+    const std::vector<double> channel_0(dx.begin(), dx.begin() + 5), rest(dx.begin() + 5, dx.end());
+    CHECK(channel_0 == std::vector<double>{2, 4, 2, 4, 2});
+    CHECK(std::ranges::all_of(rest, [](double v) { return v == 0.0; }));
+    const auto dw = conv.weight_gradients();
+    CHECK(std::vector<double>(dw.begin(), dw.begin() + 3) == std::vector<double>{6, 9, 6});
+}
+
 TEST_CASE("Worked example EX22: pooling with padding", "[layers][pool][worked]") {
     cnn::Scratch<double> scratch;
     const Tensor<double, 4> ones({1, 1, 3, 3}, 1.0);

@@ -8,6 +8,7 @@
 #include "cnn/kernels/variant/dense.hpp"
 #include "cnn/kernels/variant/conv2d.hpp"
 #include "cnn/kernels/variant/winograd.hpp"
+#include "cnn/kernels/variant/strided.hpp"
 #include "cnn/kernels/variant/grouped.hpp"
 #include "cnn/kernels/variant/pooling.hpp"
 #include "cnn/kernels/variant/normalization.hpp"

@@ -29,7 +29,10 @@
 // of the padded deltas with the rotated filters, read in place like the forward pass's input.
 // Before either, a convolution with 3-row filters and unit strides takes Winograd's minimal
 // filtering down the rows (winograd.hpp), in the forward pass and for the input gradient; its
-// weight gradient takes the paths below, as do the other filter shapes.
+// weight gradient takes the paths below, as do the other filter shapes. A convolution with a
+// stride above 1, no dilation and sums of at least 64 terms (the ResNet's 3x3 downsampling)
+// is lowered on its input's phases in both passes (strided.hpp): its input is split once into
+// the planes of every second (third, ...) row and column, in which each row of col is a run.
 // Otherwise, how a row of col is built depends on the geometry (ConvGeometry::lowering):
 //  - shifted planes (stride 1, no dilation, output as wide as the input, i.e.
 //    "same" padding): the row for (c, m, n) is the input plane shifted by
@@ -346,6 +349,16 @@ void winograd_convolution(TensorView<const T, 4> x, const T* w, bool rotated, st
                           const ConvGeometry& g, TensorView<T, 4> y, Accumulate accumulate, Scratch<T>& scratch,
                           const After& after, const Before& before);
 
+// Strided convolutions lowered on the input's phases (strided.hpp, included after this file).
+inline bool phase_lowering_applies(const ConvGeometry& g) noexcept;
+template <Scalar T, class After>
+void conv2d_forward_phases(TensorView<const T, 4> x, TensorView<const T, 4> w, std::span<const T> b,
+                           const ConvGeometry& g, TensorView<T, 4> y, Scratch<T>& scratch, const After& after);
+template <Scalar T, class Before>
+void conv2d_backward_phases(TensorView<const T, 4> x, TensorView<const T, 4> dy, TensorView<const T, 4> w,
+                            const ConvGeometry& g, TensorView<T, 4> dx, TensorView<T, 4> dw, std::span<T> db,
+                            Scratch<T>& scratch, const Before& before, Accumulate accumulate_dx);
+
 /// The samples [first, last) of chunk `chunk`.
 inline std::pair<std::size_t, std::size_t> chunk_samples(std::size_t chunk, std::size_t samples) {
     return {chunk * conv_chunk, std::min(samples, (chunk + 1) * conv_chunk)};
@@ -367,6 +380,7 @@ void conv2d_forward(TensorView<const T, 4> x, TensorView<const T, 4> w, std::spa
     if (winograd_applies(g))
         return winograd_convolution(x, w.data(), false, b, g, y, Accumulate::no, scratch, after, NoHook{});
     if (implicit_lowering_applies(g)) return conv2d_forward_implicit(x, w, b, g, y, scratch, after);
+    if (phase_lowering_applies(g)) return conv2d_forward_phases(x, w, b, g, y, scratch, after);
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
     const std::size_t q = g.positions(), ld = conv_chunk * q;
     const std::size_t sample_size = g.filters * g.out_h * g.out_w;
@@ -739,6 +753,8 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
     }
     if (implicit_backward_applies(g))
         return conv2d_backward_implicit(x, dy, w, g, dx, dw, db, scratch, before, accumulate_dx);
+    if (phase_lowering_applies(g))
+        return conv2d_backward_phases(x, dy, w, g, dx, dw, db, scratch, before, accumulate_dx);
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
     const std::size_t q = g.positions(), ld = conv_chunk * q, out_plane = g.out_h * g.out_w;
     const std::size_t kernels = g.filters, rows = g.rows(), weight_size = kernels * rows;

@@ -163,6 +163,21 @@ inline __m512 even_lanes(__m512 lo, __m512 hi) {
 inline __m512d even_lanes(__m512d lo, __m512d hi) {
     return _mm512_permutex2var_pd(lo, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), hi);
 }
+inline __m512 odd_lanes(__m512 lo, __m512 hi) {
+    return _mm512_permutex2var_ps(lo, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), hi);
+}
+inline __m512d odd_lanes(__m512d lo, __m512d hi) {
+    return _mm512_permutex2var_pd(lo, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), hi);
+}
+/// The lower (upper) halves of even and odd, lane by lane in turn: even[0], odd[0], even[1], ...
+inline __m512 interleave_half(__m512 even, __m512 odd, bool upper) {
+    const __m512i lower = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    return _mm512_permutex2var_ps(even, upper ? _mm512_add_epi32(lower, _mm512_set1_epi32(8)) : lower, odd);
+}
+inline __m512d interleave_half(__m512d even, __m512d odd, bool upper) {
+    const __m512i lower = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    return _mm512_permutex2var_pd(even, upper ? _mm512_add_epi64(lower, _mm512_set1_epi64(4)) : lower, odd);
+}
 inline __m512 spread_half(__m512 r, bool upper) {
     const __m512i lower = _mm512_setr_epi32(0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0);
     const __m512i index = upper ? _mm512_add_epi32(lower, _mm512_set1_epi32(8)) : lower;
@@ -216,6 +231,52 @@ inline void add_every_second(const T* __restrict src, std::size_t n, T* __restri
     }
 #else
     for (std::size_t j = 0; j < n; ++j) dst[2 * j] += src[j];
+#endif
+}
+
+/// A row split into its two column phases, as a convolution with stride 2 lowers its input
+/// (strided.hpp): even[j] = src[2 j] for 2 j < n and odd[j] = src[2 j + 1] for 2 j + 1 < n
+/// (deal_pairs); and back, dst[2 j] (+)= even[j] and dst[2 j + 1] (+)= odd[j] for the same j
+/// (merge_pairs). With AVX-512, two vectors of the row a step, each phase's vector one
+/// permutation of them; elsewhere value by value.
+template <class T>
+inline void deal_pairs(const T* __restrict src, std::size_t n, T* __restrict even, T* __restrict odd) {
+#if CNN_KERNEL_LEVEL == 2
+    using V = Vector<T>;
+    constexpr std::size_t lanes = V::lanes;
+    for (std::size_t i = 0; i < n; i += 2 * lanes) {
+        const std::size_t count = std::min(2 * lanes, n - i);
+        const auto lo = load_n(src + i, std::min(lanes, count));
+        const auto hi = count > lanes ? load_n(src + i + lanes, count - lanes) : V::zero();
+        store_n(even + i / 2, even_lanes(lo, hi), (count + 1) / 2);
+        if (count > 1) store_n(odd + i / 2, odd_lanes(lo, hi), count / 2);
+    }
+#else
+    for (std::size_t j = 0; 2 * j < n; ++j) even[j] = src[2 * j];
+    for (std::size_t j = 0; 2 * j + 1 < n; ++j) odd[j] = src[2 * j + 1];
+#endif
+}
+
+template <class T>
+inline void merge_pairs(const T* __restrict even, const T* __restrict odd, std::size_t n, T* __restrict dst,
+                        bool add) {
+#if CNN_KERNEL_LEVEL == 2
+    using V = Vector<T>;
+    constexpr std::size_t lanes = V::lanes;
+    for (std::size_t i = 0; i < n; i += 2 * lanes) {
+        const std::size_t count = std::min(2 * lanes, n - i), low = std::min(lanes, count);
+        const auto e = load_n(even + i / 2, (count + 1) / 2);
+        const auto o = count > 1 ? load_n(odd + i / 2, count / 2) : V::zero();
+        const auto lo = interleave_half(e, o, false);
+        store_n(dst + i, add ? V::add(lo, load_n(dst + i, low)) : lo, low);
+        if (count > lanes) {
+            const auto hi = interleave_half(e, o, true);
+            store_n(dst + i + lanes, add ? V::add(hi, load_n(dst + i + lanes, count - lanes)) : hi, count - lanes);
+        }
+    }
+#else
+    for (std::size_t j = 0; 2 * j < n; ++j) dst[2 * j] = (add ? dst[2 * j] : T{0}) + even[j];
+    for (std::size_t j = 0; 2 * j + 1 < n; ++j) dst[2 * j + 1] = (add ? dst[2 * j + 1] : T{0}) + odd[j];
 #endif
 }
 
