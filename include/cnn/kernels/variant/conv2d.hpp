@@ -145,6 +145,22 @@ inline PlaneRun plane_run(const ConvGeometry& g, std::size_t m, std::size_t n) {
     return run;
 }
 
+/// dst[j] = src[j stride] for j < n (im2col's rows, split_phases' columns).
+template <Scalar T>
+void copy_strided(const T* __restrict src, std::size_t n, std::size_t stride, T* __restrict dst) {
+    if (stride == 1) return copy_run(src, n, dst);
+    if (stride == 2) return copy_every_second(src, n, dst);
+    for (std::size_t j = 0; j < n; ++j) dst[j] = src[j * stride];
+}
+
+/// dst[j stride] += src[j] for j < n (col2im's rows, merge_phases' columns).
+template <Scalar T>
+void add_strided(const T* __restrict src, std::size_t n, std::size_t stride, T* __restrict dst) {
+    if (stride == 1) return add_run(src, n, dst);
+    if (stride == 2) return add_every_second(src, n, dst);
+    for (std::size_t j = 0; j < n; ++j) dst[j * stride] += src[j];
+}
+
 /// col[r][offset + q] for one sample, in a column buffer whose rows hold `ld` values.
 template <Scalar T>
 void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, std::size_t ld, std::size_t offset) {
@@ -172,13 +188,7 @@ void im2col(const T* __restrict x, const ConvGeometry& g, T* __restrict col, std
                     // Columns [first, last) read x[u][j Sw + n Dw - Pw]; the others are padding.
                     const T* source = plane + u * g.width + input_column(g, first, n);
                     zero_run(out, first);
-                    if (g.stride_w == 1) {
-                        copy_run(source, last - first, out + first);
-                    } else if (g.stride_w == 2) {
-                        copy_every_second(source, last - first, out + first);
-                    } else {
-                        for (std::size_t j = first; j < last; ++j) out[j] = source[(j - first) * g.stride_w];
-                    }
+                    copy_strided(source, last - first, g.stride_w, out + first);
                     zero_run(out + last, g.out_w - last);
                 }
             }
@@ -207,15 +217,8 @@ void col2im(T* __restrict dcol, std::size_t ld, std::size_t offset, const ConvGe
                 for (std::size_t i = 0; i < g.out_h; ++i) {
                     std::size_t u = 0;
                     if (!input_row(g, i, m, u)) continue;
-                    T* target = plane + u * g.width + input_column(g, first, n);
-                    const T* in = row + i * g.out_w;
-                    if (g.stride_w == 1) {
-                        add_run(in + first, last - first, target);
-                    } else if (g.stride_w == 2) {
-                        add_every_second(in + first, last - first, target);
-                    } else {
-                        for (std::size_t j = first; j < last; ++j) target[(j - first) * g.stride_w] += in[j];
-                    }
+                    add_strided(row + i * g.out_w + first, last - first, g.stride_w,
+                                plane + u * g.width + input_column(g, first, n));
                 }
             }
     }
@@ -298,10 +301,10 @@ void pad_planes(const T* __restrict x, const ConvGeometry& g, const ImplicitLowe
     }
 }
 
-/// The offsets of the rows of col in x~, in `offsets` (the caller's, kept for its next call:
-/// it only grows).
-inline const std::size_t* implicit_offsets(const ConvGeometry& g, const ImplicitLowering& lay,
-                                           std::vector<std::size_t>& offsets) {
+/// The offsets of the rows of col in x~ (or, with a PhaseLowering, in the phase planes), in
+/// `offsets` (the caller's, kept for its next call: it only grows).
+template <class Layout>
+const std::size_t* implicit_offsets(const ConvGeometry& g, const Layout& lay, std::vector<std::size_t>& offsets) {
     offsets.resize(std::max(offsets.size(), g.rows()));
     for (std::size_t r = 0; r < g.rows(); ++r) offsets[r] = lay.offset(g, r);
     return offsets.data();

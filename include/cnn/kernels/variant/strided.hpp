@@ -79,26 +79,10 @@ inline std::pair<std::size_t, std::size_t> phase_columns(const ConvGeometry& g, 
     return {std::min(first, last), last};
 }
 
-/// dst[j] = src[j stride] for j < n.
-template <Scalar T>
-void copy_strided(const T* __restrict src, std::size_t n, std::size_t stride, T* __restrict dst) {
-    if (stride == 1) return copy_run(src, n, dst);
-    if (stride == 2) return copy_every_second(src, n, dst);
-    for (std::size_t j = 0; j < n; ++j) dst[j] = src[j * stride];
-}
-
-/// dst[j stride] += src[j] for j < n.
-template <Scalar T>
-void add_strided(const T* __restrict src, std::size_t n, std::size_t stride, T* __restrict dst) {
-    if (stride == 1) return add_run(src, n, dst);
-    if (stride == 2) return add_every_second(src, n, dst);
-    for (std::size_t j = 0; j < n; ++j) dst[j * stride] += src[j];
-}
-
 /// Sample x's phases, as sample `s` of the chunk, into the phase planes `out`: phase (a, b) of
 /// channel c gets x~[c][a + Sh u][b + Sw v] at s block + u pitch + v for the input values
 /// only. The padding's zeros lie in the same places for every chunk, so the caller writes them
-/// once (zero_run over the planes) before a worker's first chunk.
+/// once, before a worker's first chunk (zero_phases_once).
 template <Scalar T>
 void split_phases(const T* __restrict x, const ConvGeometry& g, const PhaseLowering& lay, std::size_t s,
                   T* __restrict out) {
@@ -157,12 +141,14 @@ void merge_phases(const T* __restrict phases, const ConvGeometry& g, const Phase
         }
 }
 
-/// The rows of col's offsets in the phase planes, in `offsets` (the caller's; it only grows).
-inline const std::size_t* phase_offsets(const ConvGeometry& g, const PhaseLowering& lay,
-                                        std::vector<std::size_t>& offsets) {
-    offsets.resize(std::max(offsets.size(), g.rows()));
-    for (std::size_t r = 0; r < g.rows(); ++r) offsets[r] = lay.offset(g, r);
-    return offsets.data();
+/// Writes the padding's zeros into a worker's phase planes before its first chunk of a call
+/// (`zeroed`, its flag in the call's shared memory, set to 0 before the chunks): split_phases
+/// writes the input values only, in the same places for every chunk.
+template <Scalar T>
+void zero_phases_once(T& zeroed, T* phases, const ConvGeometry& g, const PhaseLowering& lay) {
+    if (zeroed != T{0}) return;
+    zero_run(phases, g.channels * lay.plane);
+    zeroed = T{1};
 }
 
 // Forward on the phases, chunk by chunk of samples: the filters packed once for the batch; per
@@ -184,17 +170,14 @@ void conv2d_forward_phases(TensorView<const T, 4> x, TensorView<const T, 4> w, s
     T* const zeroed = memory.shared + packed_size;  // per worker: 1 once its planes' padding is zero
     std::fill_n(zeroed, threads(), T{0});
     thread_local std::vector<std::size_t> offset_memory;
-    const std::size_t* const offsets = phase_offsets(g, lay, offset_memory);
+    const std::size_t* const offsets = implicit_offsets(g, lay, offset_memory);
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
         T* const phases = memory.worker(worker);
         T* const net = phases + phases_size;
         T* const own = net + net_size;
         T* const edge = own + own_output;
         const std::size_t first = chunk * lay.chunk, last = std::min(samples, first + lay.chunk);
-        if (zeroed[worker] == T{0}) {
-            zero_run(phases, g.channels * lay.plane);
-            zeroed[worker] = T{1};
-        }
+        zero_phases_once(zeroed[worker], phases, g, lay);
         for (std::size_t n = first; n < last; ++n) split_phases(x[n].data(), g, lay, n - first, phases);
         gemm_rows<T>(g.filters, lay.columns(g, last - first), rows, memory.shared, phases, offsets, net, ld,
                      Accumulate::no, edge);
@@ -235,7 +218,7 @@ void conv2d_backward_phases(TensorView<const T, 4> x, TensorView<const T, 4> dy,
     T* const zeroed = packed + packed_size;  // per worker: 1 once its planes' padding is zero
     std::fill_n(zeroed, threads(), T{0});
     thread_local std::vector<std::size_t> input_offsets, delta_offsets;
-    const std::size_t* const at_x = phase_offsets(g, lay, input_offsets);
+    const std::size_t* const at_x = implicit_offsets(g, lay, input_offsets);
     delta_offsets.resize(std::max(delta_offsets.size(), kernels));
     for (std::size_t k = 0; k < kernels; ++k) delta_offsets[k] = k * lay.phase_plane;
     const std::size_t* const at_d = delta_offsets.data();
@@ -251,10 +234,7 @@ void conv2d_backward_phases(TensorView<const T, 4> x, TensorView<const T, 4> dy,
         T* const dw_part = partials + chunk * per_chunk;
         T* const db_part = dw_part + kernels * rows;
         const std::size_t first = chunk * lay.chunk, last = std::min(samples, first + lay.chunk);
-        if (zeroed[worker] == T{0}) {
-            zero_run(phases, g.channels * lay.plane);
-            zeroed[worker] = T{1};
-        }
+        zero_phases_once(zeroed[worker], phases, g, lay);
         for (std::size_t n = first; n < last; ++n) {
             split_phases(x[n].data(), g, lay, n - first, phases);
             const T* source = own;
