@@ -229,6 +229,15 @@ TEMPLATE_TEST_CASE("Conv2D's fast kernels match the reference on random shapes",
     for (const ConvCase& s : {ConvCase{5, 80, 3, 3, 1, 1, 5, 9, 13}, ConvCase{7, 48, 3, 3, 1, 1, 3, 6, 11},
                               ConvCase{3, 16, 3, 3, 1, 1, 4, 15, 4}, ConvCase{2, 32, 3, 3, 1, 1, 2, 1, 1}})
         check_conv_against_reference<TestType>(s, rng);
+    // The weight gradient on F(4, 3) transposed (FORMULAS.md section 24: 3x3 "same" filters on
+    // 8 channels or more, filters in whole vectors, output heights of 3, 4 or from 7 rows): last
+    // tiles with 3, 2, 1 and 4 rows of outputs (7, 10, 9 and 12 rows), a single tile (4 and 3
+    // rows), blocks of filters of every width (16, 48, 80: one vector; three; four and one), and
+    // batches that end in a part-full chunk of samples.
+    for (const ConvCase& s : {ConvCase{8, 16, 3, 3, 1, 1, 5, 7, 9}, ConvCase{9, 48, 3, 3, 1, 1, 3, 10, 6},
+                              ConvCase{8, 80, 3, 3, 1, 1, 2, 9, 5}, ConvCase{16, 64, 3, 3, 1, 1, 6, 12, 12},
+                              ConvCase{12, 32, 3, 3, 1, 1, 6, 4, 17}, ConvCase{10, 16, 3, 3, 1, 1, 3, 3, 3}})
+        check_conv_against_reference<TestType>(s, rng);
     // Winograd's F(4, 3) and F(2, 3) down the rows (FORMULAS.md section 22), in the forward pass
     // and (onto 8 channels or more) the input gradient: chunks of several samples
     // (7x7 planes) that end part-full; output heights of every remainder by 4 (7, 8, 15, 5, 14);
@@ -249,7 +258,7 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
         return std::uniform_int_distribution<std::size_t>(low, high)(rng);
     };
     const std::size_t threads_before = cnn::threads();
-    for (int trial = 0; trial < 84; ++trial) {
+    for (int trial = 0; trial < 90; ++trial) {
         // Half the trials grouped: G groups of up to 3 channels and filters, or depthwise
         // (G = C, one or two filters per channel); the others ordinary.
         std::size_t groups = 1, channels = pick(1, 6), filters = pick(1, 9);
@@ -306,7 +315,7 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
         // The last six: ordinary convolutions with per-axis strides (one of them at least 2) on
         // 64 terms a sum or more, lowered on the input's phases (FORMULAS.md section 23), with
         // padding up to 4 (past the filter's half).
-        const bool phases = trial >= 78;
+        const bool phases = trial >= 78 && trial < 84;
         if (phases) {
             groups = 1;
             spec.dilation_h = spec.dilation_w = 1;
@@ -316,6 +325,17 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
             spec.stride_h = pick(1, 3);
             spec.stride_w = spec.stride_h == 1 ? pick(2, 3) : pick(1, 3);
         }
+        // The last six: 3x3 "same" convolutions on 8 channels or more with filters in whole
+        // vectors (16 to 80, up to five vectors of floats), whose weight gradient runs on F(4, 3)
+        // transposed (FORMULAS.md section 24) on output heights of every remainder by 4.
+        const bool winograd_gradient = trial >= 84;
+        if (winograd_gradient) {
+            groups = 1;
+            fh = fw = 3;
+            spec = {1, 1, 1, 1, 1, 1};
+            channels = pick(8, 14);
+            filters = 16 * pick(1, 5);
+        }
         const bool bias = trial % 3 != 0;
         const std::size_t span_h = (fh - 1) * spec.dilation_h + 1, span_w = (fw - 1) * spec.dilation_w + 1;
         const std::size_t lowest_h = span_h > 2 * spec.pad_h ? span_h - 2 * spec.pad_h : 1;
@@ -323,8 +343,10 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
         // Trials 68 and 69: depthwise on planes larger than 32 x 32, which run channels first.
         const bool large_depthwise = trial >= 68 && trial < 70;
         const std::size_t largest_plane = large_depthwise ? 40 : 15;
-        const std::size_t height =
-            large_depthwise ? 33 : pick(lowest_h, std::max<std::size_t>(lowest_h, largest_plane));
+        // (Heights from 7: F(4, 3) down the rows; below, 3 and 4 take it too, the others F(2, 3).)
+        const std::size_t height = large_depthwise      ? 33
+                                   : winograd_gradient ? pick(7, 16)
+                                                       : pick(lowest_h, std::max<std::size_t>(lowest_h, largest_plane));
         const std::size_t width = pick(large_depthwise ? 32 : lowest_w, std::max<std::size_t>(lowest_w, largest_plane));
         const std::size_t batch = pick(1, 9);
         cnn::Conv2D<T> conv{channels, filters, {fh, fw},
@@ -367,11 +389,11 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
             all.insert(all.end(), layer.gradients().begin(), layer.gradients().end());
             results.push_back(std::move(all));
             // The error term added to what dx holds (a branch of a graph), and no error term
-            // at all (the first layer): the grouped kernel's, the implicit lowering's and the phase
-            // lowering's parameter gradients are the same bits either way. (The im2col product's may differ in the
+            // at all (the first layer): the grouped kernel's, the implicit lowering's, the phase
+            // lowering's and Winograd's parameter gradients are the same bits either way. (The im2col product's may differ in the
             // last bits: its weight gradient is summed in another order when there is no error
             // term to compute.)
-            if (groups == 1 && !implicit && !phases) continue;
+            if (groups == 1 && !implicit && !phases && !winograd_gradient) continue;
             const std::vector<T> gradients(layer.gradients().begin(), layer.gradients().end());
             std::ranges::fill(dx, T{1});
             std::ranges::fill(layer.gradients(), T{0});

@@ -243,6 +243,39 @@ TEST_CASE("Worked example EX27: a stride-2 convolution on the input's phases", "
     CHECK(std::vector<double>(dw.begin(), dw.begin() + 3) == std::vector<double>{6, 9, 6});
 }
 
+TEST_CASE("Worked example EX28: a weight gradient on Winograd's F(4, 3), transposed", "[layers][conv][worked]") {
+    // 8 channels and 8 filters of 3x3, padding 1 (72 terms a sum, filters in whole vectors of
+    // doubles: FORMULAS.md section 24's path), on a 4x1 input: only channel 0 of the input and
+    // filter 0's deltas are non-zero, so filter 0's gradient on channel 0, middle column, is
+    // EX28's (20, 30, 20), its outer columns read the padding, and every other gradient is zero.
+    // 1/6 and 1/24 are not exact in binary: to 1e-12.
+    cnn::Conv2D<double> conv{8, 8, {3, 3}, {.stride = 1, .padding = 1}};
+    std::ranges::fill(conv.parameters(), 0.5);
+    Tensor<double, 4> x({1, 8, 4, 1}, 0.0), delta({1, 8, 4, 1}, 0.0);
+    for (std::size_t u = 0; u < 4; ++u) {
+        x(0, 0, u, 0) = static_cast<double>(u + 1);
+        delta(0, 0, u, 0) = static_cast<double>(u + 1);
+    }
+    Tensor<double, 4> y(conv.output_shape(x.shape())), dx(x.shape());
+    REQUIRE(y.shape() == x.shape());
+    cnn::Scratch<double> scratch;
+    conv.forward(x, y, scratch);
+    for (const bool with_dx : {true, false}) {
+        INFO((with_dx ? "with" : "without") << " the input gradient");
+        std::ranges::fill(conv.gradients(), 0.0);
+        conv.backward(x, y, delta, with_dx ? dx.view() : cnn::TensorView<double, 4>{nullptr, x.shape()}, scratch);
+        const auto dw = conv.weight_gradients();
+        for (std::size_t k = 0; k < 8; ++k)
+            for (std::size_t c = 0; c < 8; ++c)
+                for (std::size_t m = 0; m < 3; ++m)
+                    for (std::size_t n = 0; n < 3; ++n) {
+                        const double expected = k == 0 && c == 0 && n == 1 ? std::array{20.0, 30.0, 20.0}[m] : 0.0;
+                        CHECK(dw(k, c, m, n) == Approx(expected).margin(1e-12));
+                    }
+        CHECK(conv.bias_gradients()[0] == 10.0);
+    }
+}
+
 TEST_CASE("Worked example EX22: pooling with padding", "[layers][pool][worked]") {
     cnn::Scratch<double> scratch;
     const Tensor<double, 4> ones({1, 1, 3, 3}, 1.0);

@@ -352,6 +352,13 @@ void winograd_convolution(TensorView<const T, 4> x, const T* w, bool rotated, st
                           const ConvGeometry& g, TensorView<T, 4> y, Accumulate accumulate, Scratch<T>& scratch,
                           const After& after, const Before& before);
 
+// The weight gradient on F(4, 3) transposed (winograd.hpp).
+template <Scalar T>
+bool winograd_weight_gradient_applies(const ConvGeometry& g) noexcept;
+template <Scalar T, class Before>
+void winograd_weight_gradient(TensorView<const T, 4> x, TensorView<const T, 4> dy, const ConvGeometry& g,
+                              TensorView<T, 4> dw, std::span<T> db, Scratch<T>& scratch, const Before& before);
+
 // Strided convolutions lowered on the input's phases (strided.hpp, included after this file).
 inline bool phase_lowering_applies(const ConvGeometry& g) noexcept;
 template <Scalar T, class After>
@@ -754,6 +761,8 @@ void conv2d_backward(TensorView<const T, 4> x, TensorView<const T, 4> dy, Tensor
                                         NoHook{}, before);
         }
     }
+    if (dx.data() == nullptr && winograd_weight_gradient_applies<T>(g))
+        return winograd_weight_gradient(x, dy, g, dw, db, scratch, before);
     if (implicit_backward_applies(g))
         return conv2d_backward_implicit(x, dy, w, g, dx, dw, db, scratch, before, accumulate_dx);
     if (phase_lowering_applies(g))

@@ -274,5 +274,144 @@ void winograd_convolution(TensorView<const T, 4> x, const T* w, bool rotated, st
     });
 }
 
+// The weight gradient by F(4, 3) transposed (FORMULAS.md section 24). Down column n of filter
+// (k, c), the gradient of tap row m is a sum over output rows i of d_i x~_{i + m}, d the deltas
+// and x~ the padded input; F(4, 3)'s identity y_i = sum_a A^T[i][a] (G g)_a (B^T x~)_a, read
+// the other way round, gives per tile of 4 output rows
+//   dW_m = sum_a G[a][m] (A d)_a (B^T x~)_a,
+// 6 products per 3 taps where the direct sum takes 12. So per sample: x~'s planes V_a = B^T x~
+// (winograd_inputs), the deltas' planes (A d)_a transposed (winograd_deltas), and per plane
+// a the products M_a[(c, n)][k] = sum over positions q of V_a[c][q + n] (A d)_a[q][k]: one row
+// of 3 taps by broadcasts (weight_gradient_by_taps on a 1-row filter). Each chunk's M_a are
+// summed over its samples and turned into its dW^T rows (c, m, n) = sum_a G[a][m] M_a[(c, n)]
+// once, in double.
+
+/// Where it applies: where the implicit backward pass takes the weight gradient by taps, with
+/// 3-row filters, no dilation, unit strides, and output heights the forward pass runs on
+/// F(4, 3) (winograd_layout's tile 4: 3, 4 and from 7 rows on).
+template <Scalar T>
+bool winograd_weight_gradient_applies(const ConvGeometry& g) noexcept {
+    return implicit_backward_applies(g) && weight_gradient_by_taps_applies<T>(g) && winograd_applies(g) &&
+           winograd_layout(g).tile == 4;
+}
+
+/// The plane layout of winograd_weight_gradient: one sample's rows of tiles a plane.
+inline WinogradLayout winograd_gradient_layout(const ConvGeometry& g) noexcept {
+    WinogradLayout lay = winograd_layout(g);
+    lay.chunk = 1;
+    lay.plane = round_up(lay.tiles_h * lay.pitch + g.pad_w + detail::Vector<float>::lanes);
+    return lay;
+}
+
+/// dT_a (positions x K, position q = t pitch + j for tile row t; one plane every `stride`
+/// values from dt) from one sample's deltas (K x H2 x W2): (A d)_a of its tile's rows d_0 .. d_3
+/// (zero past H2), position by position,
+///   A d = (d_0, d_0 + d_1 + d_2 + d_3, d_0 - d_1 + d_2 - d_3, d_0 + 2 d_1 + 4 d_2 + 8 d_3,
+///          d_0 - 2 d_1 + 4 d_2 - 8 d_3, d_3),
+/// zero at the pitch - W2 positions past each row's end and at the two before the first and
+/// after the last position (2 K values each side, which the planes have room for). The deltas
+/// are first transposed into `rows` (4 tiles_h pitch K values: output row i at i pitch K, zero
+/// past each row's W2 positions and in the rows past H2), so that each tile row of each plane
+/// is a combination of four whole runs of it.
+template <Scalar T>
+void winograd_deltas(const T* __restrict deltas, const ConvGeometry& g, const WinogradLayout& lay, T* __restrict dt,
+                     std::size_t stride, T* __restrict rows) {
+    using V = detail::Vector<T>;
+    const std::size_t kernels = g.filters, width = g.out_w, out_plane = g.out_h * width;
+    const std::size_t run = lay.pitch * kernels;
+    for (std::size_t i = 0; i < g.out_h; ++i) {
+        transpose(deltas + i * width, out_plane, kernels, width, rows + i * run, kernels);
+        zero_run(rows + i * run + width * kernels, (lay.pitch - width) * kernels);
+    }
+    zero_run(rows + g.out_h * run, (4 * lay.tiles_h - g.out_h) * run);
+    for (std::size_t a = 0; a < 6; ++a) zero_run(dt + a * stride - 2 * kernels, 2 * kernels);
+    const T four_ = 4, eight_ = 8;
+    const auto four = V::broadcast(&four_), eight = V::broadcast(&eight_);
+    for (std::size_t t = 0; t < lay.tiles_h; ++t) {
+        const T* const d = rows + 4 * t * run;
+        T* const out = dt + t * run;
+        for (std::size_t e = 0; e < run; e += V::lanes) {
+            const std::size_t n = std::min(V::lanes, run - e);
+            const auto d0 = load_n(d + e, n), d1 = load_n(d + run + e, n), d2 = load_n(d + 2 * run + e, n),
+                       d3 = load_n(d + 3 * run + e, n);
+            const auto s02 = V::add(d0, d2), s13 = V::add(d1, d3), f02 = V::fma(four, d2, d0),
+                       f13 = V::fma(eight, d3, V::add(d1, d1));
+            store_n(out + e, d0, n);
+            store_n(out + stride + e, V::add(s02, s13), n);
+            store_n(out + 2 * stride + e, V::sub(s02, s13), n);
+            store_n(out + 3 * stride + e, V::add(f02, f13), n);
+            store_n(out + 4 * stride + e, V::sub(f02, f13), n);
+            store_n(out + 5 * stride + e, d3, n);
+        }
+    }
+}
+
+/// dW and db (added to), where winograd_weight_gradient_applies, as conv2d_backward_implicit
+/// computes them without an input gradient (the same chunks of samples, partials and `before`).
+template <Scalar T, class Before>
+void winograd_weight_gradient(TensorView<const T, 4> x, TensorView<const T, 4> dy, const ConvGeometry& g,
+                              TensorView<T, 4> dw, std::span<T> db, Scratch<T>& scratch, const Before& before) {
+    const WinogradLayout lay = winograd_gradient_layout(g);
+    const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
+    const std::size_t kernels = g.filters, channels = g.channels, rows = g.rows();
+    const std::size_t out_plane = g.out_h * g.out_w, sample_size = kernels * out_plane;
+    const std::size_t columns = (lay.tiles_h - 1) * lay.pitch + g.out_w, per_chunk = kernels * rows + kernels;
+    const bool stored = dy.data() != nullptr;
+    const std::size_t v_size = 6 * channels * lay.plane, stride = round_up((columns + 4) * kernels);
+    const std::size_t m_part = 3 * channels * kernels, m_size = 6 * m_part;
+    const std::size_t rows_size = round_up(4 * lay.tiles_h * lay.pitch * kernels), zeros_size = round_up(g.width);
+    const std::size_t own_deltas = stored ? 0 : round_up(sample_size);
+    const std::size_t per_worker = v_size + 6 * stride + m_size + rows_size + zeros_size + own_deltas;
+    const WorkerScratch<T> memory = scratch.per_worker(threads(), per_worker, round_up(chunks * per_chunk));
+    T* const partials = memory.shared;
+    // The products as weight_gradient_by_taps takes them: a filter of one row on the planes.
+    ConvGeometry row_filter = g;
+    row_filter.kernel_h = 1;
+    const ImplicitLowering planes{true, lay.pitch, lay.plane, columns};
+    // G[a][m] of the filter transform (winograd_filters): U = G g.
+    static constexpr double G[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                       {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 2.0 / 24, 4.0 / 24},
+                                       {1.0 / 24, -2.0 / 24, 4.0 / 24}, {0, 0, 1}};
+    thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
+        T* const v = memory.worker(worker);
+        T* const dt = v + v_size;
+        T* const m = dt + 6 * stride;
+        T* const transformed = m + m_size;
+        T* const zeros = transformed + rows_size;
+        T* const own = zeros + zeros_size;
+        T* const dw_part = partials + chunk * per_chunk;
+        T* const db_part = dw_part + kernels * rows;
+        zero_run(zeros, g.width);
+        const auto [first, last] = chunk_samples(chunk, samples);
+        for (std::size_t n = first; n < last; ++n) {
+            const T* deltas = own;
+            if (stored)
+                deltas = dy.data() + n * sample_size;
+            else
+                before(n, n + 1, TensorView<T, 4>{own, {1, kernels, g.out_h, g.out_w}});
+            winograd_inputs(x[n].data(), g, lay, 0, v, zeros);
+            winograd_deltas(deltas, g, lay, dt + 2 * kernels, stride, transformed);
+            for (std::size_t a = 0; a < 6; ++a)
+                weight_gradient_by_taps(v + a * channels * lay.plane, row_filter, planes, dt + a * stride + 2 * kernels,
+                                        m + a * m_part, n > first);
+            for (std::size_t k = 0; k < kernels; ++k)
+                db_part[k] = (n > first ? db_part[k] : T{0}) + sum_run(deltas + k * out_plane, out_plane);
+        }
+        // dW^T row (c, r, n), r the filter row: sum over a of G[a][r] M_a[(c, n)].
+        for (std::size_t c = 0; c < channels; ++c)
+            for (std::size_t r = 0; r < 3; ++r)
+                for (std::size_t n = 0; n < 3; ++n) {
+                    T* const out = dw_part + ((c * 3 + r) * 3 + n) * kernels;
+                    const std::size_t at = (c * 3 + n) * kernels;
+                    for (std::size_t k = 0; k < kernels; ++k) {
+                        double sum = 0;
+                        for (std::size_t a = 0; a < 6; ++a) sum += G[a][r] * static_cast<double>(m[a * m_part + at + k]);
+                        out[k] = static_cast<T>(sum);
+                    }
+                }
+    });
+    add_chunk_gradients<T>(partials, chunks, kernels, rows, true, dw, db);
+}
+
 }  // namespace CNN_KERNEL_VARIANT
 }  // namespace cnn::kernels
