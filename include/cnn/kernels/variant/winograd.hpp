@@ -53,7 +53,8 @@ struct WinogradLayout {
     }
 };
 
-inline WinogradLayout winograd_layout(const ConvGeometry& g) noexcept {
+/// With `chunk` samples per chunk; 0: as many as give each product at least 256 positions.
+inline WinogradLayout winograd_layout(const ConvGeometry& g, std::size_t chunk = 0) noexcept {
     WinogradLayout lay{};
     // The tile with fewer products for H2 rows: F(4, 3), 6 per 4 rows, or F(2, 3), 4 per 2 rows,
     // which rounds less, on a tie: F(2, 3) for 1, 2, 5 and 6 rows.
@@ -65,7 +66,7 @@ inline WinogradLayout winograd_layout(const ConvGeometry& g) noexcept {
     // At least 256 positions per product: a 7x7 plane has 18 to 36, too few for the GEMM's
     // tiles of 32 columns to be mostly full.
     const std::size_t per_sample = lay.tiles_h * lay.pitch;
-    lay.chunk = std::max<std::size_t>(1, (256 + per_sample - 1) / per_sample);
+    lay.chunk = chunk != 0 ? chunk : std::max<std::size_t>(1, (256 + per_sample - 1) / per_sample);
     // Slack past the chunk's last row for its stores' overrun (winograd_inputs): its next
     // row's left padding and the rest of a vector (of floats, as many lanes as doubles or more).
     lay.plane = round_up(lay.chunk * per_sample + g.pad_w + detail::Vector<float>::lanes);
@@ -295,14 +296,6 @@ bool winograd_weight_gradient_applies(const ConvGeometry& g) noexcept {
            winograd_layout(g).tile == 4;
 }
 
-/// The plane layout of winograd_weight_gradient: one sample's rows of tiles a plane.
-inline WinogradLayout winograd_gradient_layout(const ConvGeometry& g) noexcept {
-    WinogradLayout lay = winograd_layout(g);
-    lay.chunk = 1;
-    lay.plane = round_up(lay.tiles_h * lay.pitch + g.pad_w + detail::Vector<float>::lanes);
-    return lay;
-}
-
 /// dT_a (positions x K, position q = t pitch + j for tile row t; one plane every `stride`
 /// values from dt) from one sample's deltas (K x H2 x W2): (A d)_a of its tile's rows d_0 .. d_3
 /// (zero past H2), position by position,
@@ -351,11 +344,11 @@ void winograd_deltas(const T* __restrict deltas, const ConvGeometry& g, const Wi
 template <Scalar T, class Before>
 void winograd_weight_gradient(TensorView<const T, 4> x, TensorView<const T, 4> dy, const ConvGeometry& g,
                               TensorView<T, 4> dw, std::span<T> db, Scratch<T>& scratch, const Before& before) {
-    const WinogradLayout lay = winograd_gradient_layout(g);
+    const WinogradLayout lay = winograd_layout(g, 1);  // one sample's rows of tiles a plane
     const std::size_t samples = x.extent(0), chunks = (samples + conv_chunk - 1) / conv_chunk;
     const std::size_t kernels = g.filters, channels = g.channels, rows = g.rows();
     const std::size_t out_plane = g.out_h * g.out_w, sample_size = kernels * out_plane;
-    const std::size_t columns = (lay.tiles_h - 1) * lay.pitch + g.out_w, per_chunk = kernels * rows + kernels;
+    const std::size_t columns = lay.columns(g, 1), per_chunk = kernels * rows + kernels;
     const bool stored = dy.data() != nullptr;
     const std::size_t v_size = 6 * channels * lay.plane, stride = round_up((columns + 4) * kernels);
     const std::size_t m_part = 3 * channels * kernels, m_size = 6 * m_part;
@@ -376,8 +369,8 @@ void winograd_weight_gradient(TensorView<const T, 4> x, TensorView<const T, 4> d
         T* const v = memory.worker(worker);
         T* const dt = v + v_size;
         T* const m = dt + 6 * stride;
-        T* const transformed = m + m_size;
-        T* const zeros = transformed + rows_size;
+        T* const transposed = m + m_size;  // winograd_deltas' `rows`
+        T* const zeros = transposed + rows_size;
         T* const own = zeros + zeros_size;
         T* const dw_part = partials + chunk * per_chunk;
         T* const db_part = dw_part + kernels * rows;
@@ -390,7 +383,7 @@ void winograd_weight_gradient(TensorView<const T, 4> x, TensorView<const T, 4> d
             else
                 before(n, n + 1, TensorView<T, 4>{own, {1, kernels, g.out_h, g.out_w}});
             winograd_inputs(x[n].data(), g, lay, 0, v, zeros);
-            winograd_deltas(deltas, g, lay, dt + 2 * kernels, stride, transformed);
+            winograd_deltas(deltas, g, lay, dt + 2 * kernels, stride, transposed);
             for (std::size_t a = 0; a < 6; ++a)
                 weight_gradient_by_taps(v + a * channels * lay.plane, row_filter, planes, dt + a * stride + 2 * kernels,
                                         m + a * m_part, n > first);
