@@ -73,40 +73,51 @@ inline WinogradLayout winograd_layout(const ConvGeometry& g, std::size_t chunk =
     return lay;
 }
 
-/// U_a (K x C Fw, row-major, a = 0 .. planes - 1, one after the other) from the filters w
-/// (K x C x 3 x Fw), or with `rotated` from the filters of the convolution this one is the input
-/// gradient of: filter k of channel c is then w's filter c of channel k turned by 180 degrees
-/// (FORMULAS.md 8.4). Computed in double and rounded once:
+/// winograd_layout's, with its chunks shrunk where that spreads `samples` samples evenly over
+/// the threads: a batch of 64 on 7x7 planes makes 5 chunks of 15 samples, 3 for one of 2
+/// workers and 2 for the other, and 6 chunks of 11 keep both busy to the end. Each sample's
+/// output is the same whatever its chunk (its own columns of the products).
+inline WinogradLayout winograd_balanced_layout(const ConvGeometry& g, std::size_t samples) {
+    const WinogradLayout lay = winograd_layout(g);
+    const std::size_t workers = threads();
+    if (workers == 1 || samples == 0) return lay;
+    const std::size_t chunks = ((samples + lay.chunk - 1) / lay.chunk + workers - 1) / workers * workers;
+    const std::size_t even = (samples + chunks - 1) / chunks;
+    return even < lay.chunk ? winograd_layout(g, even) : lay;
+}
+
+/// G of the filter transform U = G g (FORMULAS.md section 22) for F(2, 3) and F(4, 3): row a
+/// gives plane a's U_a from a filter column's 3 taps.
+inline constexpr double winograd_g2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+inline constexpr double winograd_g4[6][3] = {{1.0 / 4, 0, 0},
+                                             {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                             {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                             {1.0 / 24, 2.0 / 24, 4.0 / 24},
+                                             {1.0 / 24, -2.0 / 24, 4.0 / 24},
+                                             {0, 0, 1}};
+
+/// U_a (K x C Fw, row-major) of plane a from the filters w (K x C x 3 x Fw), or with `rotated`
+/// from the filters of the convolution this one is the input gradient of: filter k of channel
+/// c is then w's filter c of channel k turned by 180 degrees (FORMULAS.md 8.4). Each value
+/// sum_m G[a][m] g_m in double, rounded once:
 ///   F(2, 3): U = (g_0, (g_0 + g_1 + g_2) / 2, (g_0 - g_1 + g_2) / 2, g_2)
 ///   F(4, 3): U = (g_0 / 4, -(g_0 + g_1 + g_2) / 6, -(g_0 - g_1 + g_2) / 6,
 ///                 (g_0 + 2 g_1 + 4 g_2) / 24, (g_0 - 2 g_1 + 4 g_2) / 24, g_2)
 template <Scalar T>
 void winograd_filters(const T* __restrict w, const ConvGeometry& g, const WinogradLayout& lay, bool rotated,
-                      T* __restrict u) {
-    const std::size_t fw = g.kernel_w, size = 3 * fw, columns = g.filters * g.channels * fw;
+                      std::size_t a, T* __restrict u) {
+    const std::size_t fw = g.kernel_w, size = 3 * fw;
+    const double* const row = lay.tile == 2 ? winograd_g2[a] : winograd_g4[a];
+    const double g0 = row[0], g1 = row[1], g2 = row[2];
     for (std::size_t k = 0; k < g.filters; ++k)
         for (std::size_t c = 0; c < g.channels; ++c) {
             const T* const f = w + (rotated ? c * g.filters + k : k * g.channels + c) * size;
-            const auto tap = [&](std::size_t m, std::size_t n) {
-                return static_cast<double>(rotated ? f[size - 1 - m * fw - n] : f[m * fw + n]);
-            };
+            T* const out = u + (k * g.channels + c) * fw;
             for (std::size_t n = 0; n < fw; ++n) {
-                const double g0 = tap(0, n), g1 = tap(1, n), g2 = tap(2, n);
-                T* const at = u + (k * g.channels + c) * fw + n;
-                const auto put = [&](std::size_t a, double value) { at[a * columns] = static_cast<T>(value); };
-                if (lay.tile == 2) {
-                    put(0, g0);
-                    put(1, (g0 + g1 + g2) / 2);
-                    put(2, (g0 - g1 + g2) / 2);
-                    put(3, g2);
-                } else {
-                    put(0, g0 / 4);
-                    put(1, -(g0 + g1 + g2) / 6);
-                    put(2, -(g0 - g1 + g2) / 6);
-                    put(3, (g0 + 2 * g1 + 4 * g2) / 24);
-                    put(4, (g0 - 2 * g1 + 4 * g2) / 24);
-                    put(5, g2);
-                }
+                const auto tap = [&](std::size_t m) {
+                    return static_cast<double>(rotated ? f[size - 1 - m * fw - n] : f[m * fw + n]);
+                };
+                out[n] = static_cast<T>(g0 * tap(0) + g1 * tap(1) + g2 * tap(2));
             }
         }
 }
@@ -229,8 +240,9 @@ template <Scalar T, class After, class Before>
 void winograd_convolution(TensorView<const T, 4> x, const T* w, bool rotated, std::span<const T> b,
                           const ConvGeometry& g, TensorView<T, 4> y, Accumulate accumulate, Scratch<T>& scratch,
                           const After& after, const Before& before) {
-    const WinogradLayout lay = winograd_layout(g);
-    const std::size_t samples = x.extent(0), chunks = (samples + lay.chunk - 1) / lay.chunk;
+    const std::size_t samples = x.extent(0);
+    const WinogradLayout lay = winograd_balanced_layout(g, samples);
+    const std::size_t chunks = (samples + lay.chunk - 1) / lay.chunk;
     const std::size_t depth = g.channels * g.kernel_w, sample_size = g.filters * g.out_h * g.out_w;
     const bool stored = y.data() != nullptr, given = x.data() != nullptr;
     const std::size_t v_size = lay.planes * g.channels * lay.plane, m_size = lay.planes * g.filters * lay.plane;
@@ -241,11 +253,14 @@ void winograd_convolution(TensorView<const T, 4> x, const T* w, bool rotated, st
         v_size + m_size + zeros_size + own_output + own_input + gemm_rows_edge_size<T>();
     const std::size_t packed = round_up(packed_a_size<T>(g.filters, depth)), u_size = lay.planes * g.filters * depth;
     const WorkerScratch<T> memory = scratch.per_worker(threads(), per_worker, lay.planes * packed + u_size);
+    // The filters' planes U_a, transformed and packed plane by plane over the pool (on one
+    // thread, all six took 4 % of the 64 -> 64 7x7 forward pass, with divisions).
     T* const u = memory.shared + lay.planes * packed;
-    winograd_filters(w, g, lay, rotated, u);
-    for (std::size_t a = 0; a < lay.planes; ++a)
-        pack_whole_a<T>(g.filters, depth, u + a * g.filters * depth, static_cast<std::ptrdiff_t>(depth), 1,
-                        memory.shared + a * packed);
+    thread_pool().parallel_for(lay.planes, [&](std::size_t a, std::size_t) {
+        T* const u_a = u + a * g.filters * depth;
+        winograd_filters(w, g, lay, rotated, a, u_a);
+        pack_whole_a<T>(g.filters, depth, u_a, static_cast<std::ptrdiff_t>(depth), 1, memory.shared + a * packed);
+    });
     thread_local std::vector<std::size_t> offset_memory;
     offset_memory.resize(std::max(offset_memory.size(), depth));
     for (std::size_t r = 0; r < depth; ++r) offset_memory[r] = r / g.kernel_w * lay.plane + r % g.kernel_w;
@@ -361,10 +376,6 @@ void winograd_weight_gradient(TensorView<const T, 4> x, TensorView<const T, 4> d
     ConvGeometry row_filter = g;
     row_filter.kernel_h = 1;
     const ImplicitLowering planes{true, lay.pitch, lay.plane, columns};
-    // G[a][m] of the filter transform (winograd_filters): U = G g.
-    static constexpr double G[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                       {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 2.0 / 24, 4.0 / 24},
-                                       {1.0 / 24, -2.0 / 24, 4.0 / 24}, {0, 0, 1}};
     thread_pool().parallel_for(chunks, [&](std::size_t chunk, std::size_t worker) {
         T* const v = memory.worker(worker);
         T* const dt = v + v_size;
@@ -390,7 +401,7 @@ void winograd_weight_gradient(TensorView<const T, 4> x, TensorView<const T, 4> d
             for (std::size_t k = 0; k < kernels; ++k)
                 db_part[k] = (n > first ? db_part[k] : T{0}) + sum_run(deltas + k * out_plane, out_plane);
         }
-        // dW^T row (c, r, n), r the filter row: sum over a of G[a][r] M_a[(c, n)].
+        // dW^T row (c, r, n), r the filter row: sum over a of G[a][r] M_a[(c, n)] (G: winograd_g4).
         for (std::size_t c = 0; c < channels; ++c)
             for (std::size_t r = 0; r < 3; ++r)
                 for (std::size_t n = 0; n < 3; ++n) {
@@ -398,7 +409,8 @@ void winograd_weight_gradient(TensorView<const T, 4> x, TensorView<const T, 4> d
                     const std::size_t at = (c * 3 + n) * kernels;
                     for (std::size_t k = 0; k < kernels; ++k) {
                         double sum = 0;
-                        for (std::size_t a = 0; a < 6; ++a) sum += G[a][r] * static_cast<double>(m[a * m_part + at + k]);
+                        for (std::size_t a = 0; a < 6; ++a)
+                            sum += winograd_g4[a][r] * static_cast<double>(m[a * m_part + at + k]);
                         out[k] = static_cast<T>(sum);
                     }
                 }
