@@ -253,8 +253,8 @@ void winograd_convolution(TensorView<const T, 4> x, const T* w, bool rotated, st
         v_size + m_size + zeros_size + own_output + own_input + gemm_rows_edge_size<T>();
     const std::size_t packed = round_up(packed_a_size<T>(g.filters, depth)), u_size = lay.planes * g.filters * depth;
     const WorkerScratch<T> memory = scratch.per_worker(threads(), per_worker, lay.planes * packed + u_size);
-    // The filters' planes U_a, transformed and packed plane by plane over the pool (on one
-    // thread, all six took 4 % of the 64 -> 64 7x7 forward pass, with divisions).
+    // The filters' planes U_a, transformed and packed plane by plane over the pool, so that
+    // no worker waits while one thread transforms all six.
     T* const u = memory.shared + lay.planes * packed;
     thread_pool().parallel_for(lay.planes, [&](std::size_t a, std::size_t) {
         T* const u_a = u + a * g.filters * depth;
