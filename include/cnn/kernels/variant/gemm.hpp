@@ -50,13 +50,15 @@ struct OffsetRows {
     const T* operator[](std::size_t p) const noexcept { return b + offsets[p]; }
 };
 
-/// C (MR x NR, leading dimension ldc) = [C +] the product of one packed A panel (MR rows,
-/// column by column) and one B panel whose k-th row of NR values starts at rows[k].
-template <class T, std::size_t MR, class Rows>
-void micro_kernel(std::size_t kc, const T* __restrict a, const Rows& rows, T* __restrict c, std::size_t ldc,
-                  bool accumulate) {
+/// C (MR x Vectors lanes, leading dimension ldc) = [C +] the product of one packed A panel
+/// (MR rows, column by column) and the first Vectors vectors of one B panel whose k-th row
+/// starts at rows[k]. Each column of C is its own chain of multiply-adds, the same whatever
+/// the width.
+template <class T, std::size_t MR, std::size_t Vectors, class Rows>
+void micro_kernel_of_width(std::size_t kc, const T* __restrict a, const Rows& rows, T* __restrict c, std::size_t ldc,
+                           bool accumulate) {
     using V = Vector<T>;
-    constexpr std::size_t vectors = V::columns / V::lanes;
+    constexpr std::size_t vectors = Vectors;
     typename V::reg acc[MR][vectors];
 #pragma GCC unroll 16
     for (std::size_t i = 0; i < MR; ++i)
@@ -84,15 +86,27 @@ void micro_kernel(std::size_t kc, const T* __restrict a, const Rows& rows, T* __
         }
 }
 
+/// C (MR x NR) = [C +] the product of one packed A panel and one B panel (NR values a row).
+template <class T, std::size_t MR, class Rows>
+void micro_kernel(std::size_t kc, const T* __restrict a, const Rows& rows, T* __restrict c, std::size_t ldc,
+                  bool accumulate) {
+    micro_kernel_of_width<T, MR, Vector<T>::columns / Vector<T>::lanes>(kc, a, rows, c, ldc, accumulate);
+}
+
 /// The same product for a tile of C that may be cut short (rows x cols of it are kept):
-/// computed whole aside and the valid part copied.
+/// computed aside and the valid part copied; one vector wide where cols fit in one (a
+/// product whose last panel has a few columns, such as Winograd's 196 on 7x7 planes, spent
+/// a whole tile's multiply-adds on them).
 template <class T, std::size_t MR, class Rows>
 void edge_kernel(std::size_t kc, const T* a, const Rows& b, T* c, std::size_t ldc, bool accumulate,
                  std::size_t rows, std::size_t cols) {
-    constexpr std::size_t nr = Vector<T>::columns;
+    constexpr std::size_t nr = Vector<T>::columns, lanes = Vector<T>::lanes;
     if (rows == MR && cols == nr) return micro_kernel<T, MR>(kc, a, b, c, ldc, accumulate);
     alignas(64) T edge[MR * nr];
-    micro_kernel<T, MR>(kc, a, b, edge, nr, false);
+    if (cols <= lanes)
+        micro_kernel_of_width<T, MR, 1>(kc, a, b, edge, nr, false);
+    else
+        micro_kernel<T, MR>(kc, a, b, edge, nr, false);
     for (std::size_t i = 0; i < rows; ++i)
         for (std::size_t j = 0; j < cols; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : T{0}) + edge[i * nr + j];
 }

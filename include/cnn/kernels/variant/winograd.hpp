@@ -122,16 +122,15 @@ void winograd_filters(const T* __restrict w, const ConvGeometry& g, const Winogr
         }
 }
 
-/// V_a[c][t pitch + v] for one sample's rows of tiles t = t0 .. t0 + tiles_h - 1: the padded
-/// input's rows tile i .. tile i + planes - 1 combined, each zero where it lies in the padding
-/// (from `zeros`, W zeros):
-///   F(2, 3): V = (d_0 - d_2, d_1 + d_2, d_2 - d_1, d_1 - d_3)
-///   F(4, 3): V = (4 d_0 - 5 d_2 + d_4, -4 (d_1 + d_2) + d_3 + d_4, 4 (d_1 - d_2) - d_3 + d_4,
-///                 2 (d_3 - d_1) + d_4 - d_2, 2 (d_1 - d_3) + d_4 - d_2, 4 d_1 - 5 d_3 + d_5)
-template <Scalar T>
-void winograd_inputs(const T* __restrict x, const ConvGeometry& g, const WinogradLayout& lay, std::size_t t0,
-                     T* __restrict v, const T* __restrict zeros) {
+namespace detail {
+/// winograd_inputs for F(Tile, 3): the planes' count known to the compiler, so that the row
+/// pointers stay in registers and the loops over the planes unroll.
+template <std::size_t Tile, Scalar T>
+void winograd_inputs_tiled(const T* __restrict x, const ConvGeometry& g, const WinogradLayout& lay, std::size_t t0,
+                           T* __restrict v, const T* __restrict zeros) {
     using V = detail::Vector<T>;
+    using reg = typename V::reg;
+    constexpr std::size_t planes = Tile + 2;
     const std::size_t width = g.width, left = g.pad_w, right = lay.pitch - g.pad_w - width;
     const std::size_t channel_plane = g.height * width, a_plane = g.channels * lay.plane;
     const T two_ = 2, four_ = 4, minus_four_ = -4, minus_five_ = -5;
@@ -142,46 +141,119 @@ void winograd_inputs(const T* __restrict x, const ConvGeometry& g, const Winogra
     // the next row's left padding, and whole zero vectors follow until both are covered. The
     // next row's data is stored after, and the plane's slack (WinogradLayout::plane) takes the
     // last row's. Only a chunk's first row has its left padding stored on its own.
-    const std::size_t covered = (width + V::lanes - 1) / V::lanes * V::lanes;
+    const std::size_t covered = (width + V::lanes - 1) / V::lanes * V::lanes, full = width / V::lanes * V::lanes;
+    const std::size_t rest = width - full;
     for (std::size_t c = 0; c < g.channels; ++c) {
         const T* const in = x + c * channel_plane;
-        const auto input_row = [&](std::size_t u) {
-            return u < g.pad_h || u - g.pad_h >= g.height ? zeros : in + (u - g.pad_h) * width;
-        };
         for (std::size_t i = 0; i < lay.tiles_h; ++i) {
-            const T* d[6];
-            T* out[6];
-            for (std::size_t a = 0; a < lay.planes; ++a) {
-                d[a] = input_row(lay.tile * i + a);
+            const T* d[planes];
+            T* out[planes];
+            for (std::size_t a = 0; a < planes; ++a) {
+                const std::size_t u = Tile * i + a;
+                d[a] = u < g.pad_h || u - g.pad_h >= g.height ? zeros : in + (u - g.pad_h) * width;
                 out[a] = v + a * a_plane + c * lay.plane + (t0 + i) * lay.pitch;
                 if (t0 + i == 0) zero_run(out[a], left);
                 out[a] += left;
             }
-            for (std::size_t j = 0; j < width; j += V::lanes) {
-                const std::size_t n = std::min(V::lanes, width - j);
-                const auto d0 = load_n(d[0] + j, n), d1 = load_n(d[1] + j, n), d2 = load_n(d[2] + j, n);
-                const auto d3 = load_n(d[3] + j, n);
-                if (lay.tile == 2) {
-                    V::storeu(out[0] + j, V::sub(d0, d2));
-                    V::storeu(out[1] + j, V::add(d1, d2));
-                    V::storeu(out[2] + j, V::sub(d2, d1));
-                    V::storeu(out[3] + j, V::sub(d1, d3));
-                    continue;
+            // The planes' values at columns j .. j + lanes - 1 from the rows' values r there.
+            const auto put = [&](std::size_t j, const reg* r) {
+                if constexpr (Tile == 2) {
+                    V::storeu(out[0] + j, V::sub(r[0], r[2]));
+                    V::storeu(out[1] + j, V::add(r[1], r[2]));
+                    V::storeu(out[2] + j, V::sub(r[2], r[1]));
+                    V::storeu(out[3] + j, V::sub(r[1], r[3]));
+                } else {
+                    const auto d42 = V::sub(r[4], r[2]);
+                    V::storeu(out[0] + j, V::fma(four, r[0], V::fma(minus_five, r[2], r[4])));
+                    V::storeu(out[1] + j, V::fma(minus_four, V::add(r[1], r[2]), V::add(r[3], r[4])));
+                    V::storeu(out[2] + j, V::fma(four, V::sub(r[1], r[2]), V::sub(r[4], r[3])));
+                    V::storeu(out[3] + j, V::fma(two, V::sub(r[3], r[1]), d42));
+                    V::storeu(out[4] + j, V::fma(two, V::sub(r[1], r[3]), d42));
+                    V::storeu(out[5] + j, V::fma(four, r[1], V::fma(minus_five, r[3], r[5])));
                 }
-                const auto d4 = load_n(d[4] + j, n), d5 = load_n(d[5] + j, n);
-                const auto d42 = V::sub(d4, d2);
-                V::storeu(out[0] + j, V::fma(four, d0, V::fma(minus_five, d2, d4)));
-                V::storeu(out[1] + j, V::fma(minus_four, V::add(d1, d2), V::add(d3, d4)));
-                V::storeu(out[2] + j, V::fma(four, V::sub(d1, d2), V::sub(d4, d3)));
-                V::storeu(out[3] + j, V::fma(two, V::sub(d3, d1), d42));
-                V::storeu(out[4] + j, V::fma(two, V::sub(d1, d3), d42));
-                V::storeu(out[5] + j, V::fma(four, d1, V::fma(minus_five, d3, d5)));
+            };
+            reg r[planes];
+            for (std::size_t j = 0; j < full; j += V::lanes) {
+                for (std::size_t a = 0; a < planes; ++a) r[a] = V::loadu(d[a] + j);
+                put(j, r);
+            }
+            if (rest != 0) {
+                for (std::size_t a = 0; a < planes; ++a) r[a] = V::loadu(d[a] + full, rest);
+                put(full, r);
             }
             for (std::size_t j = covered; j < width + right + left; j += V::lanes)
-                for (std::size_t a = 0; a < lay.planes; ++a) V::storeu(out[a] + j, V::zero());
+                for (std::size_t a = 0; a < planes; ++a) V::storeu(out[a] + j, V::zero());
         }
     }
 }
+}  // namespace detail
+
+/// V_a[c][t pitch + v] for one sample's rows of tiles t = t0 .. t0 + tiles_h - 1: the padded
+/// input's rows tile i .. tile i + planes - 1 combined, each zero where it lies in the padding
+/// (from `zeros`, W zeros):
+///   F(2, 3): V = (d_0 - d_2, d_1 + d_2, d_2 - d_1, d_1 - d_3)
+///   F(4, 3): V = (4 d_0 - 5 d_2 + d_4, -4 (d_1 + d_2) + d_3 + d_4, 4 (d_1 - d_2) - d_3 + d_4,
+///                 2 (d_3 - d_1) + d_4 - d_2, 2 (d_1 - d_3) + d_4 - d_2, 4 d_1 - 5 d_3 + d_5)
+template <Scalar T>
+void winograd_inputs(const T* __restrict x, const ConvGeometry& g, const WinogradLayout& lay, std::size_t t0,
+                     T* __restrict v, const T* __restrict zeros) {
+    if (lay.tile == 2)
+        detail::winograd_inputs_tiled<2>(x, g, lay, t0, v, zeros);
+    else
+        detail::winograd_inputs_tiled<4>(x, g, lay, t0, v, zeros);
+}
+
+namespace detail {
+/// winograd_outputs for F(Tile, 3), stored (Add false) or added to y (Add true).
+template <std::size_t Tile, bool Add, Scalar T>
+void winograd_outputs_tiled(const T* __restrict m, const ConvGeometry& g, const WinogradLayout& lay, std::size_t t0,
+                            std::span<const T> bias, T* __restrict y) {
+    using V = detail::Vector<T>;
+    using reg = typename V::reg;
+    constexpr std::size_t planes = Tile + 2;
+    const std::size_t a_plane = g.filters * lay.plane, width = g.out_w;
+    const std::size_t full = width / V::lanes * V::lanes, rest = width - full;
+    const T zero{0}, two_ = 2, four_ = 4, eight_ = 8;
+    const auto two = V::broadcast(&two_), four = V::broadcast(&four_), eight = V::broadcast(&eight_);
+    for (std::size_t k = 0; k < g.filters; ++k) {
+        T* const out = y + k * g.out_h * width;
+        const reg bk = V::broadcast(bias.empty() ? &zero : &bias[k]);
+        for (std::size_t i = 0; i < lay.tiles_h; ++i) {
+            const T* r[planes];
+            for (std::size_t a = 0; a < planes; ++a) r[a] = m + a * a_plane + k * lay.plane + (t0 + i) * lay.pitch;
+            const std::size_t rows = std::min(Tile, g.out_h - Tile * i);
+            T* const top = out + Tile * i * width;
+            // The tile's rows at columns j .. j + n - 1 (n <= lanes) from its planes' values mv.
+            const auto tile = [&](std::size_t j, std::size_t n, const reg* mv) {
+                const auto put = [&](std::size_t row, reg value) {
+                    T* const at = top + row * width + j;
+                    store_n(at, V::add(value, Add ? load_n(at, n) : bk), n);
+                };
+                if constexpr (Tile == 2) {
+                    put(0, V::add(V::add(mv[0], mv[1]), mv[2]));
+                    if (rows > 1) put(1, V::sub(V::sub(mv[1], mv[2]), mv[3]));
+                } else {
+                    const auto s = V::add(mv[1], mv[2]), d = V::sub(mv[1], mv[2]);
+                    const auto s2 = V::add(mv[3], mv[4]), d2 = V::sub(mv[3], mv[4]);
+                    put(0, V::add(V::add(mv[0], s), s2));
+                    if (rows > 1) put(1, V::fma(two, d2, d));
+                    if (rows > 2) put(2, V::fma(four, s2, s));
+                    if (rows > 3) put(3, V::add(V::fma(eight, d2, d), mv[5]));
+                }
+            };
+            reg mv[planes];
+            for (std::size_t j = 0; j < full; j += V::lanes) {
+                for (std::size_t a = 0; a < planes; ++a) mv[a] = V::loadu(r[a] + j);
+                tile(j, V::lanes, mv);
+            }
+            if (rest != 0) {
+                for (std::size_t a = 0; a < planes; ++a) mv[a] = V::loadu(r[a] + full, rest);
+                tile(full, rest, mv);
+            }
+        }
+    }
+}
+}  // namespace detail
 
 /// One sample's output from M (its rows of tiles from t0), plus b[k] (none when b is empty),
 /// stored or, with Accumulate::yes, added to y; rows past H2 of the last tile are dropped.
@@ -191,41 +263,13 @@ void winograd_inputs(const T* __restrict x, const ConvGeometry& g, const Winogra
 template <Scalar T>
 void winograd_outputs(const T* __restrict m, const ConvGeometry& g, const WinogradLayout& lay, std::size_t t0,
                       std::span<const T> bias, T* __restrict y, Accumulate accumulate) {
-    using V = detail::Vector<T>;
-    const std::size_t a_plane = g.filters * lay.plane, width = g.out_w;
     const bool add = accumulate == Accumulate::yes;
-    const T zero{0}, two_ = 2, four_ = 4, eight_ = 8;
-    const auto two = V::broadcast(&two_), four = V::broadcast(&four_), eight = V::broadcast(&eight_);
-    for (std::size_t k = 0; k < g.filters; ++k) {
-        T* const out = y + k * g.out_h * width;
-        const typename V::reg bk = V::broadcast(bias.empty() ? &zero : &bias[k]);
-        for (std::size_t i = 0; i < lay.tiles_h; ++i) {
-            const T* r[6];
-            for (std::size_t a = 0; a < lay.planes; ++a) r[a] = m + a * a_plane + k * lay.plane + (t0 + i) * lay.pitch;
-            const std::size_t rows = std::min(lay.tile, g.out_h - lay.tile * i);
-            T* const top = out + lay.tile * i * width;
-            for (std::size_t j = 0; j < width; j += V::lanes) {
-                const std::size_t n = std::min(V::lanes, width - j);
-                const auto put = [&](std::size_t row, typename V::reg value) {
-                    T* const at = top + row * width + j;
-                    store_n(at, V::add(value, add ? load_n(at, n) : bk), n);
-                };
-                const auto m0 = load_n(r[0] + j, n), m1 = load_n(r[1] + j, n), m2 = load_n(r[2] + j, n);
-                const auto m3 = load_n(r[3] + j, n);
-                if (lay.tile == 2) {
-                    put(0, V::add(V::add(m0, m1), m2));
-                    if (rows > 1) put(1, V::sub(V::sub(m1, m2), m3));
-                    continue;
-                }
-                const auto m4 = load_n(r[4] + j, n);
-                const auto s = V::add(m1, m2), d = V::sub(m1, m2), s2 = V::add(m3, m4), d2 = V::sub(m3, m4);
-                put(0, V::add(V::add(m0, s), s2));
-                if (rows > 1) put(1, V::fma(two, d2, d));
-                if (rows > 2) put(2, V::fma(four, s2, s));
-                if (rows > 3) put(3, V::add(V::fma(eight, d2, d), load_n(r[5] + j, n)));
-            }
-        }
-    }
+    if (lay.tile == 2)
+        add ? detail::winograd_outputs_tiled<2, true>(m, g, lay, t0, bias, y)
+            : detail::winograd_outputs_tiled<2, false>(m, g, lay, t0, bias, y);
+    else
+        add ? detail::winograd_outputs_tiled<4, true>(m, g, lay, t0, bias, y)
+            : detail::winograd_outputs_tiled<4, false>(m, g, lay, t0, bias, y);
 }
 
 // Winograd down the rows, chunk by chunk of samples: the filters transformed and packed once
