@@ -123,6 +123,24 @@ void winograd_filters(const T* __restrict w, const ConvGeometry& g, const Winogr
 }
 
 namespace detail {
+/// f(j, n, values) for columns j .. j + n - 1 of `width` columns of N rows, values[a] the
+/// vector of row a there: whole vectors (n = lanes) first, then the masked rest (lanes past
+/// the width load as zeros). A transform's rows are one or two vectors on 7 to 28 columns;
+/// with N and the whole vectors known to the compiler, the loads stay in registers.
+template <std::size_t N, Scalar T, class F>
+void for_each_column_vector(const T* const (&rows)[N], std::size_t width, const F& f) {
+    using V = Vector<T>;
+    typename V::reg values[N];
+    const std::size_t full = width / V::lanes * V::lanes;
+    for (std::size_t j = 0; j < full; j += V::lanes) {
+        for (std::size_t a = 0; a < N; ++a) values[a] = V::loadu(rows[a] + j);
+        f(j, V::lanes, values);
+    }
+    if (full == width) return;
+    for (std::size_t a = 0; a < N; ++a) values[a] = V::loadu(rows[a] + full, width - full);
+    f(full, width - full, values);
+}
+
 /// winograd_inputs for F(Tile, 3): the planes' count known to the compiler, so that the row
 /// pointers stay in registers and the loops over the planes unroll.
 template <std::size_t Tile, Scalar T>
@@ -141,8 +159,7 @@ void winograd_inputs_tiled(const T* __restrict x, const ConvGeometry& g, const W
     // the next row's left padding, and whole zero vectors follow until both are covered. The
     // next row's data is stored after, and the plane's slack (WinogradLayout::plane) takes the
     // last row's. Only a chunk's first row has its left padding stored on its own.
-    const std::size_t covered = (width + V::lanes - 1) / V::lanes * V::lanes, full = width / V::lanes * V::lanes;
-    const std::size_t rest = width - full;
+    const std::size_t covered = (width + V::lanes - 1) / V::lanes * V::lanes;
     for (std::size_t c = 0; c < g.channels; ++c) {
         const T* const in = x + c * channel_plane;
         for (std::size_t i = 0; i < lay.tiles_h; ++i) {
@@ -155,8 +172,8 @@ void winograd_inputs_tiled(const T* __restrict x, const ConvGeometry& g, const W
                 if (t0 + i == 0) zero_run(out[a], left);
                 out[a] += left;
             }
-            // The planes' values at columns j .. j + lanes - 1 from the rows' values r there.
-            const auto put = [&](std::size_t j, const reg* r) {
+            // The planes' whole vectors at column j from the rows' values r there.
+            for_each_column_vector(d, width, [&](std::size_t j, std::size_t, const reg* r) {
                 if constexpr (Tile == 2) {
                     V::storeu(out[0] + j, V::sub(r[0], r[2]));
                     V::storeu(out[1] + j, V::add(r[1], r[2]));
@@ -171,16 +188,7 @@ void winograd_inputs_tiled(const T* __restrict x, const ConvGeometry& g, const W
                     V::storeu(out[4] + j, V::fma(two, V::sub(r[1], r[3]), d42));
                     V::storeu(out[5] + j, V::fma(four, r[1], V::fma(minus_five, r[3], r[5])));
                 }
-            };
-            reg r[planes];
-            for (std::size_t j = 0; j < full; j += V::lanes) {
-                for (std::size_t a = 0; a < planes; ++a) r[a] = V::loadu(d[a] + j);
-                put(j, r);
-            }
-            if (rest != 0) {
-                for (std::size_t a = 0; a < planes; ++a) r[a] = V::loadu(d[a] + full, rest);
-                put(full, r);
-            }
+            });
             for (std::size_t j = covered; j < width + right + left; j += V::lanes)
                 for (std::size_t a = 0; a < planes; ++a) V::storeu(out[a] + j, V::zero());
         }
@@ -212,7 +220,6 @@ void winograd_outputs_tiled(const T* __restrict m, const ConvGeometry& g, const 
     using reg = typename V::reg;
     constexpr std::size_t planes = Tile + 2;
     const std::size_t a_plane = g.filters * lay.plane, width = g.out_w;
-    const std::size_t full = width / V::lanes * V::lanes, rest = width - full;
     const T zero{0}, two_ = 2, four_ = 4, eight_ = 8;
     const auto two = V::broadcast(&two_), four = V::broadcast(&four_), eight = V::broadcast(&eight_);
     for (std::size_t k = 0; k < g.filters; ++k) {
@@ -223,8 +230,8 @@ void winograd_outputs_tiled(const T* __restrict m, const ConvGeometry& g, const 
             for (std::size_t a = 0; a < planes; ++a) r[a] = m + a * a_plane + k * lay.plane + (t0 + i) * lay.pitch;
             const std::size_t rows = std::min(Tile, g.out_h - Tile * i);
             T* const top = out + Tile * i * width;
-            // The tile's rows at columns j .. j + n - 1 (n <= lanes) from its planes' values mv.
-            const auto tile = [&](std::size_t j, std::size_t n, const reg* mv) {
+            // The tile's rows at columns j .. j + n - 1 from its planes' values mv there.
+            for_each_column_vector(r, width, [&](std::size_t j, std::size_t n, const reg* mv) {
                 const auto put = [&](std::size_t row, reg value) {
                     T* const at = top + row * width + j;
                     store_n(at, V::add(value, Add ? load_n(at, n) : bk), n);
@@ -240,16 +247,7 @@ void winograd_outputs_tiled(const T* __restrict m, const ConvGeometry& g, const 
                     if (rows > 2) put(2, V::fma(four, s2, s));
                     if (rows > 3) put(3, V::add(V::fma(eight, d2, d), mv[5]));
                 }
-            };
-            reg mv[planes];
-            for (std::size_t j = 0; j < full; j += V::lanes) {
-                for (std::size_t a = 0; a < planes; ++a) mv[a] = V::loadu(r[a] + j);
-                tile(j, V::lanes, mv);
-            }
-            if (rest != 0) {
-                for (std::size_t a = 0; a < planes; ++a) mv[a] = V::loadu(r[a] + full, rest);
-                tile(full, rest, mv);
-            }
+            });
         }
     }
 }
