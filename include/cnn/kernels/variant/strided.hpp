@@ -63,7 +63,7 @@ inline PhaseLowering phase_lowering(const ConvGeometry& g) noexcept {
     lay.rows = (g.height + 2 * g.pad_h + g.stride_h - 1) / g.stride_h;
     lay.pitch = (g.width + 2 * g.pad_w + g.stride_w - 1) / g.stride_w;
     lay.block = lay.rows * lay.pitch;
-    // At least 256 positions per product, as Winograd's chunks (a 15 x 15 phase: 2 samples).
+    // At least 256 positions per product (a 15 x 15 phase: 2 samples).
     lay.chunk = std::max<std::size_t>(1, (256 + lay.block - 1) / lay.block);
     lay.phase_plane = lay.chunk * lay.block;
     lay.plane = lay.phases_h * lay.phases_w * lay.phase_plane;

@@ -53,7 +53,7 @@ struct WinogradLayout {
     }
 };
 
-/// With `chunk` samples per chunk; 0: as many as give each product at least 256 positions.
+/// With `chunk` samples per chunk; 0: as many as give each product at least 512 positions.
 inline WinogradLayout winograd_layout(const ConvGeometry& g, std::size_t chunk = 0) noexcept {
     WinogradLayout lay{};
     // The tile with fewer products for H2 rows: F(4, 3), 6 per 4 rows, or F(2, 3), 4 per 2 rows,
@@ -63,10 +63,15 @@ inline WinogradLayout winograd_layout(const ConvGeometry& g, std::size_t chunk =
     lay.planes = lay.tile + 2;
     lay.tiles_h = (g.out_h + lay.tile - 1) / lay.tile;
     lay.pitch = g.width + 2 * g.pad_w;
-    // At least 256 positions per product: a 7x7 plane has 18 to 36, too few for the GEMM's
-    // tiles of 32 columns to be mostly full.
+    // At least 512 positions per product: a 7x7 plane has 18 to 36, too few for the GEMM's
+    // tiles of 32 columns to be mostly full, and each product's packed filters and call are
+    // shared by more columns. (bench_conv, ResNet stages 1-3 at batch 64, best of three
+    // against 256: forward 0.867 / 0.927 / 1.06 ms against 0.888 / 0.940 / 1.07 at 1 thread,
+    // 0.442 / 0.470 / 0.536 against 0.456 / 0.503 / 0.593 at 2, backward 1 to 4 % faster;
+    // 768 and 1024 were no faster at 1 thread and slower at 2. V and M then take up to
+    // about 0.5 MB each per worker, in L2.)
     const std::size_t per_sample = lay.tiles_h * lay.pitch;
-    lay.chunk = chunk != 0 ? chunk : std::max<std::size_t>(1, (256 + per_sample - 1) / per_sample);
+    lay.chunk = chunk != 0 ? chunk : std::max<std::size_t>(1, (512 + per_sample - 1) / per_sample);
     // Slack past the chunk's last row for its stores' overrun (winograd_inputs): its next
     // row's left padding and the rest of a vector (of floats, as many lanes as doubles or more).
     lay.plane = round_up(lay.chunk * per_sample + g.pad_w + detail::Vector<float>::lanes);
@@ -74,9 +79,9 @@ inline WinogradLayout winograd_layout(const ConvGeometry& g, std::size_t chunk =
 }
 
 /// winograd_layout's, with its chunks shrunk where that spreads `samples` samples evenly over
-/// the threads: a batch of 64 on 7x7 planes makes 5 chunks of 15 samples, 3 for one of 2
-/// workers and 2 for the other, and 6 chunks of 11 keep both busy to the end. Each sample's
-/// output is the same whatever its chunk (its own columns of the products).
+/// the threads: a batch of 64 on 7x7 planes makes 3 chunks of 29 samples (the last of 6), 2
+/// for one of 2 workers and 1 for the other, and 4 chunks of 16 keep both busy to the end.
+/// Each sample's output is the same whatever its chunk (its own columns of the products).
 inline WinogradLayout winograd_balanced_layout(const ConvGeometry& g, std::size_t samples) {
     const WinogradLayout lay = winograd_layout(g);
     const std::size_t workers = threads();
