@@ -68,8 +68,8 @@ inline WinogradLayout winograd_layout(const ConvGeometry& g, std::size_t chunk =
     // shared by more columns. (bench_conv, ResNet stages 1-3 at batch 64, best of three
     // against 256: forward 0.867 / 0.927 / 1.06 ms against 0.888 / 0.940 / 1.07 at 1 thread,
     // 0.442 / 0.470 / 0.536 against 0.456 / 0.503 / 0.593 at 2, backward 1 to 4 % faster;
-    // 768 and 1024 were no faster at 1 thread and slower at 2. V and M then take up to
-    // about 0.5 MB each per worker, in L2.)
+    // 768 and 1024 were no faster at 1 thread and slower at 2. V and M then take 0.25 MB
+    // each per worker on stage 1 (3 samples) to 0.8 MB on stage 3 at 1 thread (29 samples).)
     const std::size_t per_sample = lay.tiles_h * lay.pitch;
     lay.chunk = chunk != 0 ? chunk : std::max<std::size_t>(1, (512 + per_sample - 1) / per_sample);
     // Slack past the chunk's last row for its stores' overrun (winograd_inputs): its next
