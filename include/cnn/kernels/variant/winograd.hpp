@@ -101,6 +101,29 @@ inline constexpr double winograd_g4[6][3] = {{1.0 / 4, 0, 0},
                                              {1.0 / 24, -2.0 / 24, 4.0 / 24},
                                              {0, 0, 1}};
 
+namespace detail {
+/// winograd_filters' loops, with `rotated` and (Fw > 0) the filters' width known to the
+/// compiler: a 3x3 filter's 9 taps then load once into registers and its 3 values follow
+/// without a branch or an index computation per value (with both at run time, the loop
+/// took 1.2 % of a ResNet's training step).
+template <bool Rotated, std::size_t Fw, Scalar T>
+void winograd_filters_of(const T* __restrict w, const ConvGeometry& g, const double (&row)[3], T* __restrict u) {
+    const std::size_t fw = Fw != 0 ? Fw : g.kernel_w, size = 3 * fw;
+    const double g0 = row[0], g1 = row[1], g2 = row[2];
+    for (std::size_t k = 0; k < g.filters; ++k)
+        for (std::size_t c = 0; c < g.channels; ++c) {
+            const T* const f = w + (Rotated ? c * g.filters + k : k * g.channels + c) * size;
+            T* const out = u + (k * g.channels + c) * fw;
+            for (std::size_t n = 0; n < fw; ++n) {
+                const auto tap = [&](std::size_t m) {
+                    return static_cast<double>(Rotated ? f[size - 1 - m * fw - n] : f[m * fw + n]);
+                };
+                out[n] = static_cast<T>(g0 * tap(0) + g1 * tap(1) + g2 * tap(2));
+            }
+        }
+}
+}  // namespace detail
+
 /// U_a (K x C Fw, row-major) of plane a from the filters w (K x C x 3 x Fw), or with `rotated`
 /// from the filters of the convolution this one is the input gradient of: filter k of channel
 /// c is then w's filter c of channel k turned by 180 degrees (FORMULAS.md 8.4). Each value
@@ -111,20 +134,11 @@ inline constexpr double winograd_g4[6][3] = {{1.0 / 4, 0, 0},
 template <Scalar T>
 void winograd_filters(const T* __restrict w, const ConvGeometry& g, const WinogradLayout& lay, bool rotated,
                       std::size_t a, T* __restrict u) {
-    const std::size_t fw = g.kernel_w, size = 3 * fw;
-    const double* const row = lay.tile == 2 ? winograd_g2[a] : winograd_g4[a];
-    const double g0 = row[0], g1 = row[1], g2 = row[2];
-    for (std::size_t k = 0; k < g.filters; ++k)
-        for (std::size_t c = 0; c < g.channels; ++c) {
-            const T* const f = w + (rotated ? c * g.filters + k : k * g.channels + c) * size;
-            T* const out = u + (k * g.channels + c) * fw;
-            for (std::size_t n = 0; n < fw; ++n) {
-                const auto tap = [&](std::size_t m) {
-                    return static_cast<double>(rotated ? f[size - 1 - m * fw - n] : f[m * fw + n]);
-                };
-                out[n] = static_cast<T>(g0 * tap(0) + g1 * tap(1) + g2 * tap(2));
-            }
-        }
+    const double(&row)[3] = lay.tile == 2 ? winograd_g2[a] : winograd_g4[a];
+    if (g.kernel_w == 3)
+        rotated ? detail::winograd_filters_of<true, 3>(w, g, row, u) : detail::winograd_filters_of<false, 3>(w, g, row, u);
+    else
+        rotated ? detail::winograd_filters_of<true, 0>(w, g, row, u) : detail::winograd_filters_of<false, 0>(w, g, row, u);
 }
 
 namespace detail {
