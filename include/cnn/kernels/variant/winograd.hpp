@@ -8,16 +8,18 @@
 // winograd_outputs). Each of those sums over (c, n) is a matrix product,
 //   M_a (K x Q) = U_a (K x C Fw) V_a (C Fw x Q),
 // whose B is implicit as in conv2d_forward_implicit: row (c, n) of it is the plane V_a[c], its
-// rows of tiles laid out `pitch` = W + 2Pw apart, read from column n on. So the products run
+// rows of tiles laid out `pitch` apart, read from column n on. So the products run
 // through gemm_rows in place, and every transform is additions of whole rows, in vector
 // registers, with no shuffles. That is why only the height is transformed: F(4x4, 3x3) would
 // take 36 products per 16 outputs where this takes 72, but along a row its tiles overlap by
 // two columns, and gathering them costs shuffles and a copy of every value per tile.
 //
 // The output positions are q = t pitch + j for tile row t of the chunk (t = s tiles_h + i for
-// its sample s): like the implicit lowering, each row of tiles computes Fw - 1 positions past
-// W2 and drops them; they read the next row's first values (or, for the chunk's last row,
-// values inside its plane) but land in no output.
+// its sample s). The rows share their padding: the Pw zeros after a row's W values are the
+// Pw before the next row's, so pitch = W + Pw, not W + 2Pw (or W2 where that is more: a
+// padding wider than Fw - 1). Each row of tiles computes pitch - W2 positions past W2 (1 for
+// a 3x3 "same" convolution) and drops them; they read the next row's first values (or, for
+// the chunk's last row, values inside its plane) but land in no output.
 //
 // The same kernel computes a "same"-shaped input gradient: the full convolution of the deltas
 // with the rotated filters (FORMULAS.md 8.4) is such a convolution too (conv2d_backward).
@@ -43,7 +45,7 @@ struct WinogradLayout {
     std::size_t tile;     // output rows per tile: 2 (F(2, 3)) or 4 (F(4, 3))
     std::size_t planes;   // products per tile: tile + 2
     std::size_t tiles_h;  // tiles per sample: ceil(H2 / tile)
-    std::size_t pitch;    // W + 2Pw: the padded input's rows, and V's and M's rows of tiles
+    std::size_t pitch;    // max(W + Pw, W2): the padded input's rows, and V's and M's rows of tiles
     std::size_t chunk;    // samples per chunk
     std::size_t plane;    // values of one channel's V_a (one filter's M_a) per chunk, with slack, rounded up
 
@@ -62,25 +64,32 @@ inline WinogradLayout winograd_layout(const ConvGeometry& g, std::size_t chunk =
     lay.tile = four < two ? 4 : 2;
     lay.planes = lay.tile + 2;
     lay.tiles_h = (g.out_h + lay.tile - 1) / lay.tile;
-    lay.pitch = g.width + 2 * g.pad_w;
+    // Rows sharing their padding. (The 64 -> 64 7x7 products compute 8 positions a row where
+    // W + 2Pw took 9, the 14x14 ones 15 for 16, the 28x28 ones 29 for 30.)
+    lay.pitch = std::max(g.width + g.pad_w, g.out_w);
     // At least 512 positions per product: a 7x7 plane has 18 to 36, too few for the GEMM's
     // tiles of 32 columns to be mostly full, and each product's packed filters and call are
     // shared by more columns. (bench_conv, ResNet stages 1-3 at batch 64, best of three
     // against 256: forward 0.867 / 0.927 / 1.06 ms against 0.888 / 0.940 / 1.07 at 1 thread,
     // 0.442 / 0.470 / 0.536 against 0.456 / 0.503 / 0.593 at 2, backward 1 to 4 % faster;
     // 768 and 1024 were no faster at 1 thread and slower at 2. V and M then take 0.25 MB
-    // each per worker on stage 1 (3 samples) to 0.8 MB on stage 3 at 1 thread (29 samples).)
+    // each per worker on stage 1 (3 samples) to 0.8 MB on stage 3 at 1 thread (32 samples).)
     const std::size_t per_sample = lay.tiles_h * lay.pitch;
     lay.chunk = chunk != 0 ? chunk : std::max<std::size_t>(1, (512 + per_sample - 1) / per_sample);
     // Slack past the chunk's last row for its stores' overrun (winograd_inputs): its next
     // row's left padding and the rest of a vector (of floats, as many lanes as doubles or more).
     lay.plane = round_up(lay.chunk * per_sample + g.pad_w + detail::Vector<float>::lanes);
+    // An odd number of 16-value blocks, so that the product's rows (the planes of the
+    // channels, one plane apart) fall in different sets of the L1 cache: 512 floats (8 chunks
+    // of 8 samples on 14x14 planes at 2 threads) put all 96 rows of a 32 -> 32 product in 2
+    // of the 64 sets, and its forward pass took 0.595 ms instead of 0.50.
+    if (lay.plane / 16 % 2 == 0) lay.plane += 16;
     return lay;
 }
 
 /// winograd_layout's, with its chunks shrunk where that spreads `samples` samples evenly over
-/// the threads: a batch of 64 on 7x7 planes makes 3 chunks of 29 samples (the last of 6), 2
-/// for one of 2 workers and 1 for the other, and 4 chunks of 16 keep both busy to the end.
+/// the threads: a batch of 64 on 14x14 planes makes 8 chunks of 9 samples (the last of 1),
+/// 36 samples for one of 2 workers and 28 for the other, and 8 chunks of 8 give each 32.
 /// Each sample's output is the same whatever its chunk (its own columns of the products).
 inline WinogradLayout winograd_balanced_layout(const ConvGeometry& g, std::size_t samples) {
     const WinogradLayout lay = winograd_layout(g);
@@ -168,16 +177,18 @@ void winograd_inputs_tiled(const T* __restrict x, const ConvGeometry& g, const W
     using V = detail::Vector<T>;
     using reg = typename V::reg;
     constexpr std::size_t planes = Tile + 2;
-    const std::size_t width = g.width, left = g.pad_w, right = lay.pitch - g.pad_w - width;
+    // gap: the zeros between a row's values and the next row's, its right padding and the
+    // next row's left padding at once (WinogradLayout::pitch)
+    const std::size_t width = g.width, left = g.pad_w, gap = lay.pitch - width;
     const std::size_t channel_plane = g.height * width, a_plane = g.channels * lay.plane;
     const T two_ = 2, four_ = 4, minus_four_ = -4, minus_five_ = -5;
     const auto two = V::broadcast(&two_), four = V::broadcast(&four_), minus_four = V::broadcast(&minus_four_),
                minus_five = V::broadcast(&minus_five_);
     // Every store is a whole vector from the row's first data column on: lanes past the row's
-    // end load as zeros, so its last vector writes the zeros of its right padding and on into
-    // the next row's left padding, and whole zero vectors follow until both are covered. The
-    // next row's data is stored after, and the plane's slack (WinogradLayout::plane) takes the
-    // last row's. Only a chunk's first row has its left padding stored on its own.
+    // end load as zeros, so its last vector writes the gap's zeros and on into the next row's
+    // values, and whole zero vectors follow until the gap is covered. The next row's values
+    // are stored after, and the plane's slack (WinogradLayout::plane) takes the last row's
+    // overrun. Only a chunk's first row has its left padding stored on its own.
     const std::size_t covered = (width + V::lanes - 1) / V::lanes * V::lanes;
     for (std::size_t c = 0; c < g.channels; ++c) {
         const T* const in = x + c * channel_plane;
@@ -208,7 +219,7 @@ void winograd_inputs_tiled(const T* __restrict x, const ConvGeometry& g, const W
                     V::storeu(out[5] + j, V::fma(four, r[1], V::fma(minus_five, r[3], r[5])));
                 }
             });
-            for (std::size_t j = covered; j < width + right + left; j += V::lanes)
+            for (std::size_t j = covered; j < width + gap; j += V::lanes)
                 for (std::size_t a = 0; a < planes; ++a) V::storeu(out[a] + j, V::zero());
         }
     }
@@ -377,11 +388,13 @@ bool winograd_weight_gradient_applies(const ConvGeometry& g) noexcept {
 /// (zero past H2), position by position,
 ///   A d = (d_0, d_0 + d_1 + d_2 + d_3, d_0 - d_1 + d_2 - d_3, d_0 + 2 d_1 + 4 d_2 + 8 d_3,
 ///          d_0 - 2 d_1 + 4 d_2 - 8 d_3, d_3),
-/// zero at the pitch - W2 positions past each row's end and at the two before the first and
-/// after the last position (2 K values each side, which the planes have room for). The deltas
-/// are first transposed into `rows` (4 tiles_h pitch K values: output row i at i pitch K, zero
-/// past each row's W2 positions and in the rows past H2), so that each tile row of each plane
-/// is a combination of four whole runs of it.
+/// zero at the pitch - W2 positions past each row's end, at the two before the first and at
+/// the two after the last row of tiles (2 K values each side, which the planes have room
+/// for): weight_gradient_tile reads dT up to two positions past the last output, which with
+/// rows sharing their padding (pitch - W2 = 1 for a 3x3 "same" filter) lies past that row.
+/// The deltas are first transposed into `rows` (4 tiles_h pitch K values: output row i at
+/// i pitch K, zero past each row's W2 positions and in the rows past H2), so that each tile
+/// row of each plane is a combination of four whole runs of it.
 template <Scalar T>
 void winograd_deltas(const T* __restrict deltas, const ConvGeometry& g, const WinogradLayout& lay, T* __restrict dt,
                      std::size_t stride, T* __restrict rows) {
@@ -393,7 +406,10 @@ void winograd_deltas(const T* __restrict deltas, const ConvGeometry& g, const Wi
         zero_run(rows + i * run + width * kernels, (lay.pitch - width) * kernels);
     }
     zero_run(rows + g.out_h * run, (4 * lay.tiles_h - g.out_h) * run);
-    for (std::size_t a = 0; a < 6; ++a) zero_run(dt + a * stride - 2 * kernels, 2 * kernels);
+    for (std::size_t a = 0; a < 6; ++a) {
+        zero_run(dt + a * stride - 2 * kernels, 2 * kernels);
+        zero_run(dt + a * stride + lay.tiles_h * run, 2 * kernels);
+    }
     const T four_ = 4, eight_ = 8;
     const auto four = V::broadcast(&four_), eight = V::broadcast(&eight_);
     for (std::size_t t = 0; t < lay.tiles_h; ++t) {
@@ -426,7 +442,7 @@ void winograd_weight_gradient(TensorView<const T, 4> x, TensorView<const T, 4> d
     const std::size_t out_plane = g.out_h * g.out_w, sample_size = kernels * out_plane;
     const std::size_t columns = lay.columns(g, 1), per_chunk = kernels * rows + kernels;
     const bool stored = dy.data() != nullptr;
-    const std::size_t v_size = 6 * channels * lay.plane, stride = round_up((columns + 4) * kernels);
+    const std::size_t v_size = 6 * channels * lay.plane, stride = round_up((lay.tiles_h * lay.pitch + 4) * kernels);
     const std::size_t m_part = 3 * channels * kernels, m_size = 6 * m_part;
     const std::size_t rows_size = round_up(4 * lay.tiles_h * lay.pitch * kernels), zeros_size = round_up(g.width);
     const std::size_t own_deltas = stored ? 0 : round_up(sample_size);
