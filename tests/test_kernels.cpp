@@ -302,15 +302,17 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
         // The last four: 3-row filters with unit strides on 8 channels or more, whose forward pass
         // and input gradient run Winograd's F(4, 3) or F(2, 3) down the rows (FORMULAS.md section
         // 22; the input gradient only where the padding is under the filter's size), with per-axis
-        // padding up to 3 (wider than the filter's half) and odd and even output heights. (Earlier
-        // trials with 3-row filters and unit strides on two channels or more take it too.)
+        // padding up to 3 (wider than the filter's half), in the last of them a height padding of
+        // 7 to 9 (taller than a first tile's rows, F(4, 3)'s 6 or F(2, 3)'s 4), and odd and even
+        // output heights.
+        // (Earlier trials with 3-row filters and unit strides on two channels or more take it too.)
         if (trial >= 74 && trial < 78) {
             groups = 1;
             fh = 3;
             fw = pick(1, 5);
             channels = std::max<std::size_t>(pick(8, 20), (48 + fw - 1) / fw);
             filters = pick(9, 20);
-            spec = {1, 1, pick(0, 3), pick(0, 3), 1, 1};
+            spec = {1, 1, trial == 77 ? pick(7, 9) : pick(0, 3), pick(0, 3), 1, 1};
         }
         // The last six: ordinary convolutions with per-axis strides (one of them at least 2) on
         // 64 terms a sum or more, lowered on the input's phases (FORMULAS.md section 23), with

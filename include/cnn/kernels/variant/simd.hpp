@@ -148,6 +148,29 @@ void store_n(T* p, typename Vector<T>::reg r, std::size_t n) {
         V::storeu(p, r, n);
 }
 
+/// Software prefetching of a stream that a kernel walks front to back but not in one run:
+/// the Winograd transforms read (and write) a channel's rows tile by tile, each tile's rows
+/// overlapping the last one's, and on a batch's activations (megabytes, out of L2) the
+/// hardware's prefetcher left them waiting on memory. upto(p), p inside the stream or at its
+/// end, asks for every cache line from the last one asked for up to `Distance` bytes past p,
+/// none past the stream's end (offsets, so that no pointer leaves the stream).
+template <bool Write, std::size_t Distance = 1024>
+class StreamPrefetch {
+public:
+    StreamPrefetch(const void* begin, const void* end) noexcept
+        : base_(static_cast<const char*>(begin)),
+          size_(static_cast<std::size_t>(static_cast<const char*>(end) - static_cast<const char*>(begin))) {}
+    void upto(const void* p) noexcept {
+        const std::size_t want = std::min(size_, static_cast<std::size_t>(static_cast<const char*>(p) - base_) + Distance);
+        for (; next_ < want; next_ += 64) __builtin_prefetch(base_ + next_, Write ? 1 : 0, 3);
+    }
+
+private:
+    const char* base_;
+    std::size_t size_;
+    std::size_t next_ = 0;
+};
+
 /// dst[j] = src[2 j] for j < n (copy_every_second), and dst[2 j] += src[j] for j < n
 /// (add_every_second): the rows of a convolution with stride 2 as im2col gathers them and
 /// col2im adds them back. With AVX-512, two vectors of src (of dst) a step, whose even lanes

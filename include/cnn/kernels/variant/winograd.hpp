@@ -190,37 +190,53 @@ void winograd_inputs_tiled(const T* __restrict x, const ConvGeometry& g, const W
     // are stored after, and the plane's slack (WinogradLayout::plane) takes the last row's
     // overrun. Only a chunk's first row has its left padding stored on its own.
     const std::size_t covered = (width + V::lanes - 1) / V::lanes * V::lanes;
+    StreamPrefetch<false> prefetch(x, x + g.channels * channel_plane);
     for (std::size_t c = 0; c < g.channels; ++c) {
         const T* const in = x + c * channel_plane;
+        // Plane 0's row of tiles t0 for channel c (plane a's is a_plane values on), after its
+        // left padding; only a chunk's first row has that padding stored on its own.
+        T* const first = v + c * lay.plane + t0 * lay.pitch;
+        if (t0 == 0)
+            for (std::size_t a = 0; a < planes; ++a) zero_run(first + a * a_plane, left);
         for (std::size_t i = 0; i < lay.tiles_h; ++i) {
+            // Up to the end of the tile's last row (its channel's first row, for a tile whose
+            // rows all lie in the top padding).
+            const std::size_t end = std::min(Tile * i + planes, g.height + g.pad_h);
+            prefetch.upto(in + (end > g.pad_h ? end - g.pad_h : 0) * width);
+            // The padded input's rows Tile i .. Tile i + planes - 1: a run of the input's rows
+            // for every tile that lies inside it (no branch per row), else row by row.
             const T* d[planes];
-            T* out[planes];
-            for (std::size_t a = 0; a < planes; ++a) {
-                const std::size_t u = Tile * i + a;
-                d[a] = u < g.pad_h || u - g.pad_h >= g.height ? zeros : in + (u - g.pad_h) * width;
-                out[a] = v + a * a_plane + c * lay.plane + (t0 + i) * lay.pitch;
-                if (t0 + i == 0) zero_run(out[a], left);
-                out[a] += left;
+            const std::size_t top = Tile * i;
+            if (top >= g.pad_h && top - g.pad_h + planes <= g.height) {
+                const T* const rows = in + (top - g.pad_h) * width;
+                for (std::size_t a = 0; a < planes; ++a) d[a] = rows + a * width;
+            } else {
+                for (std::size_t a = 0; a < planes; ++a) {
+                    const std::size_t u = top + a;
+                    d[a] = u < g.pad_h || u - g.pad_h >= g.height ? zeros : in + (u - g.pad_h) * width;
+                }
             }
+            T* const out = first + i * lay.pitch + left;
+            const auto put = [&](std::size_t a, std::size_t j, reg value) { V::storeu(out + a * a_plane + j, value); };
             // The planes' whole vectors at column j from the rows' values r there.
             for_each_column_vector(d, width, [&](std::size_t j, std::size_t, const reg* r) {
                 if constexpr (Tile == 2) {
-                    V::storeu(out[0] + j, V::sub(r[0], r[2]));
-                    V::storeu(out[1] + j, V::add(r[1], r[2]));
-                    V::storeu(out[2] + j, V::sub(r[2], r[1]));
-                    V::storeu(out[3] + j, V::sub(r[1], r[3]));
+                    put(0, j, V::sub(r[0], r[2]));
+                    put(1, j, V::add(r[1], r[2]));
+                    put(2, j, V::sub(r[2], r[1]));
+                    put(3, j, V::sub(r[1], r[3]));
                 } else {
                     const auto d42 = V::sub(r[4], r[2]);
-                    V::storeu(out[0] + j, V::fma(four, r[0], V::fma(minus_five, r[2], r[4])));
-                    V::storeu(out[1] + j, V::fma(minus_four, V::add(r[1], r[2]), V::add(r[3], r[4])));
-                    V::storeu(out[2] + j, V::fma(four, V::sub(r[1], r[2]), V::sub(r[4], r[3])));
-                    V::storeu(out[3] + j, V::fma(two, V::sub(r[3], r[1]), d42));
-                    V::storeu(out[4] + j, V::fma(two, V::sub(r[1], r[3]), d42));
-                    V::storeu(out[5] + j, V::fma(four, r[1], V::fma(minus_five, r[3], r[5])));
+                    put(0, j, V::fma(four, r[0], V::fma(minus_five, r[2], r[4])));
+                    put(1, j, V::fma(minus_four, V::add(r[1], r[2]), V::add(r[3], r[4])));
+                    put(2, j, V::fma(four, V::sub(r[1], r[2]), V::sub(r[4], r[3])));
+                    put(3, j, V::fma(two, V::sub(r[3], r[1]), d42));
+                    put(4, j, V::fma(two, V::sub(r[1], r[3]), d42));
+                    put(5, j, V::fma(four, r[1], V::fma(minus_five, r[3], r[5])));
                 }
             });
             for (std::size_t j = covered; j < width + gap; j += V::lanes)
-                for (std::size_t a = 0; a < planes; ++a) V::storeu(out[a] + j, V::zero());
+                for (std::size_t a = 0; a < planes; ++a) put(a, j, V::zero());
         }
     }
 }
@@ -252,12 +268,15 @@ void winograd_outputs_tiled(const T* __restrict m, const ConvGeometry& g, const 
     const std::size_t a_plane = g.filters * lay.plane, width = g.out_w;
     const T zero{0}, two_ = 2, four_ = 4, eight_ = 8;
     const auto two = V::broadcast(&two_), four = V::broadcast(&four_), eight = V::broadcast(&eight_);
+    StreamPrefetch<true> prefetch(y, y + g.filters * g.out_h * width);
     for (std::size_t k = 0; k < g.filters; ++k) {
         T* const out = y + k * g.out_h * width;
         const reg bk = V::broadcast(bias.empty() ? &zero : &bias[k]);
         for (std::size_t i = 0; i < lay.tiles_h; ++i) {
+            prefetch.upto(out + std::min(Tile * (i + 1), g.out_h) * width);
             const T* r[planes];
-            for (std::size_t a = 0; a < planes; ++a) r[a] = m + a * a_plane + k * lay.plane + (t0 + i) * lay.pitch;
+            const T* const plane0 = m + k * lay.plane + (t0 + i) * lay.pitch;
+            for (std::size_t a = 0; a < planes; ++a) r[a] = plane0 + a * a_plane;
             const std::size_t rows = std::min(Tile, g.out_h - Tile * i);
             T* const top = out + Tile * i * width;
             // The tile's rows at columns j .. j + n - 1 from its planes' values mv there.
