@@ -304,8 +304,8 @@ TEMPLATE_TEST_CASE("Conv2D with per-axis stride and padding, dilation, groups an
         // 22; the input gradient only where the padding is under the filter's size), with per-axis
         // padding up to 3 (wider than the filter's half), in the last of them a height padding of
         // 7 to 9 (taller than a first tile's rows, F(4, 3)'s 6 or F(2, 3)'s 4), and odd and even
-        // output heights.
-        // (Earlier trials with 3-row filters and unit strides on two channels or more take it too.)
+        // output heights. (Earlier trials with 3-row filters and unit strides on two channels or
+        // more take it too.)
         if (trial >= 74 && trial < 78) {
             groups = 1;
             fh = 3;

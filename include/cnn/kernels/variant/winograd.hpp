@@ -273,12 +273,12 @@ void winograd_outputs_tiled(const T* __restrict m, const ConvGeometry& g, const 
         T* const out = y + k * g.out_h * width;
         const reg bk = V::broadcast(bias.empty() ? &zero : &bias[k]);
         for (std::size_t i = 0; i < lay.tiles_h; ++i) {
-            prefetch.upto(out + std::min(Tile * (i + 1), g.out_h) * width);
+            const std::size_t rows = std::min(Tile, g.out_h - Tile * i);
+            T* const top = out + Tile * i * width;
+            prefetch.upto(top + rows * width);
             const T* r[planes];
             const T* const plane0 = m + k * lay.plane + (t0 + i) * lay.pitch;
             for (std::size_t a = 0; a < planes; ++a) r[a] = plane0 + a * a_plane;
-            const std::size_t rows = std::min(Tile, g.out_h - Tile * i);
-            T* const top = out + Tile * i * width;
             // The tile's rows at columns j .. j + n - 1 from its planes' values mv there.
             for_each_column_vector(r, width, [&](std::size_t j, std::size_t n, const reg* mv) {
                 const auto put = [&](std::size_t row, reg value) {
